@@ -1,0 +1,16 @@
+package org.moeserve.runtime.engine;
+
+import org.moeserve.runtime.model.ExpertWeights;
+
+/**
+ * Where the MoE block gets expert weights: the seam the expert cache plugs into. The block calls
+ * {@link #acquire} for every expert a step routes to, computes, then {@link #release}s it; between the two the
+ * weights must stay valid (a cache pins them). An implementation may block in acquire (a miss that stalls on a
+ * transfer) but must return the weights of exactly that logical expert: where experts live changes when work
+ * happens, never the result.
+ */
+public interface ExpertStore {
+    ExpertWeights acquire(int layer, int expert);
+
+    default void release(int layer, int expert) {}
+}

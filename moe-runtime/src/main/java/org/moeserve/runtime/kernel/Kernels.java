@@ -1,0 +1,285 @@
+package org.moeserve.runtime.kernel;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
+import org.moeserve.runtime.model.DType;
+import org.moeserve.runtime.model.Tensor;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
+/**
+ * The hot math of the forward pass, as in llama2.c's run.c: one function per kind of math, each over arrays or
+ * {@link MemorySegment}s, static and allocation-free. Every Vector API kernel has a scalar twin named
+ * {@code ...Scalar} beside it; tests hold each pair to a stated tolerance. Weights are BF16, F16 or F32 in
+ * little-endian memory (a slice of the mmap'd checkpoint); activations are fp32 heap arrays.
+ *
+ * <p>Determinism: every kernel reduces in an order fixed by the vector length alone, never by the batch size
+ * or the thread count, so a token's result is bit-identical whether it runs alone or in a batch.
+ */
+public final class Kernels {
+    private Kernels() {}
+
+    static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
+    static final VectorSpecies<Short> S = VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
+    static final int L = F.length();
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
+    private static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
+
+    /** Minimum multiply-adds per parallel chunk: below this a fork costs more than it saves. */
+    static final int GRAIN_MACS = 1 << 15;
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Dot products: one row of a weight matrix against an fp32 vector
+    // ---------------------------------------------------------------------------------------------------------
+
+    /** sum_i W[row, i] * x[i] for a row of n elements starting at element {@code rowStart} of {@code w}. */
+    public static float dot(Tensor w, long rowStart, float[] x, int n) {
+        return switch (w.dtype()) {
+            case F32 -> dotF32(w.data(), rowStart * 4, x, n);
+            case BF16 -> dotBf16(w.data(), rowStart * 2, x, n);
+            case F16 -> dotF16(w.data(), rowStart * 2, x, n);
+        };
+    }
+
+    public static float dotScalar(Tensor w, long rowStart, float[] x, int n) {
+        float s = 0;
+        for (int i = 0; i < n; i++) s += w.get(rowStart + i) * x[i];
+        return s;
+    }
+
+    static float dotF32(MemorySegment w, long off, float[] x, int n) {
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        int i = 0;
+        for (int up = n - n % (4 * L); i < up; i += 4 * L) {
+            long o = off + (long) i * 4;
+            a0 = FloatVector.fromMemorySegment(F, w, o, LE).fma(FloatVector.fromArray(F, x, i), a0);
+            a1 = FloatVector.fromMemorySegment(F, w, o + 4L * L, LE).fma(FloatVector.fromArray(F, x, i + L), a1);
+            a2 = FloatVector.fromMemorySegment(F, w, o + 8L * L, LE).fma(FloatVector.fromArray(F, x, i + 2 * L), a2);
+            a3 = FloatVector.fromMemorySegment(F, w, o + 12L * L, LE).fma(FloatVector.fromArray(F, x, i + 3 * L), a3);
+        }
+        for (int up = n - n % L; i < up; i += L) {
+            a0 = FloatVector.fromMemorySegment(F, w, off + (long) i * 4, LE).fma(FloatVector.fromArray(F, x, i), a0);
+        }
+        float s = a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) s += w.get(F32, off + (long) i * 4) * x[i];
+        return s;
+    }
+
+    /** BF16 is the top half of an fp32: widen each 16-bit lane to 32 bits and shift it up. */
+    private static FloatVector bf16(MemorySegment w, long off) {
+        ShortVector s = ShortVector.fromMemorySegment(S, w, off, LE);
+        return ((IntVector) s.convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16)
+                .reinterpretAsFloats();
+    }
+
+    static float dotBf16(MemorySegment w, long off, float[] x, int n) {
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        int i = 0;
+        for (int up = n - n % (4 * L); i < up; i += 4 * L) {
+            long o = off + (long) i * 2;
+            a0 = bf16(w, o).fma(FloatVector.fromArray(F, x, i), a0);
+            a1 = bf16(w, o + 2L * L).fma(FloatVector.fromArray(F, x, i + L), a1);
+            a2 = bf16(w, o + 4L * L).fma(FloatVector.fromArray(F, x, i + 2 * L), a2);
+            a3 = bf16(w, o + 6L * L).fma(FloatVector.fromArray(F, x, i + 3 * L), a3);
+        }
+        for (int up = n - n % L; i < up; i += L) {
+            a0 = bf16(w, off + (long) i * 2).fma(FloatVector.fromArray(F, x, i), a0);
+        }
+        float s = a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) s += Float.intBitsToFloat((w.get(I16, off + (long) i * 2) & 0xffff) << 16) * x[i];
+        return s;
+    }
+
+    /**
+     * F16 rows: the Vector API has no half-float widening we can rely on here, so the row is widened with
+     * {@link Float#float16ToFloat} (an intrinsic, VCVTPH2PS) in blocks of 4L and multiplied by vectors.
+     */
+    static float dotF16(MemorySegment w, long off, float[] x, int n) {
+        float[] buf = new float[4 * L]; // escape analysis keeps this off the heap in the compiled loop
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        int i = 0;
+        for (int up = n - n % (4 * L); i < up; i += 4 * L) {
+            for (int j = 0; j < 4 * L; j++) buf[j] = Float.float16ToFloat(w.get(I16, off + (long) (i + j) * 2));
+            a0 = FloatVector.fromArray(F, buf, 0).fma(FloatVector.fromArray(F, x, i), a0);
+            a1 = FloatVector.fromArray(F, buf, L).fma(FloatVector.fromArray(F, x, i + L), a1);
+            a2 = FloatVector.fromArray(F, buf, 2 * L).fma(FloatVector.fromArray(F, x, i + 2 * L), a2);
+            a3 = FloatVector.fromArray(F, buf, 3 * L).fma(FloatVector.fromArray(F, x, i + 3 * L), a3);
+        }
+        float s = a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) s += Float.float16ToFloat(w.get(I16, off + (long) i * 2)) * x[i];
+        return s;
+    }
+
+    /** sum_i a[ao+i] * b[bo+i] over fp32 arrays (attention scores). */
+    public static float dot(float[] a, int ao, float[] b, int bo, int n) {
+        FloatVector acc = FloatVector.zero(F);
+        int i = 0;
+        for (int up = n - n % L; i < up; i += L) {
+            acc = FloatVector.fromArray(F, a, ao + i).fma(FloatVector.fromArray(F, b, bo + i), acc);
+        }
+        float s = acc.reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) s += a[ao + i] * b[bo + i];
+        return s;
+    }
+
+    public static float dotScalar(float[] a, int ao, float[] b, int bo, int n) {
+        float s = 0;
+        for (int i = 0; i < n; i++) s += a[ao + i] * b[bo + i];
+        return s;
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Matrix products
+    // ---------------------------------------------------------------------------------------------------------
+
+    /**
+     * W (d,n) @ x (n,) -> out (d,): the decode-time product, bound by the bandwidth of reading W.
+     * Rows of W are split over the pool's threads.
+     */
+    public static void matvec(Tensor w, float[] x, float[] out, Parallel par) {
+        int d = w.rows(), n = w.cols();
+        par.forRange(d, Math.max(1, GRAIN_MACS / n), (lo, hi) -> {
+            for (int j = lo; j < hi; j++) out[j] = dot(w, (long) j * n, x, n);
+        });
+    }
+
+    public static void matvecScalar(Tensor w, float[] x, float[] out) {
+        int d = w.rows(), n = w.cols();
+        for (int j = 0; j < d; j++) out[j] = dotScalar(w, (long) j * n, x, n);
+    }
+
+    /**
+     * W (d,n) @ x[r] (n,) -> out[r] (d,) for r in [0, rows): a small matrix-matrix product (prefill, batched
+     * decode, an expert's group of tokens). Each row of W is read once from memory and then stays in L1 while
+     * every input row uses it; rows of W are split over the pool's threads.
+     */
+    public static void matmul(Tensor w, float[][] x, int rows, float[][] out, Parallel par) {
+        int d = w.rows(), n = w.cols();
+        if (rows == 1) {
+            matvec(w, x[0], out[0], par);
+            return;
+        }
+        par.forRange(d, Math.max(1, GRAIN_MACS / (n * rows)), (lo, hi) -> {
+            for (int j = lo; j < hi; j++) {
+                long start = (long) j * n;
+                for (int r = 0; r < rows; r++) out[r][j] = dot(w, start, x[r], n);
+            }
+        });
+    }
+
+    public static void matmulScalar(Tensor w, float[][] x, int rows, float[][] out) {
+        for (int r = 0; r < rows; r++) matvecScalar(w, x[r], out[r]);
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Element-wise and normalisation
+    // ---------------------------------------------------------------------------------------------------------
+
+    /** out[o..o+n) = x[o..o+n) / sqrt(mean(x^2) + eps) * w[0..n) (HF's RMSNorm in fp32). out may be x. */
+    public static void rmsnorm(float[] out, float[] x, int o, float[] w, int n, float eps) {
+        FloatVector acc = FloatVector.zero(F);
+        int i = 0;
+        for (int up = n - n % L; i < up; i += L) {
+            FloatVector v = FloatVector.fromArray(F, x, o + i);
+            acc = v.fma(v, acc);
+        }
+        float ss = acc.reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) ss += x[o + i] * x[o + i];
+        float inv = (float) (1.0 / Math.sqrt(ss / n + eps));
+        i = 0;
+        for (int up = n - n % L; i < up; i += L) {
+            FloatVector.fromArray(F, x, o + i).mul(inv).mul(FloatVector.fromArray(F, w, i)).intoArray(out, o + i);
+        }
+        for (; i < n; i++) out[o + i] = x[o + i] * inv * w[i];
+    }
+
+    public static void rmsnormScalar(float[] out, float[] x, int o, float[] w, int n, float eps) {
+        float ss = 0;
+        for (int i = 0; i < n; i++) ss += x[o + i] * x[o + i];
+        float inv = (float) (1.0 / Math.sqrt(ss / n + eps));
+        for (int i = 0; i < n; i++) out[o + i] = x[o + i] * inv * w[i];
+    }
+
+    /** y[yo..yo+n) += a * x[xo..xo+n). */
+    public static void axpy(float a, float[] x, int xo, float[] y, int yo, int n) {
+        int i = 0;
+        for (int up = n - n % L; i < up; i += L) {
+            FloatVector.fromArray(F, x, xo + i).fma(FloatVector.broadcast(F, a), FloatVector.fromArray(F, y, yo + i)).intoArray(y, yo + i);
+        }
+        for (; i < n; i++) y[yo + i] += a * x[xo + i];
+    }
+
+    public static void axpyScalar(float a, float[] x, int xo, float[] y, int yo, int n) {
+        for (int i = 0; i < n; i++) y[yo + i] += a * x[xo + i];
+    }
+
+    /** gate[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + e^-g): SwiGLU's activation. */
+    public static void swiglu(float[] gate, float[] up, int n) {
+        int i = 0;
+        for (int upTo = n - n % L; i < upTo; i += L) {
+            FloatVector g = FloatVector.fromArray(F, gate, i);
+            FloatVector s = g.div(g.neg().lanewise(VectorOperators.EXP).add(1f));
+            s.mul(FloatVector.fromArray(F, up, i)).intoArray(gate, i);
+        }
+        for (; i < n; i++) gate[i] = (float) (gate[i] / (1.0 + Math.exp(-gate[i]))) * up[i];
+    }
+
+    public static void swigluScalar(float[] gate, float[] up, int n) {
+        for (int i = 0; i < n; i++) gate[i] = (float) (gate[i] / (1.0 + Math.exp(-gate[i]))) * up[i];
+    }
+
+    /** In-place softmax over x[o..o+n), in fp32 with the max subtracted. */
+    public static void softmax(float[] x, int o, int n) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (int i = 0; i < n; i++) max = Math.max(max, x[o + i]);
+        float sum = 0;
+        for (int i = 0; i < n; i++) {
+            float e = (float) Math.exp(x[o + i] - max);
+            x[o + i] = e;
+            sum += e;
+        }
+        float inv = 1f / sum;
+        for (int i = 0; i < n; i++) x[o + i] *= inv;
+    }
+
+    /**
+     * The k largest of p[0..n) into idx/val, largest first; ties go to the lower index (torch.topk's order on
+     * equal values is unspecified, this one is fixed).
+     */
+    public static void topK(float[] p, int n, int k, int[] idx, float[] val) {
+        for (int j = 0; j < k; j++) { idx[j] = -1; val[j] = Float.NEGATIVE_INFINITY; }
+        for (int i = 0; i < n; i++) {
+            float v = p[i];
+            if (idx[k - 1] >= 0 && v <= val[k - 1]) continue;
+            int j = k - 1;
+            while (j > 0 && (idx[j - 1] < 0 || v > val[j - 1])) {
+                idx[j] = idx[j - 1];
+                val[j] = val[j - 1];
+                j--;
+            }
+            idx[j] = i;
+            val[j] = v;
+        }
+    }
+
+    /**
+     * RoPE in HF's rotate-half convention on one head of {@code headDim} at x[o..): for i < headDim/2,
+     * (x_i, x_{i+half}) -> (x_i cos - x_{i+half} sin, x_{i+half} cos + x_i sin) with the angles of this position.
+     */
+    public static void rope(float[] x, int o, int headDim, float[] cos, float[] sin) {
+        int half = headDim / 2;
+        for (int i = 0; i < half; i++) {
+            float a = x[o + i], b = x[o + i + half];
+            x[o + i] = a * cos[i] - b * sin[i];
+            x[o + i + half] = b * cos[i] + a * sin[i];
+        }
+    }
+}

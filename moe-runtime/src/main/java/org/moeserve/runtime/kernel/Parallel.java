@@ -1,0 +1,109 @@
+package org.moeserve.runtime.kernel;
+
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.locks.LockSupport;
+
+/**
+ * A fixed set of worker threads for data-parallel loops: {@link #forEach(int, Body)} runs body(0..n-1) on the
+ * caller plus {@code threads - 1} workers, pulling indices from a shared counter, and returns when all are done.
+ * Each index writes only its own outputs, so results do not depend on the thread count or on scheduling. Not
+ * re-entrant: a body must not call forEach on the same pool (kernels take a {@code Parallel} or {@link #SERIAL}).
+ */
+public final class Parallel implements AutoCloseable {
+    @FunctionalInterface
+    public interface Body { void run(int index); }
+
+    /** Runs everything on the caller. */
+    public static final Parallel SERIAL = new Parallel(1);
+
+    private final int threads;
+    private final Thread[] workers;
+    private final BlockingQueue<Job> queue;
+
+    private static final class Job {
+        final Body body;
+        final int n;
+        final AtomicInteger next = new AtomicInteger();
+        final AtomicInteger done = new AtomicInteger();
+        final AtomicReference<Throwable> error = new AtomicReference<>();
+        final Thread owner = Thread.currentThread();
+
+        Job(Body body, int n) { this.body = body; this.n = n; }
+
+        void work() {
+            int i;
+            while ((i = next.getAndIncrement()) < n) {
+                try {
+                    if (error.get() == null) body.run(i);
+                } catch (Throwable t) {
+                    error.compareAndSet(null, t);
+                } finally {
+                    if (done.incrementAndGet() == n) LockSupport.unpark(owner);
+                }
+            }
+        }
+    }
+
+    public Parallel(int threads) {
+        if (threads < 1) throw new IllegalArgumentException("threads is " + threads + " but must be >= 1");
+        this.threads = threads;
+        this.workers = new Thread[threads - 1];
+        this.queue = new ArrayBlockingQueue<>(Math.max(1, threads * 4));
+        for (int i = 0; i < workers.length; i++) {
+            workers[i] = Thread.ofPlatform().daemon().name("moe-kernel-" + (i + 1)).start(this::loop);
+        }
+    }
+
+    public int threads() { return threads; }
+
+    private void loop() {
+        try {
+            while (true) {
+                Job j = queue.take();
+                if (j.body == null) return;
+                j.work();
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /** Runs body(i) for i in [0, n); blocks until all are done; rethrows the first failure. */
+    public void forEach(int n, Body body) {
+        if (n <= 0) return;
+        if (threads == 1 || n == 1) {
+            for (int i = 0; i < n; i++) body.run(i);
+            return;
+        }
+        Job job = new Job(body, n);
+        for (int w = 0; w < Math.min(workers.length, n - 1); w++) queue.offer(job);
+        job.work();
+        while (job.done.get() < n) LockSupport.park(this);
+        Throwable t = job.error.get();
+        if (t instanceof RuntimeException re) throw re;
+        if (t instanceof Error er) throw er;
+        if (t != null) throw new RuntimeException(t);
+    }
+
+    /** Splits [0, n) into about 4 chunks per thread of at least {@code grain} and runs body(lo, hi) on each. */
+    public void forRange(int n, int grain, RangeBody body) {
+        int chunks = Math.max(1, Math.min(threads * 4, n / Math.max(1, grain)));
+        if (threads == 1 || chunks == 1) {
+            body.run(0, n);
+            return;
+        }
+        forEach(chunks, c -> body.run((int) ((long) n * c / chunks), (int) ((long) n * (c + 1) / chunks)));
+    }
+
+    @FunctionalInterface
+    public interface RangeBody { void run(int lo, int hi); }
+
+    @Override
+    public void close() {
+        if (this == SERIAL) return;
+        for (Thread ignored : workers) queue.offer(new Job(null, 0));
+    }
+}

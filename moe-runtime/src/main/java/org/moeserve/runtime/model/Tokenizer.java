@@ -1,0 +1,122 @@
+package org.moeserve.runtime.model;
+
+import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
+import com.fasterxml.jackson.databind.JsonNode;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Iterator;
+import java.util.Map;
+
+/**
+ * The model's tokenizer.json, encoded by the Hugging Face tokenizers library (through DJL, native code bundled
+ * in its jar). Decoding is ours: for byte-level BPE vocabularies (GPT-2 style byte-to-unicode map, as every
+ * bundled model uses) each token maps to the bytes it stands for, so a stream of tokens can be turned into
+ * text incrementally without splitting a UTF-8 character ({@link #tokenBytes}). BOS is prepended only where
+ * tokenizer_config.json says {@code add_bos_token: true}.
+ */
+public final class Tokenizer implements AutoCloseable {
+    private final HuggingFaceTokenizer hf;
+    private final byte[][] tokenBytes;   // id -> bytes; special tokens -> empty
+    private final boolean addBos;
+    private final int bosId;
+
+    private Tokenizer(HuggingFaceTokenizer hf, byte[][] tokenBytes, boolean addBos, int bosId) {
+        this.hf = hf;
+        this.tokenBytes = tokenBytes;
+        this.addBos = addBos;
+        this.bosId = bosId;
+    }
+
+    public static Tokenizer load(Path modelDir, ModelConfig config) {
+        Path file = modelDir.resolve("tokenizer.json");
+        if (!Files.isRegularFile(file)) {
+            throw new CheckpointException(file + ": file not found; the model directory needs its tokenizer.json");
+        }
+        // DJL extracts its native library into a cache directory; default it somewhere writable and stable.
+        if (System.getProperty("DJL_CACHE_DIR") == null && System.getenv("DJL_CACHE_DIR") == null) {
+            System.setProperty("DJL_CACHE_DIR",
+                    Path.of(System.getProperty("user.home"), ".cache", "moe-serve", "djl").toString());
+        }
+        HuggingFaceTokenizer hf;
+        try {
+            hf = HuggingFaceTokenizer.builder().optTokenizerPath(file).optAddSpecialTokens(false)
+                    .optTruncation(false).optPadding(false).build();
+        } catch (IOException | RuntimeException e) {
+            throw new CheckpointException(file + ": cannot load tokenizer: " + e.getMessage(), e);
+        }
+        JsonNode tj = Checkpoint.readJson(file);
+        byte[][] bytes = new byte[config.vocabSize()][];
+        Arrays.fill(bytes, new byte[0]);
+        Map<Integer, Byte> unicodeToByte = byteLevelDecoder();
+        for (Iterator<Map.Entry<String, JsonNode>> it = tj.path("model").path("vocab").properties().iterator(); it.hasNext(); ) {
+            Map.Entry<String, JsonNode> e = it.next();
+            int id = e.getValue().asInt();
+            if (id < 0 || id >= bytes.length) continue;
+            bytes[id] = decodeByteLevel(e.getKey(), unicodeToByte);
+        }
+        for (JsonNode t : tj.path("added_tokens")) {
+            int id = t.path("id").asInt(-1);
+            if (id >= 0 && id < bytes.length && !t.path("special").asBoolean(false)) {
+                bytes[id] = t.path("content").asText().getBytes(StandardCharsets.UTF_8);
+            }
+        }
+        boolean addBos = false;
+        Path tc = modelDir.resolve("tokenizer_config.json");
+        if (Files.isRegularFile(tc)) addBos = Checkpoint.readJson(tc).path("add_bos_token").asBoolean(false);
+        return new Tokenizer(hf, bytes, addBos, config.bosTokenId());
+    }
+
+    /** GPT-2's byte-to-unicode table, inverted: printable bytes map to themselves, the rest to 256+n. */
+    private static Map<Integer, Byte> byteLevelDecoder() {
+        Map<Integer, Byte> m = new HashMap<>();
+        int n = 0;
+        for (int b = 0; b < 256; b++) {
+            boolean printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+            m.put(printable ? b : 256 + n++, (byte) b);
+        }
+        return m;
+    }
+
+    private static byte[] decodeByteLevel(String token, Map<Integer, Byte> table) {
+        byte[] out = new byte[token.length()];
+        int len = 0;
+        for (int i = 0; i < token.length(); ) {
+            int cp = token.codePointAt(i);
+            i += Character.charCount(cp);
+            Byte b = table.get(cp);
+            if (b == null) return token.getBytes(StandardCharsets.UTF_8); // not byte-level: take it literally
+            out[len++] = b;
+        }
+        return Arrays.copyOf(out, len);
+    }
+
+    /** Token ids of {@code text}, with BOS first where the tokenizer config asks for it. */
+    public int[] encode(String text) {
+        long[] ids = hf.encode(text, false, false).getIds();
+        int off = addBos && bosId >= 0 ? 1 : 0;
+        int[] out = new int[ids.length + off];
+        if (off == 1) out[0] = bosId;
+        for (int i = 0; i < ids.length; i++) out[i + off] = (int) ids[i];
+        return out;
+    }
+
+    /** The bytes token {@code id} stands for; empty for special tokens. */
+    public byte[] tokenBytes(int id) {
+        return id >= 0 && id < tokenBytes.length ? tokenBytes[id] : new byte[0];
+    }
+
+    /** Text of a token sequence (special tokens dropped; invalid UTF-8 becomes U+FFFD). */
+    public String decode(int[] ids) {
+        java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+        for (int id : ids) out.writeBytes(tokenBytes(id));
+        return out.toString(StandardCharsets.UTF_8);
+    }
+
+    @Override
+    public void close() { hf.close(); }
+}
