@@ -20,7 +20,11 @@ import java.nio.ByteOrder;
  * little-endian memory (a slice of the mmap'd checkpoint); activations are fp32 heap arrays.
  *
  * <p>Determinism: every kernel reduces in an order fixed by the vector length alone, never by the batch size
- * or the thread count, so a token's result is bit-identical whether it runs alone or in a batch.
+ * or the thread count, so a token's result is bit-identical whether it runs alone or in a batch. Two Vector API
+ * operations are avoided for this reason: {@code reduceLanes(ADD)} and {@code lanewise(EXP)} give results that
+ * differ in the last bit between the interpreter's fallback and C2's intrinsic, so the same token would change
+ * as the code warms up. Lanes are summed in lane order ({@link #sum}) and exp is {@link Math#exp}, which runs
+ * the same stub at every tier.
  */
 public final class Kernels {
     private Kernels() {}
@@ -68,7 +72,7 @@ public final class Kernels {
         for (int up = n - n % L; i < up; i += L) {
             a0 = FloatVector.fromMemorySegment(F, w, off + (long) i * 4, LE).fma(FloatVector.fromArray(F, x, i), a0);
         }
-        float s = a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD);
+        float s = sum(a0.add(a1).add(a2.add(a3)));
         for (; i < n; i++) s += w.get(F32, off + (long) i * 4) * x[i];
         return s;
     }
@@ -93,7 +97,7 @@ public final class Kernels {
         for (int up = n - n % L; i < up; i += L) {
             a0 = bf16(w, off + (long) i * 2).fma(FloatVector.fromArray(F, x, i), a0);
         }
-        float s = a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD);
+        float s = sum(a0.add(a1).add(a2.add(a3)));
         for (; i < n; i++) s += Float.intBitsToFloat((w.get(I16, off + (long) i * 2) & 0xffff) << 16) * x[i];
         return s;
     }
@@ -113,8 +117,15 @@ public final class Kernels {
             a2 = FloatVector.fromArray(F, buf, 2 * L).fma(FloatVector.fromArray(F, x, i + 2 * L), a2);
             a3 = FloatVector.fromArray(F, buf, 3 * L).fma(FloatVector.fromArray(F, x, i + 3 * L), a3);
         }
-        float s = a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD);
+        float s = sum(a0.add(a1).add(a2.add(a3)));
         for (; i < n; i++) s += Float.float16ToFloat(w.get(I16, off + (long) i * 2)) * x[i];
+        return s;
+    }
+
+    /** The lanes of v added in lane order: the same bits in the interpreter and in compiled code. */
+    static float sum(FloatVector v) {
+        float s = 0;
+        for (int i = 0; i < L; i++) s += v.lane(i);
         return s;
     }
 
@@ -125,7 +136,7 @@ public final class Kernels {
         for (int up = n - n % L; i < up; i += L) {
             acc = FloatVector.fromArray(F, a, ao + i).fma(FloatVector.fromArray(F, b, bo + i), acc);
         }
-        float s = acc.reduceLanes(VectorOperators.ADD);
+        float s = sum(acc);
         for (; i < n; i++) s += a[ao + i] * b[bo + i];
         return s;
     }
@@ -191,7 +202,7 @@ public final class Kernels {
             FloatVector v = FloatVector.fromArray(F, x, o + i);
             acc = v.fma(v, acc);
         }
-        float ss = acc.reduceLanes(VectorOperators.ADD);
+        float ss = sum(acc);
         for (; i < n; i++) ss += x[o + i] * x[o + i];
         float inv = (float) (1.0 / Math.sqrt(ss / n + eps));
         i = 0;
@@ -221,15 +232,17 @@ public final class Kernels {
         for (int i = 0; i < n; i++) y[yo + i] += a * x[xo + i];
     }
 
-    /** gate[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + e^-g): SwiGLU's activation. */
+    /**
+     * gate[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + e^-g): SwiGLU's activation. The sigmoid is scalar
+     * (Math.exp, for determinism, see the class comment); the products are vectors.
+     */
     public static void swiglu(float[] gate, float[] up, int n) {
+        for (int i = 0; i < n; i++) gate[i] = (float) (gate[i] / (1.0 + Math.exp(-gate[i])));
         int i = 0;
         for (int upTo = n - n % L; i < upTo; i += L) {
-            FloatVector g = FloatVector.fromArray(F, gate, i);
-            FloatVector s = g.div(g.neg().lanewise(VectorOperators.EXP).add(1f));
-            s.mul(FloatVector.fromArray(F, up, i)).intoArray(gate, i);
+            FloatVector.fromArray(F, gate, i).mul(FloatVector.fromArray(F, up, i)).intoArray(gate, i);
         }
-        for (; i < n; i++) gate[i] = (float) (gate[i] / (1.0 + Math.exp(-gate[i]))) * up[i];
+        for (; i < n; i++) gate[i] *= up[i];
     }
 
     public static void swigluScalar(float[] gate, float[] up, int n) {

@@ -61,9 +61,9 @@ public final class Tokenizer implements AutoCloseable {
         }
         for (JsonNode t : tj.path("added_tokens")) {
             int id = t.path("id").asInt(-1);
-            if (id >= 0 && id < bytes.length && !t.path("special").asBoolean(false)) {
-                bytes[id] = t.path("content").asText().getBytes(StandardCharsets.UTF_8);
-            }
+            if (id < 0 || id >= bytes.length) continue;
+            bytes[id] = t.path("special").asBoolean(false) ? new byte[0]
+                    : t.path("content").asText().getBytes(StandardCharsets.UTF_8);
         }
         boolean addBos = false;
         Path tc = modelDir.resolve("tokenizer_config.json");

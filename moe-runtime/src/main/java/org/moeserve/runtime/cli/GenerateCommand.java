@@ -1,0 +1,76 @@
+package org.moeserve.runtime.cli;
+
+import org.moeserve.runtime.engine.Engine;
+import org.moeserve.runtime.engine.Generator;
+import org.moeserve.runtime.engine.SamplingParams;
+import org.moeserve.runtime.kernel.Parallel;
+import org.moeserve.runtime.model.MoeModel;
+import org.moeserve.runtime.model.TextStream;
+import org.moeserve.runtime.model.Tokenizer;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+
+/** {@code moe generate}: one prompt, the continuation streamed to stdout, then prefill and decode speed. */
+@Command(name = "generate", mixinStandardHelpOptions = true,
+        description = "Continue a prompt; print the text, then prefill and decode tokens/s.")
+final class GenerateCommand implements Callable<Integer> {
+    @Mixin
+    ModelOptions model = new ModelOptions();
+
+    @Option(names = "--prompt", required = true, paramLabel = "TEXT", description = "The prompt.")
+    String prompt;
+
+    @Option(names = "--max-tokens", paramLabel = "N", description = "Tokens to generate (default ${DEFAULT-VALUE}).")
+    int maxTokens = 64;
+
+    @Option(names = "--greedy", description = "Pick the most likely token every time (same as --temperature 0).")
+    boolean greedy;
+
+    @Option(names = "--temperature", paramLabel = "T", description = "Sampling temperature (default ${DEFAULT-VALUE}).")
+    double temperature = 0.8;
+
+    @Option(names = "--top-p", paramLabel = "P", description = "Nucleus sampling mass (default ${DEFAULT-VALUE}).")
+    double topP = 0.95;
+
+    @Option(names = "--seed", paramLabel = "S", description = "Random seed (default ${DEFAULT-VALUE}).")
+    long seed = 42;
+
+    @Option(names = "--ignore-eos", description = "Keep generating after the end-of-sequence token.")
+    boolean ignoreEos;
+
+    @Override
+    public Integer call() {
+        model.validate();
+        SamplingParams sampling = new SamplingParams(greedy ? 0 : temperature, topP, seed);
+        PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+        try (MoeModel m = MoeModel.load(model.modelDir());
+             Tokenizer tok = Tokenizer.load(m.dir(), m.config());
+             Parallel par = new Parallel(model.threads)) {
+            int[] ids = tok.encode(prompt);
+            int budget = Math.min(maxTokens, m.config().maxPositions() - ids.length);
+            if (budget < maxTokens) {
+                System.err.printf("moe generate: the model's context is %d tokens; generating at most %d%n",
+                        m.config().maxPositions(), Math.max(0, budget));
+            }
+            Generator gen = new Generator(new Engine(m, par));
+            TextStream text = new TextStream();
+            out.print(prompt);
+            Generator.Result r = gen.generate(new Generator.Request(ids, Math.max(0, budget), sampling, !ignoreEos),
+                    t -> out.print(text.push(tok.tokenBytes(t))));
+            out.println(text.finish());
+            Generator.Timing t = gen.lastTiming();
+            out.printf(Locale.ROOT, "%nprefill: %d tokens in %.1f ms (%.1f tokens/s)%n", t.promptTokens(),
+                    t.prefillNanos() / 1e6, t.prefillTokensPerSecond());
+            out.printf(Locale.ROOT, "decode: %d tokens in %.1f ms (%.1f tokens/s); stopped: %s; model %s, %d threads%n",
+                    t.decodeTokens(), t.decodeNanos() / 1e6, t.decodeTokens() == 0 ? 0.0 : t.decodeTokensPerSecond(),
+                    r.stop().name().toLowerCase(Locale.ROOT), m.name(), par.threads());
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,38 @@
+package org.moeserve.runtime.cli;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/**
+ * The {@code moe} command line. Usage errors print the message and the usage on stderr and exit 2; bad input
+ * files (a broken checkpoint, a malformed trace) print one line naming what is wrong and exit 1.
+ */
+@Command(name = "moe", mixinStandardHelpOptions = true, version = "moe-serve 0.1.0",
+        description = "Serve, trace and study Mixture-of-Experts models.",
+        subcommands = {GenerateCommand.class, TraceCommand.class})
+public final class Moe implements Runnable {
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        throw new CommandLine.ParameterException(spec.commandLine(), "name a command: generate or trace");
+    }
+
+    public static CommandLine commandLine() {
+        CommandLine cl = new CommandLine(new Moe());
+        cl.setExecutionExceptionHandler((ex, cmd, parsed) -> {
+            if (ex instanceof IllegalArgumentException || ex instanceof org.moeserve.runtime.model.CheckpointException
+                    || ex instanceof org.moeserve.routing.TraceFormatException || ex instanceof java.io.IOException) {
+                cmd.getErr().println("moe " + cmd.getCommandName() + ": " + ex.getMessage());
+                return 1;
+            }
+            throw ex;
+        });
+        return cl;
+    }
+
+    public static void main(String[] args) {
+        System.exit(commandLine().execute(args));
+    }
+}

@@ -1,0 +1,175 @@
+package org.moeserve.runtime.kernel;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+import org.moeserve.runtime.model.DType;
+import org.moeserve.runtime.model.Tensor;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.Arrays;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Every Vector API kernel against its scalar twin. The two sum in different orders, so they agree to fp32
+ * rounding: |vector - scalar| <= 1e-5 * sum|terms| (a sum of n fp32 products loses at most ~n ulp of the
+ * magnitude sum; 1e-5 covers n up to thousands with margin). Sizes cover the vector tails (n not a multiple
+ * of the lane count or of 4 lanes).
+ */
+class KernelsTest {
+    static final int[] SIZES = {1, 3, 7, 8, 9, 31, 32, 33, 64, 100, 128, 192, 257};
+    static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    /** A (rows, cols) tensor of the dtype holding random values, in little-endian off-heap memory. */
+    static Tensor random(DType dt, int rows, int cols, long seed) {
+        SplittableRandom rnd = new SplittableRandom(seed);
+        MemorySegment seg = java.lang.foreign.Arena.ofAuto().allocate((long) rows * cols * dt.bytes());
+        for (long i = 0; i < (long) rows * cols; i++) {
+            float v = (float) rnd.nextGaussian();
+            switch (dt) {
+                case F32 -> seg.set(F32, i * 4, v);
+                case BF16 -> seg.set(I16, i * 2, (short) (Float.floatToRawIntBits(v) >>> 16));
+                case F16 -> seg.set(I16, i * 2, Float.floatToFloat16(v));
+            }
+        }
+        return new Tensor("w", dt, new int[]{rows, cols}, seg);
+    }
+
+    static float[] vec(int n, long seed) {
+        SplittableRandom rnd = new SplittableRandom(seed);
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) x[i] = (float) rnd.nextGaussian();
+        return x;
+    }
+
+    static void close(float want, float got, double magnitude, String what) {
+        assertTrue(Math.abs(want - got) <= 1e-5 * Math.max(1, magnitude), what + ": scalar " + want + ", vector " + got);
+    }
+
+    @ParameterizedTest
+    @EnumSource(DType.class)
+    void dotMatchesScalarForEveryDtypeAndTail(DType dt) {
+        for (int n : SIZES) {
+            Tensor w = random(dt, 3, n, n);
+            float[] x = vec(n, 100 + n);
+            for (int r = 0; r < 3; r++) {
+                double mag = 0;
+                for (int i = 0; i < n; i++) mag += Math.abs(w.get((long) r * n + i) * x[i]);
+                close(Kernels.dotScalar(w, (long) r * n, x, n), Kernels.dot(w, (long) r * n, x, n), mag, dt + " n=" + n);
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(DType.class)
+    void matvecAndMatmulMatchScalarOnOneAndTwoThreads(DType dt) {
+        try (Parallel two = new Parallel(2)) {
+            for (int[] shape : new int[][]{{192, 128}, {258, 64}, {17, 33}, {512, 512}}) {
+                int d = shape[0], n = shape[1], rows = 5;
+                Tensor w = random(dt, d, n, d * 31L + n);
+                float[][] x = new float[rows][];
+                for (int r = 0; r < rows; r++) x[r] = vec(n, r * 7L + n);
+                float[][] want = new float[rows][d], got1 = new float[rows][d], got2 = new float[rows][d];
+                Kernels.matmulScalar(w, x, rows, want);
+                Kernels.matmul(w, x, rows, got1, Parallel.SERIAL);
+                Kernels.matmul(w, x, rows, got2, two);
+                for (int r = 0; r < rows; r++) {
+                    for (int j = 0; j < d; j++) close(want[r][j], got1[r][j], n, dt + " matmul " + d + "x" + n);
+                    // threads change who computes a row, never how: bit-identical
+                    assertArrayEquals(got1[r], got2[r], "1 vs 2 threads");
+                    // a row alone (matvec) equals the same row in a batch, bit for bit
+                    float[] single = new float[d];
+                    Kernels.matvec(w, x[r], single, two);
+                    assertArrayEquals(got1[r], single, "matvec vs matmul row " + r);
+                }
+            }
+        }
+    }
+
+    @Test
+    void floatArrayDotAxpyRmsnormSwigluMatchScalar() {
+        for (int n : SIZES) {
+            float[] a = vec(n + 5, n), b = vec(n + 9, n + 1), w = vec(n, n + 2);
+            double mag = 0;
+            for (int i = 0; i < n; i++) mag += Math.abs(a[i + 2] * b[i + 4]);
+            close(Kernels.dotScalar(a, 2, b, 4, n), Kernels.dot(a, 2, b, 4, n), mag, "dot n=" + n);
+
+            float[] y1 = b.clone(), y2 = b.clone();
+            Kernels.axpy(0.37f, a, 1, y1, 3, n);
+            Kernels.axpyScalar(0.37f, a, 1, y2, 3, n);
+            for (int i = 0; i < y1.length; i++) close(y2[i], y1[i], Math.abs(b[i]) + 1, "axpy n=" + n);
+
+            float[] o1 = new float[n + 5], o2 = new float[n + 5];
+            Kernels.rmsnorm(o1, a, 5, w, n, 1e-5f);
+            Kernels.rmsnormScalar(o2, a, 5, w, n, 1e-5f);
+            for (int i = 0; i < o1.length; i++) close(o2[i], o1[i], 10, "rmsnorm n=" + n);
+
+            float[] g1 = Arrays.copyOf(a, n), g2 = Arrays.copyOf(a, n);
+            Kernels.swiglu(g1, b, n);
+            Kernels.swigluScalar(g2, b, n);
+            for (int i = 0; i < n; i++) close(g2[i], g1[i], Math.abs(a[i] * b[i]) + 1, "swiglu n=" + n);
+        }
+    }
+
+    @Test
+    void rmsnormHasUnitRootMeanSquareWithUnitWeights() {
+        float[] x = vec(128, 5), ones = new float[128], out = new float[128];
+        Arrays.fill(ones, 1f);
+        Kernels.rmsnorm(out, x, 0, ones, 128, 0f);
+        double ss = 0;
+        for (float v : out) ss += v * v;
+        assertEquals(1.0, Math.sqrt(ss / 128), 1e-5);
+    }
+
+    @Test
+    void softmaxSumsToOneAndTopKMatchesSorting() {
+        SplittableRandom rnd = new SplittableRandom(3);
+        for (int trial = 0; trial < 200; trial++) {
+            int n = 2 + rnd.nextInt(64), k = 1 + rnd.nextInt(Math.min(n, 8));
+            float[] p = vec(n, trial);
+            if (trial % 5 == 0) p[rnd.nextInt(n)] = p[0]; // a tie now and then
+            Kernels.softmax(p, 0, n);
+            double sum = 0;
+            for (float v : p) sum += v;
+            assertEquals(1.0, sum, 1e-5);
+            int[] idx = new int[k];
+            float[] val = new float[k];
+            Kernels.topK(p, n, k, idx, val);
+            Integer[] order = new Integer[n];
+            for (int i = 0; i < n; i++) order[i] = i;
+            Arrays.sort(order, (a, b) -> p[a] != p[b] ? Float.compare(p[b], p[a]) : Integer.compare(a, b));
+            for (int j = 0; j < k; j++) {
+                assertEquals(order[j], idx[j], "top-" + k + " rank " + j);
+                assertEquals(p[order[j]], val[j]);
+            }
+        }
+    }
+
+    @Test
+    void ropeRotatesHalvesAndKeepsNorms() {
+        int hd = 32, half = 16;
+        float[] x = vec(hd, 9), orig = x.clone();
+        float[] cos = new float[half], sin = new float[half];
+        double theta = 10000, pos = 7;
+        for (int i = 0; i < half; i++) {
+            double a = pos / Math.pow(theta, 2.0 * i / hd);
+            cos[i] = (float) Math.cos(a);
+            sin[i] = (float) Math.sin(a);
+        }
+        Kernels.rope(x, 0, hd, cos, sin);
+        for (int i = 0; i < half; i++) {
+            // HF rotate_half: x*cos + rotate_half(x)*sin, rotate_half(x) = (-x2, x1)
+            assertEquals(orig[i] * cos[i] - orig[i + half] * sin[i], x[i], 1e-6);
+            assertEquals(orig[i + half] * cos[i] + orig[i] * sin[i], x[i + half], 1e-6);
+            double n0 = Math.hypot(orig[i], orig[i + half]), n1 = Math.hypot(x[i], x[i + half]);
+            assertEquals(n0, n1, 1e-5);
+        }
+    }
+}
