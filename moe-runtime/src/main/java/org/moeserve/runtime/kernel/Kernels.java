@@ -2,9 +2,7 @@ package org.moeserve.runtime.kernel;
 
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 import org.moeserve.runtime.model.DType;
 import org.moeserve.runtime.model.Tensor;
@@ -31,7 +29,6 @@ public final class Kernels {
 
     static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
-    static final VectorSpecies<Short> S = VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
     static final int L = F.length();
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
@@ -48,9 +45,31 @@ public final class Kernels {
     public static float dot(Tensor w, long rowStart, float[] x, int n) {
         return switch (w.dtype()) {
             case F32 -> dotF32(w.data(), rowStart * 4, x, n);
-            case BF16 -> dotBf16(w.data(), rowStart * 2, x, n);
+            case BF16 -> {
+                float[] xe = new float[n / 2], xo = new float[n / 2];
+                deinterleave(x, n, xe, xo);
+                yield dotBf16(w.data(), rowStart * 2, xe, xo, x, n);
+            }
             case F16 -> dotF16(w.data(), rowStart * 2, x, n);
         };
+    }
+
+    /** x ready for rows of w: split into even/odd halves for BF16, as it is otherwise. */
+    private record Operand(float[] x, float[] xe, float[] xo) {
+        static Operand of(Tensor w, float[] x, int n) {
+            if (w.dtype() != DType.BF16) return new Operand(x, null, null);
+            float[] xe = new float[n / 2], xo = new float[n / 2];
+            deinterleave(x, n, xe, xo);
+            return new Operand(x, xe, xo);
+        }
+
+        float dot(Tensor w, long rowStart, int n) {
+            return switch (w.dtype()) {
+                case F32 -> dotF32(w.data(), rowStart * 4, x, n);
+                case BF16 -> dotBf16(w.data(), rowStart * 2, xe, xo, x, n);
+                case F16 -> dotF16(w.data(), rowStart * 2, x, n);
+            };
+        }
     }
 
     public static float dotScalar(Tensor w, long rowStart, float[] x, int n) {
@@ -77,29 +96,45 @@ public final class Kernels {
         return s;
     }
 
-    /** BF16 is the top half of an fp32: widen each 16-bit lane to 32 bits and shift it up. */
-    private static FloatVector bf16(MemorySegment w, long off) {
-        ShortVector s = ShortVector.fromMemorySegment(S, w, off, LE);
-        return ((IntVector) s.convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16)
-                .reinterpretAsFloats();
-    }
-
-    static float dotBf16(MemorySegment w, long off, float[] x, int n) {
+    /**
+     * BF16 is the top half of an fp32. Read as little-endian 32-bit ints, each int holds a pair of weights:
+     * {@code int << 16} is the even element and {@code int & 0xFFFF0000} the odd one, both exact fp32, with no
+     * cross-lane shuffles. So the BF16 kernel multiplies by x split into its even and odd elements
+     * ({@link #deinterleave}), which is done once per input vector, not once per row.
+     */
+    static float dotBf16(MemorySegment w, long off, float[] xe, float[] xo, float[] x, int n) {
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
-        int i = 0;
-        for (int up = n - n % (4 * L); i < up; i += 4 * L) {
-            long o = off + (long) i * 2;
-            a0 = bf16(w, o).fma(FloatVector.fromArray(F, x, i), a0);
-            a1 = bf16(w, o + 2L * L).fma(FloatVector.fromArray(F, x, i + L), a1);
-            a2 = bf16(w, o + 4L * L).fma(FloatVector.fromArray(F, x, i + 2 * L), a2);
-            a3 = bf16(w, o + 6L * L).fma(FloatVector.fromArray(F, x, i + 3 * L), a3);
+        int pairs = n / 2, j = 0;
+        for (int up = pairs - pairs % (2 * L); j < up; j += 2 * L) {
+            long o = off + (long) j * 4;
+            IntVector v0 = IntVector.fromMemorySegment(I, w, o, LE);
+            IntVector v1 = IntVector.fromMemorySegment(I, w, o + 4L * L, LE);
+            a0 = v0.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(FloatVector.fromArray(F, xe, j), a0);
+            a1 = v0.and(0xFFFF0000).reinterpretAsFloats().fma(FloatVector.fromArray(F, xo, j), a1);
+            a2 = v1.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(FloatVector.fromArray(F, xe, j + L), a2);
+            a3 = v1.and(0xFFFF0000).reinterpretAsFloats().fma(FloatVector.fromArray(F, xo, j + L), a3);
         }
-        for (int up = n - n % L; i < up; i += L) {
-            a0 = bf16(w, off + (long) i * 2).fma(FloatVector.fromArray(F, x, i), a0);
+        for (int up = pairs - pairs % L; j < up; j += L) {
+            IntVector v0 = IntVector.fromMemorySegment(I, w, off + (long) j * 4, LE);
+            a0 = v0.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(FloatVector.fromArray(F, xe, j), a0);
+            a1 = v0.and(0xFFFF0000).reinterpretAsFloats().fma(FloatVector.fromArray(F, xo, j), a1);
         }
         float s = sum(a0.add(a1).add(a2.add(a3)));
-        for (; i < n; i++) s += Float.intBitsToFloat((w.get(I16, off + (long) i * 2) & 0xffff) << 16) * x[i];
+        for (; j < pairs; j++) s += bf16At(w, off, 2 * j) * xe[j] + bf16At(w, off, 2 * j + 1) * xo[j];
+        if ((n & 1) == 1) s += bf16At(w, off, n - 1) * x[n - 1];
         return s;
+    }
+
+    private static float bf16At(MemorySegment w, long off, int i) {
+        return Float.intBitsToFloat((w.get(I16, off + (long) i * 2) & 0xffff) << 16);
+    }
+
+    /** xe[i] = x[2i], xo[i] = x[2i+1] for i < n/2: the operand layout of the BF16 kernel. */
+    static void deinterleave(float[] x, int n, float[] xe, float[] xo) {
+        for (int i = 0; i < n / 2; i++) {
+            xe[i] = x[2 * i];
+            xo[i] = x[2 * i + 1];
+        }
     }
 
     /**
@@ -157,8 +192,9 @@ public final class Kernels {
      */
     public static void matvec(Tensor w, float[] x, float[] out, Parallel par) {
         int d = w.rows(), n = w.cols();
+        Operand op = Operand.of(w, x, n);
         par.forRange(d, Math.max(1, GRAIN_MACS / n), (lo, hi) -> {
-            for (int j = lo; j < hi; j++) out[j] = dot(w, (long) j * n, x, n);
+            for (int j = lo; j < hi; j++) out[j] = op.dot(w, (long) j * n, n);
         });
     }
 
@@ -178,10 +214,12 @@ public final class Kernels {
             matvec(w, x[0], out[0], par);
             return;
         }
+        Operand[] ops = new Operand[rows];
+        for (int r = 0; r < rows; r++) ops[r] = Operand.of(w, x[r], n);
         par.forRange(d, Math.max(1, GRAIN_MACS / (n * rows)), (lo, hi) -> {
             for (int j = lo; j < hi; j++) {
                 long start = (long) j * n;
-                for (int r = 0; r < rows; r++) out[r][j] = dot(w, start, x[r], n);
+                for (int r = 0; r < rows; r++) out[r][j] = ops[r].dot(w, start, n);
             }
         });
     }

@@ -1,0 +1,50 @@
+package org.moeserve.bench;
+
+import java.util.Arrays;
+
+/**
+ * Entry point of {@code ./moe bench NAME [args]}. Each benchmark prints a Markdown table ready for
+ * BENCHMARKS.md, with the machine and the medians; numbers measured side by side come from one process.
+ */
+public final class Bench {
+    public static void main(String[] args) throws Exception {
+        String name = args.length == 0 ? "list" : args[0];
+        String[] rest = Arrays.copyOfRange(args, Math.min(1, args.length), args.length);
+        switch (name) {
+            case "bandwidth" -> KernelBandwidth.main(rest);
+            case "decode" -> DecodeThroughput.main(rest);
+            case "jmh" -> org.openjdk.jmh.Main.main(rest);
+            case "list" -> System.out.println("""
+                    benchmarks (./moe bench NAME):
+                      bandwidth [reps]   matrix-vector 4096x4096 BF16/F32 vs a STREAM triad, 1 and 2 threads
+                      decode [reps]      decode tokens/s on the demo model: 1 and 8 streams, 1 and 2 threads
+                      jmh [JMH args]     the JMH microbenchmarks (org.moeserve.bench.jmh.*)""");
+            default -> {
+                System.err.println("moe bench: unknown benchmark " + name + "; ./moe bench list names them");
+                System.exit(2);
+            }
+        }
+    }
+
+    static String machine() {
+        return Runtime.getRuntime().availableProcessors() + " cores, " + System.getProperty("os.arch") + ", JDK "
+                + Runtime.version() + ", " + cpuModel();
+    }
+
+    private static String cpuModel() {
+        try {
+            for (String l : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/cpuinfo"))) {
+                if (l.startsWith("model name")) return l.substring(l.indexOf(':') + 1).trim();
+            }
+        } catch (java.io.IOException ignored) {
+            // not Linux: leave the model out
+        }
+        return "unknown CPU";
+    }
+
+    static double median(double[] xs) {
+        double[] s = xs.clone();
+        Arrays.sort(s);
+        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+    }
+}
