@@ -182,7 +182,10 @@ public final class Engine {
     private void attention(int l, float[][] q, float[][] att, Sequence[] seqOf, int[] pos, int rows) {
         int hd = c.headDim(), kvDim = c.kvDim(), group = c.heads() / c.kvHeads();
         float scale = (float) (1.0 / Math.sqrt(hd));
-        par.forEach(rows * c.heads(), task -> {
+        long work = 0; // multiply-adds: below ~32k a fork costs more than it saves (single-stream decode)
+        for (int r = 0; r < rows; r++) work += 2L * (pos[r] + 1) * c.qDim();
+        Parallel p = work < (1 << 15) ? Parallel.SERIAL : par;
+        p.forEach(rows * c.heads(), task -> {
             int r = task / c.heads(), head = task % c.heads();
             int kvOff = (head / group) * hd, qOff = head * hd, n = pos[r] + 1;
             float[] kc = seqOf[r].cache.k[l], vc = seqOf[r].cache.v[l];
