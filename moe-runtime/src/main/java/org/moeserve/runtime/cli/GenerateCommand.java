@@ -44,6 +44,9 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--ignore-eos", description = "Keep generating after the end-of-sequence token.")
     boolean ignoreEos;
 
+    @Option(names = "--no-warmup", description = "Skip the untimed warm-up pass (the JIT then shows in prefill's figure).")
+    boolean noWarmup;
+
     @Override
     public Integer call() {
         model.validate();
@@ -58,7 +61,12 @@ final class GenerateCommand implements Callable<Integer> {
                 System.err.printf("moe generate: the model's context is %d tokens; generating at most %d%n",
                         m.config().maxPositions(), Math.max(0, budget));
             }
-            Generator gen = new Generator(new Engine(m, par));
+            Engine engine = new Engine(m, par);
+            if (!noWarmup) { // one untimed pass so that tokens/s measure compiled code, not the JIT at work
+                new Generator(engine).generate(new Generator.Request(ids, Math.min(8, Math.max(0, budget)),
+                        SamplingParams.GREEDY, false), t -> { });
+            }
+            Generator gen = new Generator(engine);
             TextStream text = new TextStream();
             out.print(prompt);
             Generator.Result r = gen.generate(new Generator.Request(ids, Math.max(0, budget), sampling, !ignoreEos),

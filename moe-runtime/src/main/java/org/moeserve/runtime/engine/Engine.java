@@ -187,13 +187,9 @@ public final class Engine {
         Parallel p = work < (1 << 15) ? Parallel.SERIAL : par;
         p.forEach(rows * c.heads(), task -> {
             int r = task / c.heads(), head = task % c.heads();
-            int kvOff = (head / group) * hd, qOff = head * hd, n = pos[r] + 1;
-            float[] kc = seqOf[r].cache.k[l], vc = seqOf[r].cache.v[l];
-            float[] scores = new float[n];
-            for (int t = 0; t < n; t++) scores[t] = Kernels.dot(q[r], qOff, kc, t * kvDim + kvOff, hd) * scale;
-            Kernels.softmax(scores, 0, n);
-            java.util.Arrays.fill(att[r], qOff, qOff + hd, 0f);
-            for (int t = 0; t < n; t++) Kernels.axpy(scores[t], vc, t * kvDim + kvOff, att[r], qOff, hd);
+            int n = pos[r] + 1;
+            Kernels.attention(q[r], head * hd, seqOf[r].cache.k[l], seqOf[r].cache.v[l], kvDim, (head / group) * hd, n,
+                    hd, scale, new float[n], att[r], head * hd);
         });
     }
 

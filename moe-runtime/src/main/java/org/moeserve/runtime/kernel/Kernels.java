@@ -333,4 +333,34 @@ public final class Kernels {
             x[o + i + half] = b * cos[i] + a * sin[i];
         }
     }
+
+    /**
+     * One query head attending causally over n cached positions (grouped-query attention: several query heads
+     * share one KV head, so the caller passes the KV head's offset). q at q[qo..qo+hd); the cache is
+     * (positions, kvDim) row-major with this head's keys at kvOff of each row. scores is scratch of >= n.
+     * out[oo..oo+hd) = sum_t softmax_t(q.k_t * scale) v_t.
+     */
+    public static void attention(float[] q, int qo, float[] kc, float[] vc, int kvDim, int kvOff, int n, int hd,
+                                 float scale, float[] scores, float[] out, int oo) {
+        for (int t = 0; t < n; t++) scores[t] = dot(q, qo, kc, t * kvDim + kvOff, hd) * scale;
+        softmax(scores, 0, n);
+        java.util.Arrays.fill(out, oo, oo + hd, 0f);
+        for (int t = 0; t < n; t++) axpy(scores[t], vc, t * kvDim + kvOff, out, oo, hd);
+    }
+
+    public static void attentionScalar(float[] q, int qo, float[] kc, float[] vc, int kvDim, int kvOff, int n, int hd,
+                                       float scale, float[] out, int oo) {
+        double[] s = new double[n];
+        double max = Double.NEGATIVE_INFINITY, sum = 0;
+        for (int t = 0; t < n; t++) {
+            s[t] = dotScalar(q, qo, kc, t * kvDim + kvOff, hd) * scale;
+            max = Math.max(max, s[t]);
+        }
+        for (int t = 0; t < n; t++) sum += (s[t] = Math.exp(s[t] - max));
+        for (int i = 0; i < hd; i++) {
+            double acc = 0;
+            for (int t = 0; t < n; t++) acc += s[t] / sum * vc[t * kvDim + kvOff + i];
+            out[oo + i] = (float) acc;
+        }
+    }
 }

@@ -172,4 +172,23 @@ class KernelsTest {
             assertEquals(n0, n1, 1e-5);
         }
     }
+
+    @Test
+    void groupedQueryAttentionMatchesScalar() {
+        int hd = 24, kvHeads = 2, kvDim = kvHeads * hd;
+        for (int n : new int[]{1, 2, 17, 256}) {
+            float[] kc = vec(n * kvDim, n), vc = vec(n * kvDim, n + 1), q = vec(4 * hd, n + 2);
+            for (int head = 0; head < 4; head++) {
+                int kvOff = (head / 2) * hd; // 4 query heads share 2 KV heads
+                float[] got = new float[4 * hd], want = new float[4 * hd];
+                Kernels.attention(q, head * hd, kc, vc, kvDim, kvOff, n, hd, 0.2f, new float[n], got, head * hd);
+                Kernels.attentionScalar(q, head * hd, kc, vc, kvDim, kvOff, n, hd, 0.2f, want, head * hd);
+                for (int i = 0; i < hd; i++) close(want[head * hd + i], got[head * hd + i], 4, "n=" + n + " head " + head);
+            }
+        }
+        // one position: the output is exactly that position's value vector
+        float[] kc = vec(hd, 1), vc = vec(hd, 2), q = vec(hd, 3), out = new float[hd];
+        Kernels.attention(q, 0, kc, vc, hd, 0, 1, hd, 1f, new float[1], out, 0);
+        assertArrayEquals(vc, out);
+    }
 }
