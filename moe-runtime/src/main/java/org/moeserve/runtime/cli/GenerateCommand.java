@@ -11,7 +11,18 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
+import org.moeserve.routing.TraceReader;
+import org.moeserve.routing.predict.AffinityPredictor;
+import org.moeserve.routing.predict.ExpertPredictor;
+import org.moeserve.routing.predict.LearnedPathPredictor;
+import org.moeserve.routing.predict.PopularityPredictor;
+import org.moeserve.routing.stats.TraceStatistics;
+import org.moeserve.runtime.engine.LookaheadGates;
+import org.moeserve.runtime.engine.PredictorTap;
+
+import java.io.IOException;
 import java.io.PrintStream;
+import java.nio.file.Path;
 import java.nio.charset.StandardCharsets;
 import java.util.Locale;
 import java.util.concurrent.Callable;
@@ -44,11 +55,25 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--ignore-eos", description = "Keep generating after the end-of-sequence token.")
     boolean ignoreEos;
 
+    @Option(names = "--predictor", paramLabel = "NAME",
+            description = "Run an expert-path predictor online as layers finish and report its precision and cost: "
+                    + "lookahead-gate, learned (with --predictor-weights), popularity or affinity (with --fit).")
+    String predictor;
+
+    @Option(names = "--predictor-weights", paramLabel = "FILE", description = "The learned predictor's file.")
+    Path predictorWeights;
+
+    @Option(names = "--fit", paramLabel = "FILE", description = "Trace to fit popularity/affinity on.")
+    Path fit;
+
+    @Option(names = "--horizon", paramLabel = "H", description = "Predictor lookahead (default ${DEFAULT-VALUE}).")
+    int horizon = 2;
+
     @Option(names = "--no-warmup", description = "Skip the untimed warm-up pass (the JIT then shows in prefill's figure).")
     boolean noWarmup;
 
     @Override
-    public Integer call() {
+    public Integer call() throws IOException {
         model.validate();
         SamplingParams sampling = new SamplingParams(greedy ? 0 : temperature, topP, seed);
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
@@ -66,6 +91,11 @@ final class GenerateCommand implements Callable<Integer> {
                 new Generator(engine).generate(new Generator.Request(ids, Math.min(8, Math.max(0, budget)),
                         SamplingParams.GREEDY, false), t -> { });
             }
+            PredictorTap tap = null;
+            if (predictor != null) {
+                tap = new PredictorTap(predictorFor(m), m.config(), horizon, m.config().topK());
+                tap.attach(engine);
+            }
             Generator gen = new Generator(engine);
             TextStream text = new TextStream();
             out.print(prompt);
@@ -78,7 +108,35 @@ final class GenerateCommand implements Callable<Integer> {
             out.printf(Locale.ROOT, "decode: %d tokens in %.1f ms (%.1f tokens/s); stopped: %s; model %s, %d threads%n",
                     t.decodeTokens(), t.decodeNanos() / 1e6, t.decodeTokens() == 0 ? 0.0 : t.decodeTokensPerSecond(),
                     r.stop().name().toLowerCase(Locale.ROOT), m.name(), par.threads());
+            if (tap != null) {
+                StringBuilder sb = new StringBuilder("predictor " + tap.name() + " (online, prompt and output):");
+                for (int d = 1; d <= tap.horizon(); d++) {
+                    sb.append(String.format(Locale.ROOT, " d=%d precision %.3f recall %.3f;", d, tap.precision(d), tap.recall(d)));
+                }
+                out.println(sb.append(String.format(Locale.ROOT, " %.0f ns per token per layer", tap.nanosPerTokenPerLayer())));
+            }
         }
         return 0;
+    }
+
+    private ExpertPredictor predictorFor(MoeModel m) throws IOException {
+        return switch (predictor) {
+            case "lookahead-gate" -> LookaheadGates.of(m);
+            case "learned" -> {
+                if (predictorWeights == null) throw new IllegalArgumentException("--predictor learned needs --predictor-weights FILE");
+                yield LearnedPathPredictor.load(predictorWeights);
+            }
+            case "popularity", "affinity" -> {
+                if (fit == null) throw new IllegalArgumentException("--predictor " + predictor + " needs --fit TRACE");
+                TraceReader.Trace t = TraceReader.read(fit);
+                TraceStatistics st = new TraceStatistics(t.header(), t.records());
+                if (predictor.equals("affinity")) yield new AffinityPredictor(st.transitions(1));
+                long[][] load = new long[st.layers()][];
+                for (int l = 0; l < st.layers(); l++) load[l] = st.load(l);
+                yield new PopularityPredictor(load);
+            }
+            default -> throw new IllegalArgumentException("--predictor is " + predictor
+                    + " but must be lookahead-gate, learned, popularity or affinity (the oracle needs a recorded trace)");
+        };
     }
 }

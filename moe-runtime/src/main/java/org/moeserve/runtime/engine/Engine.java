@@ -37,6 +37,7 @@ public final class Engine {
     private final Parallel par;
     private final Rope rope;
     private final List<RoutingObserver> observers = new CopyOnWriteArrayList<>();
+    private final List<LayerObserver> layerObservers = new CopyOnWriteArrayList<>();
     private final AtomicLong nextSequenceId = new AtomicLong();
 
     /** A sequence and the tokens to run through it now. */
@@ -64,6 +65,10 @@ public final class Engine {
     public void addObserver(RoutingObserver o) { observers.add(o); }
 
     public void removeObserver(RoutingObserver o) { observers.remove(o); }
+
+    public void addLayerObserver(LayerObserver o) { layerObservers.add(o); }
+
+    public void removeLayerObserver(LayerObserver o) { layerObservers.remove(o); }
 
     public Sequence newSequence() {
         return new Sequence(nextSequenceId.getAndIncrement(), new KVCache(c.layers(), c.kvDim(), 64, c.maxPositions()));
@@ -140,6 +145,9 @@ public final class Engine {
             if (layer.sparse()) moe(l, layer, xb, out, seqOf, pos, rows);
             else swigluMlp(layer.dense(), xb, rows, out, par);
             for (r = 0; r < rows; r++) Kernels.axpy(1f, out[r], 0, x[r], 0, h);
+            for (LayerObserver o : layerObservers) {
+                for (r = 0; r < rows; r++) o.onLayerEnd(seqOf[r].id(), pos[r], l, x[r].clone());
+            }
         }
 
         // ---- final norm and logits for the rows asked for ----

@@ -99,4 +99,61 @@ class CliTest {
         assertEquals(1, badChunk.exit());
         assertTrue(badChunk.err().contains("--chunk is 999"), badChunk.err());
     }
+
+    static Path sharedFile(String rel) {
+        for (Path p = Path.of("").toAbsolutePath(); p != null; p = p.getParent()) {
+            if (Files.isRegularFile(p.resolve("shared").resolve(rel))) return p.resolve("shared").resolve(rel);
+        }
+        throw new IllegalStateException("../shared/" + rel + " must sit beside the checkout");
+    }
+
+    /** The first {@code n} sequences of each domain of the shared held-out trace, as a file of their own. */
+    Path smallTrace(int n) throws IOException {
+        TraceReader.Trace all = TraceReader.read(sharedFile("traces/tiny-mixtral-kjv-heldout.trace.jsonl"));
+        Path f = tmp.resolve("small-" + n + ".trace.jsonl");
+        try (org.moeserve.routing.TraceWriter w = new org.moeserve.routing.TraceWriter(f, all.header())) {
+            for (int d = 0; d < 4; d++) for (int i = 0; i < n; i++) w.write(all.records().get(d * 16 + i));
+        }
+        return f;
+    }
+
+    @Test
+    void predictorTrainAndEvalFromTheCommandLine() throws IOException {
+        Path trace = smallTrace(1), weights = tmp.resolve("learned.bin");
+        String model = TestModels.dir("tiny-mixtral-kjv").toString();
+        Run train = run("predictor", "train", "--model", model, "--trace", trace.toString(), "--out", weights.toString(),
+                "--epochs", "2");
+        assertEquals(0, train.exit(), train.err());
+        Run eval = run("predictor", "eval", "--trace", trace.toString(), "--model", model, "--predictor",
+                "popularity,learned,oracle", "--weights", weights.toString(), "--horizon", "2", "--json");
+        assertEquals(0, eval.exit(), eval.err());
+        JsonNode results = new ObjectMapper().readTree(eval.out());
+        assertEquals(3, results.size());
+        assertEquals("oracle", results.get(2).get("predictor").asText());
+        assertEquals(1.0, results.get(2).get("all").get(1).get("precision").asDouble());
+        assertEquals(4, results.get(0).get("domains").size(), "bible, fortunes, jargon, pydoc");
+        assertEquals("in-sample", results.get(0).get("fit").asText());
+        double learned = results.get(1).get("all").get(0).get("precision").asDouble();
+        assertTrue(learned > 0 && learned <= 1, "learned precision " + learned);
+        assertTrue(results.get(1).get("ns_per_token_per_layer").asDouble() > 0);
+    }
+
+    @Test
+    void predictorEvalStatsAndItsErrors() throws IOException {
+        Path arxiv = sharedFile("data/olmoe-paper-stats/olmoe-arxiv.json");
+        Run r = run("predictor", "eval-stats", "--fit", arxiv.toString(), "--test", arxiv.toString(), "--pair", "0->7");
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.out().contains("| arxiv | 0->7 |"), r.out());
+        Path trace = smallTrace(1);
+        Run noWeights = run("predictor", "eval", "--trace", trace.toString(), "--model",
+                TestModels.dir("tiny-mixtral-kjv").toString(), "--predictor", "learned");
+        assertEquals(1, noWeights.exit());
+        assertTrue(noWeights.err().contains("--weights"), noWeights.err());
+        Run noModel = run("predictor", "eval", "--trace", trace.toString(), "--predictor", "lookahead-gate");
+        assertEquals(1, noModel.exit());
+        assertTrue(noModel.err().contains("--model"), noModel.err());
+        Run unknown = run("predictor", "eval", "--trace", trace.toString(), "--predictor", "magic");
+        assertEquals(1, unknown.exit());
+        assertTrue(unknown.err().contains("--predictor is magic"), unknown.err());
+    }
 }
