@@ -170,19 +170,9 @@ public final class LearnedPathPredictor implements ExpertPredictor {
 
         /** logits for x; {@code a} receives the hidden activations. */
         float[] forward(float[] x, float[] a) {
-            for (int u = 0; u < units; u++) {
-                float s = b1[u];
-                int row = u * in;
-                for (int i = 0; i < in; i++) s += w1[row + i] * x[i];
-                a[u] = Math.max(0f, s);
-            }
+            for (int u = 0; u < units; u++) a[u] = Math.max(0f, b1[u] + VectorMath.dot(w1, u * in, x, in));
             float[] z = new float[out];
-            for (int k = 0; k < out; k++) {
-                float s = b2[k];
-                int row = k * units;
-                for (int u = 0; u < units; u++) s += w2[row + u] * a[u];
-                z[k] = s;
-            }
+            for (int k = 0; k < out; k++) z[k] = b2[k] + VectorMath.dot(w2, k * units, a, units);
             return z;
         }
 

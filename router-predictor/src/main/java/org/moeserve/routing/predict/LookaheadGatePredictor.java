@@ -44,11 +44,7 @@ public final class LookaheadGatePredictor implements ExpertPredictor {
             for (int i = 0; i < n; i++) x[i] = h[i] * inv * norm[m][i];
             float[][] w = router[m];
             out[j] = new float[w.length];
-            for (int e = 0; e < w.length; e++) {
-                float s = 0;
-                for (int i = 0; i < n; i++) s += w[e][i] * x[i];
-                out[j][e] = s; // logits: softmax would not change the ranking
-            }
+            for (int e = 0; e < w.length; e++) out[j][e] = VectorMath.dot(w[e], 0, x, n); // logits: softmax keeps the ranking
         }
         return out;
     }
