@@ -17,7 +17,13 @@ import org.moeserve.routing.predict.ExpertPredictor;
 import org.moeserve.routing.predict.LearnedPathPredictor;
 import org.moeserve.routing.predict.PopularityPredictor;
 import org.moeserve.routing.stats.TraceStatistics;
+import org.moeserve.cache.Clock;
+import org.moeserve.cache.ExpertCache;
+import org.moeserve.cache.policy.Policies;
+import org.moeserve.cache.policy.PredictivePolicy;
+import org.moeserve.runtime.engine.CachedExpertStore;
 import org.moeserve.runtime.engine.LookaheadGates;
+import org.moeserve.runtime.engine.Prefetcher;
 import org.moeserve.runtime.engine.PredictorTap;
 
 import java.io.IOException;
@@ -63,11 +69,17 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--predictor-weights", paramLabel = "FILE", description = "The learned predictor's file.")
     Path predictorWeights;
 
-    @Option(names = "--fit", paramLabel = "FILE", description = "Trace to fit popularity/affinity on.")
+    @Option(names = "--fit", paramLabel = "FILE",
+            description = "Trace to fit statistics on: the popularity/affinity predictors, the pin policy's load profile.")
     Path fit;
 
-    @Option(names = "--horizon", paramLabel = "H", description = "Predictor lookahead (default ${DEFAULT-VALUE}).")
-    int horizon = 2;
+    @Option(names = "--expert-budget", paramLabel = "B",
+            description = "Keep only this much of the experts in fast memory (25%, 24 experts, 6MB); the rest load "
+                    + "over a modelled link. Default: all resident.")
+    String expertBudget;
+
+    @Mixin
+    OffloadOptions offload = new OffloadOptions();
 
     @Option(names = "--no-warmup", description = "Skip the untimed warm-up pass (the JIT then shows in prefill's figure).")
     boolean noWarmup;
@@ -86,14 +98,27 @@ final class GenerateCommand implements Callable<Integer> {
                 System.err.printf("moe generate: the model's context is %d tokens; generating at most %d%n",
                         m.config().maxPositions(), Math.max(0, budget));
             }
-            Engine engine = new Engine(m, par);
+            Engine engine;
+            ExpertCache cache = null;
+            if (expertBudget != null) {
+                cache = cacheFor(m);
+                engine = new Engine(m, new CachedExpertStore(m, cache), par);
+                if (cache.policy() instanceof PredictivePolicy) {
+                    ExpertPredictor p = predictor == null ? LookaheadGates.of(m) : predictorFor(m);
+                    new Prefetcher(p, cache, m.config(), offload.horizon,
+                            offload.prefetchK == null ? m.config().topK() : offload.prefetchK).attach(engine);
+                }
+            } else {
+                engine = new Engine(m, par);
+            }
             if (!noWarmup) { // one untimed pass so that tokens/s measure compiled code, not the JIT at work
                 new Generator(engine).generate(new Generator.Request(ids, Math.min(8, Math.max(0, budget)),
                         SamplingParams.GREEDY, false), t -> { });
+                if (cache != null) cache.resetStats();
             }
             PredictorTap tap = null;
             if (predictor != null) {
-                tap = new PredictorTap(predictorFor(m), m.config(), horizon, m.config().topK());
+                tap = new PredictorTap(predictorFor(m), m.config(), offload.horizon, m.config().topK());
                 tap.attach(engine);
             }
             Generator gen = new Generator(engine);
@@ -108,6 +133,13 @@ final class GenerateCommand implements Callable<Integer> {
             out.printf(Locale.ROOT, "decode: %d tokens in %.1f ms (%.1f tokens/s); stopped: %s; model %s, %d threads%n",
                     t.decodeTokens(), t.decodeNanos() / 1e6, t.decodeTokens() == 0 ? 0.0 : t.decodeTokensPerSecond(),
                     r.stop().name().toLowerCase(Locale.ROOT), m.name(), par.threads());
+            if (cache != null) {
+                out.println("expert cache: " + cache.policy().name() + ", " + cache.slots() + " of "
+                        + totalExperts(m) + " experts resident (" + expertBudget + "), link " + offload.linkModel()
+                        + " [modelled link]");
+                out.println("  " + cache.stats().summary() + " (after warm-up)");
+                cache.close();
+            }
             if (tap != null) {
                 StringBuilder sb = new StringBuilder("predictor " + tap.name() + " (online, prompt and output):");
                 for (int d = 1; d <= tap.horizon(); d++) {
@@ -117,6 +149,31 @@ final class GenerateCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    static long totalExperts(MoeModel m) {
+        long n = 0;
+        for (int l = 0; l < m.config().layers(); l++) if (m.config().isSparse(l)) n += m.config().experts();
+        return n;
+    }
+
+    private ExpertCache cacheFor(MoeModel m) throws IOException {
+        if (offload.policies.size() != 1) throw new IllegalArgumentException("--policy takes one policy with generate");
+        String policy = offload.policies.getFirst();
+        long budget = OffloadOptions.budgetBytes(expertBudget, totalExperts(m), m.expertBytes());
+        int slots = (int) (budget / m.expertBytes());
+        long[][] load = null;
+        if (policy.equals("pin")) {
+            if (fit == null) throw new IllegalArgumentException("--policy pin needs --fit TRACE for its load profile");
+            TraceReader.Trace t = TraceReader.read(fit);
+            TraceStatistics st = new TraceStatistics(t.header(), t.records());
+            load = new long[st.layers()][];
+            for (int l = 0; l < st.layers(); l++) load[l] = st.load(l);
+        }
+        int moeLayers = CachedExpertStore.moeLayers(m.config());
+        return new ExpertCache(new ExpertCache.Config(budget, m.expertBytes(), offload.linkModel(), true),
+                CachedExpertStore.source(m), Policies.create(policy, moeLayers, slots, m.config().topK(), load, null),
+                Clock.SYSTEM);
     }
 
     private ExpertPredictor predictorFor(MoeModel m) throws IOException {

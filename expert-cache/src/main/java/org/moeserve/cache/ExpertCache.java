@@ -1,0 +1,329 @@
+package org.moeserve.cache;
+
+import io.micrometer.core.instrument.FunctionCounter;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
+import org.moeserve.cache.policy.EvictionPolicy;
+import org.moeserve.cache.transfer.Link;
+import org.moeserve.cache.transfer.LinkModel;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * The fast tier: a byte budget of expert slots (off-heap memory standing in for GPU memory), filled from the slow
+ * tier over a modelled {@link Link}. {@link #acquire} returns an expert's weights in fast memory and pins them,
+ * stalling if they must first be loaded; {@link #prefetch} starts loading an expert a predictor expects, at a
+ * priority below every demand load. The eviction policy decides which expert leaves.
+ *
+ * <p>Time: the link schedule is kept in the {@link Clock}'s time: a transfer is ready at
+ * max(now, link free) + latency + bytes / bandwidth, and the bytes are really copied on a copier thread meanwhile.
+ * With {@link Clock#SYSTEM} that is wall time (what {@code moe generate --expert-budget} runs); with a virtual
+ * clock and no copying, the same code replays traces ({@code moe cache-sim}).
+ *
+ * <p>Glossary: <em>resident</em> = in a slot and loaded; <em>in flight</em> = in a slot, transfer not finished;
+ * <em>pinned</em> = in use by a running layer (cannot leave); <em>fixed</em> = pinned by the policy for good.
+ */
+public final class ExpertCache implements AutoCloseable {
+
+    /**
+     * @param budgetBytes fast-tier bytes; slots = budget / expertBytes, at least 1 beyond the policy's fixed experts
+     * @param copyBytes   false to only account (trace replay): no memory is allocated, nothing is copied
+     */
+    public record Config(long budgetBytes, long expertBytes, LinkModel link, boolean copyBytes) {
+        public Config {
+            if (expertBytes <= 0) throw new IllegalArgumentException("expert size is " + expertBytes + " bytes but must be > 0");
+            if (budgetBytes < expertBytes) {
+                throw new IllegalArgumentException("expert budget is " + budgetBytes + " bytes but must hold at least one "
+                        + "expert (" + expertBytes + " bytes)");
+            }
+        }
+
+        public int slots() { return (int) Math.min(Integer.MAX_VALUE, budgetBytes / expertBytes); }
+    }
+
+    private static final class Entry {
+        final ExpertKey key;
+        final int slot;
+        Link.Transfer transfer;   // null once loaded
+        Future<?> copy;           // null when loaded or not copying
+        int pins;
+        boolean prefetched, used, fixed;
+
+        Entry(ExpertKey key, int slot) {
+            this.key = key;
+            this.slot = slot;
+        }
+    }
+
+    private final Config config;
+    private final ExpertSource source;
+    private final EvictionPolicy policy;
+    private final Clock clock;
+    private final Link link;
+    private final int slots;
+    private final Arena arena;
+    private final MemorySegment memory;
+    private final ExecutorService copier;
+    private final Map<ExpertKey, Entry> entries = new HashMap<>();
+    private final ArrayDeque<Integer> free = new ArrayDeque<>();
+    private long tick;
+    private long accesses, hits, late, misses, demandBytes, prefetchBytes, issued, used, wasted, cancelled, wastedBytes, skipped;
+    private final AtomicLong stallNanos = new AtomicLong();
+
+    public ExpertCache(Config config, ExpertSource source, EvictionPolicy policy, Clock clock) {
+        this.config = config;
+        this.source = source;
+        this.policy = policy;
+        this.clock = clock;
+        this.link = new Link(config.link());
+        this.slots = config.slots();
+        int fixed = policy.pinned().size();
+        if (slots < fixed + 1) {
+            throw new IllegalArgumentException("expert budget holds " + slots + " experts but the " + policy.name()
+                    + " policy pins " + fixed + " and at least one slot must stay free for the rest; raise the budget");
+        }
+        for (int i = 0; i < slots; i++) free.add(i);
+        if (config.copyBytes()) {
+            if (source == null) throw new IllegalArgumentException("a copying cache needs an expert source");
+            arena = Arena.ofShared();
+            memory = arena.allocate(slots * config.expertBytes(), 64);
+            copier = Executors.newSingleThreadExecutor(r -> Thread.ofPlatform().daemon().name("moe-expert-copy").unstarted(r));
+        } else {
+            arena = null;
+            memory = null;
+            copier = null;
+        }
+        // static pinning: fixed experts are loaded before serving starts (not counted as traffic)
+        for (ExpertKey k : policy.pinned()) {
+            Entry e = new Entry(k, free.poll());
+            e.fixed = true;
+            if (memory != null) source.copyTo(k, slice(e.slot));
+            entries.put(k, e);
+        }
+    }
+
+    public int slots() { return slots; }
+
+    public EvictionPolicy policy() { return policy; }
+
+    public Config config() { return config; }
+
+    private MemorySegment slice(int slot) { return memory.asSlice(slot * config.expertBytes(), config.expertBytes()); }
+
+    /**
+     * Pins expert k in fast memory and returns its bytes (null when not copying), waiting for its transfer if it
+     * is not loaded yet. Pair with {@link #release}.
+     */
+    public MemorySegment acquire(ExpertKey k) {
+        Entry e;
+        long readyAt;
+        Future<?> copy;
+        long t0 = clock.nanoTime();
+        synchronized (this) {
+            long now = clock.nanoTime();
+            e = entries.get(k);
+            accesses++;
+            if (e == null) {
+                misses++;
+                e = load(k, 0, now, false);
+            } else if (e.transfer != null && e.transfer.readyAt() > now) {
+                late++;
+                link.promote(e.transfer, 0, now);
+            } else {
+                hits++;
+            }
+            if (e.prefetched && !e.used) used++;
+            e.used = true;
+            e.pins++;
+            policy.onAccess(k, tick++);
+            readyAt = e.transfer == null ? now : e.transfer.readyAt();
+            copy = e.copy;
+        }
+        clock.waitUntil(readyAt);
+        if (copy != null) {
+            try {
+                copy.get();
+            } catch (InterruptedException ex) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted while loading expert " + k, ex);
+            } catch (ExecutionException ex) {
+                throw new IllegalStateException("copying expert " + k + " into fast memory failed", ex.getCause());
+            }
+        }
+        stallNanos.addAndGet(clock.nanoTime() - t0);
+        return memory == null ? null : slice(e.slot);
+    }
+
+    public synchronized void release(ExpertKey k) {
+        Entry e = entries.get(k);
+        if (e == null || e.pins == 0) throw new IllegalStateException("expert " + k + " released but not acquired");
+        e.pins--;
+        notifyAll();
+    }
+
+    /**
+     * Starts loading expert k, expected {@code distance} layers from now (priority: lower first, after demand).
+     * Returns false if it is already resident or in flight, or if the policy would rather keep what it has.
+     */
+    public synchronized boolean prefetch(ExpertKey k, int distance) { return prefetch(k, distance, Long.MAX_VALUE); }
+
+    /**
+     * As {@link #prefetch(ExpertKey, int)}, but only if the link can deliver it by {@code deadline} (clock time):
+     * a prefetch that would arrive after its layer has started only holds the link up for demand loads.
+     */
+    public synchronized boolean prefetch(ExpertKey k, int distance, long deadline) {
+        policy.onPredicted(k, tick);
+        if (entries.containsKey(k)) return false;
+        long now = clock.nanoTime();
+        if (deadline != Long.MAX_VALUE && link.projectedReady(config.expertBytes(), Math.max(1, distance), now) > deadline) {
+            skipped++;
+            return false;
+        }
+        Entry e = load(k, Math.max(1, distance), now, true);
+        if (e == null) return false;
+        e.prefetched = true;
+        issued++;
+        return true;
+    }
+
+    /**
+     * Cancels the prefetches for layer {@code layer} that were not used and have not started moving: the layer
+     * has run, so they are stale. Their slots and link time are given back.
+     */
+    public synchronized void cancelStale(int layer) {
+        long now = clock.nanoTime();
+        List<ExpertKey> drop = new ArrayList<>();
+        for (Entry e : entries.values()) {
+            if (e.key.layer() == layer && e.prefetched && !e.used && e.pins == 0 && e.transfer != null
+                    && !link.started(e.transfer, now) && link.cancel(e.transfer, now)) {
+                drop.add(e.key);
+            }
+        }
+        for (ExpertKey k : drop) {
+            Entry e = entries.remove(k);
+            if (e.copy != null) e.copy.cancel(false);
+            policy.onEvict(k);
+            free.add(e.slot);
+            cancelled++;
+            prefetchBytes -= config.expertBytes();
+        }
+    }
+
+    /** Reserves a slot for k (evicting if needed) and schedules its transfer; null if a prefetch found no room. */
+    private Entry load(ExpertKey k, int priority, long now, boolean prefetch) {
+        Integer slot = free.poll();
+        while (slot == null) {
+            List<ExpertKey> candidates = evictable(now);
+            ExpertKey victim = candidates.isEmpty() ? null : policy.victim(candidates, k, prefetch, tick);
+            if (victim != null) {
+                slot = evict(victim);
+            } else if (prefetch) {
+                return null;
+            } else {
+                // every slot is pinned by running layers or still loading: wait for a release or a transfer
+                try {
+                    long soonest = Long.MAX_VALUE;
+                    for (Entry e : entries.values()) if (e.transfer != null) soonest = Math.min(soonest, e.transfer.readyAt());
+                    if (clock != Clock.SYSTEM) { // replay: no other thread will release; jump to the next transfer
+                        if (soonest == Long.MAX_VALUE) {
+                            throw new IllegalStateException("all " + slots + " expert slots are pinned; the budget must "
+                                    + "hold more experts than one layer uses at once");
+                        }
+                        clock.waitUntil(Math.max(soonest, now));
+                    } else {
+                        wait(1);
+                    }
+                } catch (InterruptedException ex) {
+                    Thread.currentThread().interrupt();
+                    throw new IllegalStateException("interrupted while waiting for a free expert slot", ex);
+                }
+                now = clock.nanoTime();
+                slot = free.poll();
+            }
+        }
+        Entry e = new Entry(k, slot);
+        e.transfer = link.submit(config.expertBytes(), priority, now);
+        if (memory != null) {
+            MemorySegment dst = slice(slot);
+            e.copy = copier.submit(() -> source.copyTo(k, dst));
+        }
+        if (prefetch) prefetchBytes += config.expertBytes();
+        else demandBytes += config.expertBytes();
+        entries.put(k, e);
+        policy.onLoad(k, tick);
+        return e;
+    }
+
+    private List<ExpertKey> evictable(long now) {
+        List<ExpertKey> out = new ArrayList<>();
+        for (Entry e : entries.values()) {
+            if (e.transfer != null && e.transfer.readyAt() <= now && (e.copy == null || e.copy.isDone())) {
+                e.transfer = null;
+                e.copy = null;
+            }
+            if (e.pins == 0 && !e.fixed && e.transfer == null) out.add(e.key);
+        }
+        return out;
+    }
+
+    private int evict(ExpertKey k) {
+        Entry e = entries.remove(k);
+        policy.onEvict(k);
+        if (e.prefetched && !e.used) {
+            wasted++;
+            wastedBytes += config.expertBytes();
+        }
+        return e.slot;
+    }
+
+    public synchronized boolean isResident(ExpertKey k) {
+        Entry e = entries.get(k);
+        return e != null && (e.transfer == null || e.transfer.readyAt() <= clock.nanoTime());
+    }
+
+    public synchronized int residentCount() { return entries.size(); }
+
+    /** Zeroes the counters (not the contents): to measure a steady state after a warm-up. */
+    public synchronized void resetStats() {
+        accesses = hits = late = misses = demandBytes = prefetchBytes = issued = used = wasted = cancelled = wastedBytes = skipped = 0;
+        stallNanos.set(0);
+        for (Entry e : entries.values()) e.used = e.used || !e.prefetched;
+    }
+
+    public synchronized CacheStats stats() {
+        return new CacheStats(accesses, hits, late, misses, stallNanos.get(), demandBytes, prefetchBytes, issued, used,
+                wasted, cancelled, skipped, wastedBytes, link.busyNanos());
+    }
+
+    /** Meters moe.cache.* and moe.prefetch.* on the registry (tags: policy). */
+    public void bindTo(MeterRegistry registry) {
+        String p = policy.name();
+        FunctionCounter.builder("moe.cache.accesses", this, c -> c.stats().hits()).tag("result", "hit").tag("policy", p).register(registry);
+        FunctionCounter.builder("moe.cache.accesses", this, c -> c.stats().late()).tag("result", "late").tag("policy", p).register(registry);
+        FunctionCounter.builder("moe.cache.accesses", this, c -> c.stats().misses()).tag("result", "miss").tag("policy", p).register(registry);
+        FunctionCounter.builder("moe.cache.stall.seconds", this, c -> c.stats().stallNanos() / 1e9).tag("policy", p).register(registry);
+        FunctionCounter.builder("moe.cache.bytes", this, c -> c.stats().demandBytes()).tag("kind", "demand").tag("policy", p).register(registry);
+        FunctionCounter.builder("moe.cache.bytes", this, c -> c.stats().prefetchBytes()).tag("kind", "prefetch").tag("policy", p).register(registry);
+        FunctionCounter.builder("moe.prefetch.issued", this, c -> c.stats().prefetchIssued()).tag("policy", p).register(registry);
+        FunctionCounter.builder("moe.prefetch.used", this, c -> c.stats().prefetchUsed()).tag("policy", p).register(registry);
+        FunctionCounter.builder("moe.prefetch.wasted.bytes", this, c -> c.stats().wastedBytes()).tag("policy", p).register(registry);
+        Gauge.builder("moe.cache.resident", this, ExpertCache::residentCount).tag("policy", p).register(registry);
+    }
+
+    @Override
+    public void close() {
+        if (copier != null) copier.shutdownNow();
+        if (arena != null) arena.close();
+    }
+}

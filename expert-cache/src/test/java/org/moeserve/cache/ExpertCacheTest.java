@@ -1,0 +1,199 @@
+package org.moeserve.cache;
+
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import org.junit.jupiter.api.Test;
+import org.moeserve.cache.policy.BeladyPolicy;
+import org.moeserve.cache.policy.LfuPolicy;
+import org.moeserve.cache.policy.LruPolicy;
+import org.moeserve.cache.policy.PinPolicy;
+import org.moeserve.cache.policy.PredictivePolicy;
+import org.moeserve.cache.transfer.Link;
+import org.moeserve.cache.transfer.LinkModel;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The cache and its link on a virtual clock, where every time is exact. */
+class ExpertCacheTest {
+    // 1000 bytes per expert over 1 GB/s = 1000 ns, plus 100 ns latency: 1100 ns per transfer
+    static final LinkModel LINK = new LinkModel(1e9, 100);
+    static final long EXPERT = 1000;
+
+    static ExpertCache cache(int slots, org.moeserve.cache.policy.EvictionPolicy p, Clock clock) {
+        return new ExpertCache(new ExpertCache.Config(slots * EXPERT, EXPERT, LINK, false), null, p, clock);
+    }
+
+    static ExpertKey k(int l, int e) { return new ExpertKey(l, e); }
+
+    @Test
+    void linkModelParsesAndTimes() {
+        assertEquals(16e9, LinkModel.parseBandwidth("16GB/s"));
+        assertEquals(2.5 * 1024 * 1024 * 1024, LinkModel.parseBandwidth("2.5GiB/s"));
+        assertEquals(10_000, LinkModel.parseDuration("10us"));
+        assertEquals(1100, LINK.nanosFor(EXPERT));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> LinkModel.parseBandwidth("fast"));
+        assertTrue(e.getMessage().contains("16GB/s"), e.getMessage());
+    }
+
+    @Test
+    void demandLoadsOvertakeWaitingPrefetchesButNotOneOnTheWire() {
+        Link link = new Link(LINK);
+        Link.Transfer a = link.submit(EXPERT, 2, 0);     // starts at once: on the wire until 1100
+        Link.Transfer b = link.submit(EXPERT, 2, 0);     // waits: 1100..2200
+        Link.Transfer c = link.submit(EXPERT, 0, 10);    // demand: after a (on the wire), before b
+        assertEquals(1100, a.readyAt());
+        assertEquals(2200, c.readyAt());
+        assertEquals(3300, b.readyAt());
+        assertTrue(link.cancel(b, 20), "b has not started");
+        assertFalse(link.cancel(a, 20), "a is on the wire");
+        Link.Transfer d = link.submit(EXPERT, 1, 30);
+        assertEquals(3300, d.readyAt(), "b's time was given back");
+    }
+
+    @Test
+    void hitsMissesAndStallsOnDemand() {
+        Clock.Virtual clock = new Clock.Virtual();
+        try (ExpertCache c = cache(2, new LruPolicy(), clock)) {
+            c.acquire(k(0, 0));                 // miss: 1100 ns stall
+            c.release(k(0, 0));
+            assertEquals(1100, clock.nanoTime());
+            c.acquire(k(0, 0));                 // hit
+            c.release(k(0, 0));
+            c.acquire(k(0, 1));                 // miss
+            c.release(k(0, 1));
+            c.acquire(k(0, 2));                 // miss, evicts (0,0): least recently used
+            c.release(k(0, 2));
+            assertFalse(c.isResident(k(0, 0)));
+            assertTrue(c.isResident(k(0, 1)));
+            CacheStats s = c.stats();
+            assertEquals(4, s.accesses());
+            assertEquals(1, s.hits());
+            assertEquals(3, s.misses());
+            assertEquals(3 * 1100, s.stallNanos());
+            assertEquals(3 * EXPERT, s.demandBytes());
+        }
+    }
+
+    @Test
+    void prefetchInTimeIsAHitTooLateStallsLessAndUnusedIsWasted() {
+        Clock.Virtual clock = new Clock.Virtual();
+        try (ExpertCache c = cache(3, new PredictivePolicy(2), clock)) {
+            assertTrue(c.prefetch(k(1, 0), 1));   // ready at 1100
+            assertTrue(c.prefetch(k(1, 1), 1));   // ready at 2200
+            clock.advance(1500);
+            c.acquire(k(1, 0));                   // ready: hit, no stall
+            c.acquire(k(1, 1));                   // on the wire: late, stalls 700
+            assertEquals(2200, clock.nanoTime());
+            c.release(k(1, 0));
+            c.release(k(1, 1));
+            assertTrue(c.prefetch(k(0, 5), 1));   // never used
+            clock.advance(5000);
+            c.acquire(k(0, 1));                   // miss: evicts the unused prefetch (furthest next use... or LFU)
+            c.release(k(0, 1));
+            CacheStats s = c.stats();
+            assertEquals(1, s.hits());
+            assertEquals(1, s.late());
+            assertEquals(1, s.misses());
+            assertEquals(700 + 1100, s.stallNanos());
+            assertEquals(3, s.prefetchIssued());
+            assertEquals(2, s.prefetchUsed());
+            assertEquals(1, s.prefetchWasted() + (c.isResident(k(0, 5)) ? 1 : 0), "the unused prefetch left or is idle");
+        }
+    }
+
+    @Test
+    void stalePrefetchesAreCancelledAndGiveTheirTimeBack() {
+        Clock.Virtual clock = new Clock.Virtual();
+        try (ExpertCache c = cache(4, new LruPolicy(), clock)) {
+            c.prefetch(k(2, 0), 1);               // on the wire at once
+            c.prefetch(k(2, 1), 1);               // waiting
+            c.cancelStale(2);
+            CacheStats s = c.stats();
+            assertEquals(1, s.prefetchCancelled(), "only the waiting one can be cancelled");
+            assertEquals(EXPERT, s.prefetchBytes());
+            c.acquire(k(3, 0));                   // demand: right after the first transfer
+            assertEquals(2200, clock.nanoTime());
+        }
+    }
+
+    @Test
+    void pinPolicyKeepsTheHottestResident() {
+        long[][] load = {{9, 1, 1, 8}, {1, 7, 1, 1}};
+        Clock.Virtual clock = new Clock.Virtual();
+        try (ExpertCache c = cache(4, new PinPolicy(load, 3), clock)) {
+            for (ExpertKey hot : List.of(k(0, 0), k(0, 3), k(1, 1))) assertTrue(c.isResident(hot));
+            for (int i = 0; i < 5; i++) {         // cycling cold experts never displaces the pinned ones
+                c.acquire(k(1, i % 4 == 1 ? 2 : i % 4));
+                c.release(k(1, i % 4 == 1 ? 2 : i % 4));
+            }
+            for (ExpertKey hot : List.of(k(0, 0), k(0, 3), k(1, 1))) assertTrue(c.isResident(hot));
+            assertEquals(0, c.stats().demandBytes() % EXPERT);
+        }
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> cache(3, new PinPolicy(load, 3), new Clock.Virtual()));
+        assertTrue(e.getMessage().contains("pins 3"), e.getMessage());
+    }
+
+    @Test
+    void beladyIsNeverBeatenByLruOrLfuOnDemand() {
+        SplittableRandom r = new SplittableRandom(11);
+        for (int trial = 0; trial < 30; trial++) {
+            List<ExpertKey> seq = new ArrayList<>();
+            for (int i = 0; i < 300; i++) seq.add(k(r.nextInt(3), (int) Math.min(7, Math.abs(r.nextGaussian() * 3))));
+            int slots = 2 + r.nextInt(6);
+            long belady = hits(seq, slots, new BeladyPolicy(seq));
+            assertTrue(belady >= hits(seq, slots, new LruPolicy()), "trial " + trial);
+            assertTrue(belady >= hits(seq, slots, new LfuPolicy()), "trial " + trial);
+        }
+    }
+
+    static long hits(List<ExpertKey> seq, int slots, org.moeserve.cache.policy.EvictionPolicy p) {
+        try (ExpertCache c = cache(slots, p, new Clock.Virtual())) {
+            for (ExpertKey key : seq) {
+                c.acquire(key);
+                c.release(key);
+            }
+            return c.stats().hits();
+        }
+    }
+
+    @Test
+    void copiesBytesIntoFastMemoryAndMeters() {
+        ExpertSource src = new ExpertSource() {
+            public long expertBytes() { return EXPERT; }
+
+            public void copyTo(ExpertKey key, MemorySegment dst) {
+                for (long i = 0; i < EXPERT; i++) dst.set(ValueLayout.JAVA_BYTE, i, (byte) (key.layer() * 16 + key.expert()));
+            }
+        };
+        try (ExpertCache c = new ExpertCache(new ExpertCache.Config(2 * EXPERT, EXPERT, new LinkModel(100e9, 0), true), src,
+                new LruPolicy(), Clock.SYSTEM)) {
+            SimpleMeterRegistry reg = new SimpleMeterRegistry();
+            c.bindTo(reg);
+            for (int e = 0; e < 3; e++) {
+                MemorySegment m = c.acquire(k(1, e));
+                assertEquals((byte) (16 + e), m.get(ValueLayout.JAVA_BYTE, 0));
+                assertEquals((byte) (16 + e), m.get(ValueLayout.JAVA_BYTE, EXPERT - 1));
+                c.release(k(1, e));
+            }
+            assertEquals(3.0, reg.get("moe.cache.accesses").tag("result", "miss").functionCounter().count());
+            assertEquals(3.0 * EXPERT, reg.get("moe.cache.bytes").tag("kind", "demand").functionCounter().count());
+            assertEquals(2.0, reg.get("moe.cache.resident").gauge().value());
+        }
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> new ExpertCache.Config(10, EXPERT, LINK, false));
+        assertTrue(e.getMessage().contains("at least one expert"), e.getMessage());
+        try (Arena ignored = Arena.ofConfined()) {
+            assertThrows(IllegalStateException.class, () -> cache(1, new LruPolicy(), new Clock.Virtual()).release(k(0, 0)));
+        }
+    }
+}

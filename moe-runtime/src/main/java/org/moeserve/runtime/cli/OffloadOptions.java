@@ -1,0 +1,45 @@
+package org.moeserve.runtime.cli;
+
+import org.moeserve.cache.transfer.LinkModel;
+import picocli.CommandLine.Option;
+
+/** Options of the expert cache shared by generate and cache-sim. */
+final class OffloadOptions {
+    @Option(names = "--link", paramLabel = "BW", description = "Modelled link bandwidth, e.g. 16GB/s (default ${DEFAULT-VALUE}).")
+    String link = "16GB/s";
+
+    @Option(names = "--link-latency", paramLabel = "T", description = "Modelled per-transfer latency (default ${DEFAULT-VALUE}).")
+    String latency = "10us";
+
+    @Option(names = "--policy", paramLabel = "NAME", split = ",",
+            description = "lru, lfu, pin, predictive (default), belady and oracle (cache-sim only)")
+    java.util.List<String> policies = java.util.List.of("predictive");
+
+    @Option(names = "--horizon", paramLabel = "H", description = "Prefetch lookahead in layers (default ${DEFAULT-VALUE}).")
+    int horizon = 2;
+
+    @Option(names = "--prefetch-k", paramLabel = "K", description = "Experts prefetched per future layer (default: top-k).")
+    Integer prefetchK;
+
+    @Option(names = "--no-deadlines", description = "Prefetch even what the link cannot deliver before its layer needs it.")
+    boolean noDeadlines;
+
+    LinkModel linkModel() { return new LinkModel(LinkModel.parseBandwidth(link), LinkModel.parseDuration(latency)); }
+
+    /** "25%" of all experts' bytes, "24" experts, or "6MB"/"2.5GiB" of memory, as bytes. */
+    static long budgetBytes(String budget, long totalExperts, long expertBytes) {
+        String b = budget.trim();
+        try {
+            if (b.endsWith("%")) {
+                double pct = Double.parseDouble(b.substring(0, b.length() - 1));
+                if (!(pct > 0 && pct <= 100)) throw new NumberFormatException();
+                return Math.max(expertBytes, (long) Math.floor(totalExperts * pct / 100.0) * expertBytes);
+            }
+            if (b.matches("[0-9]+")) return Long.parseLong(b) * expertBytes;
+            return (long) LinkModel.parseBandwidth(b + "/s");
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("--expert-budget is \"" + budget + "\" but must be a share of the experts "
+                    + "(25%), a number of experts (24) or an amount of memory (6MB, 2GiB)");
+        }
+    }
+}

@@ -1,0 +1,53 @@
+package org.moeserve.runtime.cli;
+
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/** Small line charts as SVG: results people would rather look at than read. */
+final class Svg {
+    private Svg() {}
+
+    private static final String[] COLORS = {"#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#444444"};
+
+    /** One polyline per series of (x, y) points; y in [0, 1]. */
+    static String lines(String title, String xLabel, String yLabel, Map<String, List<double[]>> series) {
+        int w = 720, h = 440, left = 60, right = 190, top = 40, bottom = 50;
+        double xMax = 1;
+        for (List<double[]> s : series.values()) for (double[] p : s) xMax = Math.max(xMax, p[0]);
+        StringBuilder sb = new StringBuilder();
+        sb.append(String.format(Locale.ROOT, "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' "
+                + "font-family='sans-serif' font-size='12'>%n<rect width='100%%' height='100%%' fill='white'/>%n", w, h));
+        sb.append(String.format(Locale.ROOT, "<text x='%d' y='22' font-size='15'>%s</text>%n", left, esc(title)));
+        int pw = w - left - right, ph = h - top - bottom;
+        for (int i = 0; i <= 5; i++) {
+            double y = top + ph - ph * i / 5.0;
+            sb.append(String.format(Locale.ROOT, "<line x1='%d' y1='%.1f' x2='%d' y2='%.1f' stroke='#ddd'/>"
+                    + "<text x='%d' y='%.1f' text-anchor='end'>%.1f</text>%n", left, y, left + pw, y, left - 6, y + 4, i / 5.0));
+        }
+        for (int i = 0; i <= 4; i++) {
+            double x = left + pw * i / 4.0;
+            sb.append(String.format(Locale.ROOT, "<text x='%.1f' y='%d' text-anchor='middle'>%.0f</text>%n", x, top + ph + 18, xMax * i / 4));
+        }
+        sb.append(String.format(Locale.ROOT, "<text x='%d' y='%d' text-anchor='middle'>%s</text>%n", left + pw / 2, h - 12, esc(xLabel)));
+        sb.append(String.format(Locale.ROOT, "<text x='16' y='%d' transform='rotate(-90 16 %d)' text-anchor='middle'>%s</text>%n",
+                top + ph / 2, top + ph / 2, esc(yLabel)));
+        int c = 0;
+        for (Map.Entry<String, List<double[]>> e : series.entrySet()) {
+            String color = COLORS[c % COLORS.length];
+            StringBuilder pts = new StringBuilder();
+            for (double[] p : e.getValue()) {
+                pts.append(String.format(Locale.ROOT, "%.1f,%.1f ", left + pw * p[0] / xMax, top + ph - ph * Math.max(0, Math.min(1, p[1]))));
+            }
+            String dash = e.getKey().startsWith("belady") ? " stroke-dasharray='6 4'" : "";
+            sb.append(String.format(Locale.ROOT, "<polyline fill='none' stroke='%s' stroke-width='2'%s points='%s'/>%n", color, dash, pts.toString().trim()));
+            int ly = top + 10 + 20 * c;
+            sb.append(String.format(Locale.ROOT, "<line x1='%d' y1='%d' x2='%d' y2='%d' stroke='%s' stroke-width='2'%s/>"
+                    + "<text x='%d' y='%d'>%s</text>%n", left + pw + 14, ly, left + pw + 38, ly, color, dash, left + pw + 44, ly + 4, esc(e.getKey())));
+            c++;
+        }
+        return sb.append("</svg>\n").toString();
+    }
+
+    private static String esc(String s) { return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"); }
+}
