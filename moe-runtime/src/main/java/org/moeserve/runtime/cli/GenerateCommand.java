@@ -106,7 +106,7 @@ final class GenerateCommand implements Callable<Integer> {
                 if (cache.policy() instanceof PredictivePolicy) {
                     ExpertPredictor p = predictor == null ? LookaheadGates.of(m) : predictorFor(m);
                     new Prefetcher(p, cache, m.config(), offload.horizon,
-                            offload.prefetchK == null ? m.config().topK() : offload.prefetchK).attach(engine);
+                            offload.prefetchK == null ? m.config().topK() : offload.prefetchK, !offload.noDeadlines).attach(engine);
                 }
             } else {
                 engine = new Engine(m, par);

@@ -23,8 +23,18 @@ public final class Prefetcher implements RoutingObserver, LayerObserver {
     private final int[] moeIndex;
     private final Map<Long, int[][]> pathOf = new HashMap<>();
     private final Map<Long, int[][]> lastPath = new HashMap<>();
+    private final boolean deadlines;
+    private long lastLayerEnd = -1;
+    private int lastLayer = -1;
+    private double layerNanos; // running estimate of one layer's compute (exponential average)
 
     public Prefetcher(ExpertPredictor predictor, ExpertCache cache, ModelConfig config, int horizon, int k) {
+        this(predictor, cache, config, horizon, k, true);
+    }
+
+    /** @param deadlines skip prefetches the link cannot deliver before their layer starts (by the layer-time estimate) */
+    public Prefetcher(ExpertPredictor predictor, ExpertCache cache, ModelConfig config, int horizon, int k, boolean deadlines) {
+        this.deadlines = deadlines;
         this.predictor = predictor;
         this.cache = cache;
         this.horizon = horizon;
@@ -51,22 +61,42 @@ public final class Prefetcher implements RoutingObserver, LayerObserver {
         if (m < 0) return;
         long key = seq << 24 | pos;
         int[][] path = pathOf.get(key);
-        cache.cancelStale(m);
+        long now = System.nanoTime();
+        if (m != lastLayer) { // the first row of a new layer: time the layer that just ran
+            if (lastLayerEnd >= 0 && m == (lastLayer + 1) % moeLayers) {
+                double dt = now - lastLayerEnd;
+                layerNanos = layerNanos == 0 ? dt : 0.9 * layerNanos + 0.1 * dt;
+            }
+            lastLayerEnd = now;
+            lastLayer = m;
+            cache.cancelStale(m);
+        }
         if (m < moeLayers - 1) {
             TokenContext ctx = new TokenContext(-1, m, java.util.Arrays.copyOf(path, m + 1), hidden, lastPath.get(seq), null);
             float[][] scores = predictor.predict(ctx, horizon);
             for (int j = 0; j < scores.length; j++) {
-                for (int e : PredictorEvaluation.topK(scores[j], k)) cache.prefetch(new ExpertKey(m + 1 + j, e), j + 1);
+                long deadline = deadline(now, j);
+                for (int e : PredictorEvaluation.topK(scores[j], k)) cache.prefetch(new ExpertKey(m + 1 + j, e), j + 1, deadline);
             }
         }
         int wrap = m + horizon - (moeLayers - 1); // the next token's first layers, guessed from this token's
         for (int w = 0; w < Math.min(wrap, moeLayers); w++) {
             if (path[w] == null) continue;
-            for (int e : path[w]) cache.prefetch(new ExpertKey(w, e), moeLayers - m + w);
+            long deadline = deadline(now, moeLayers - m + w - 1);
+            for (int e : path[w]) cache.prefetch(new ExpertKey(w, e), moeLayers - m + w, deadline);
         }
         if (m == moeLayers - 1) {
             pathOf.remove(key);
             lastPath.put(seq, path);
         }
     }
+
+    /** When layer (this + layersAhead + 1)'s experts are needed: half a layer (its attention) after it starts. */
+    private long deadline(long now, int layersAhead) {
+        if (!deadlines || layerNanos == 0) return Long.MAX_VALUE;
+        return now + (long) ((layersAhead + 0.5) * layerNanos);
+    }
+
+    /** Forgets a finished sequence. */
+    public void forget(long seq) { lastPath.remove(seq); }
 }
