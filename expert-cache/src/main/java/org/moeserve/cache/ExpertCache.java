@@ -14,10 +14,8 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -52,11 +50,14 @@ public final class ExpertCache implements AutoCloseable {
         public int slots() { return (int) Math.min(Integer.MAX_VALUE, budgetBytes / expertBytes); }
     }
 
+    /** Copy states: the bytes are copied by whoever claims the copy first (the copier thread or a waiting layer). */
+    private static final int PENDING = 0, COPYING = 1, COPIED = 2, CANCELLED = 3;
+
     private static final class Entry {
         final ExpertKey key;
         final int slot;
         Link.Transfer transfer;   // null once loaded
-        Future<?> copy;           // null when loaded or not copying
+        final java.util.concurrent.atomic.AtomicInteger copy = new java.util.concurrent.atomic.AtomicInteger(COPIED);
         int pins;
         boolean prefetched, used, fixed;
 
@@ -128,7 +129,6 @@ public final class ExpertCache implements AutoCloseable {
     public MemorySegment acquire(ExpertKey k) {
         Entry e;
         long readyAt;
-        Future<?> copy;
         long t0 = clock.nanoTime();
         synchronized (this) {
             long now = clock.nanoTime();
@@ -148,21 +148,23 @@ public final class ExpertCache implements AutoCloseable {
             e.pins++;
             policy.onAccess(k, tick++);
             readyAt = e.transfer == null ? now : e.transfer.readyAt();
-            copy = e.copy;
         }
+        copyNow(e); // needed now: copy here rather than wait for the copier thread to get to it
         clock.waitUntil(readyAt);
-        if (copy != null) {
-            try {
-                copy.get();
-            } catch (InterruptedException ex) {
-                Thread.currentThread().interrupt();
-                throw new IllegalStateException("interrupted while loading expert " + k, ex);
-            } catch (ExecutionException ex) {
-                throw new IllegalStateException("copying expert " + k + " into fast memory failed", ex.getCause());
-            }
-        }
+        while (e.copy.get() != COPIED) Thread.onSpinWait(); // the copier is mid-copy: microseconds
         stallNanos.addAndGet(clock.nanoTime() - t0);
         return memory == null ? null : slice(e.slot);
+    }
+
+    /** Copies e's bytes if nobody has started to. */
+    private void copyNow(Entry e) {
+        if (e.copy.compareAndSet(PENDING, COPYING)) {
+            try {
+                source.copyTo(e.key, slice(e.slot));
+            } finally {
+                e.copy.set(COPIED);
+            }
+        }
     }
 
     public synchronized void release(ExpertKey k) {
@@ -206,13 +208,14 @@ public final class ExpertCache implements AutoCloseable {
         List<ExpertKey> drop = new ArrayList<>();
         for (Entry e : entries.values()) {
             if (e.key.layer() == layer && e.prefetched && !e.used && e.pins == 0 && e.transfer != null
-                    && !link.started(e.transfer, now) && link.cancel(e.transfer, now)) {
+                    && !link.started(e.transfer, now)
+                    && (e.copy.get() == COPIED && memory == null || e.copy.compareAndSet(PENDING, CANCELLED))
+                    && link.cancel(e.transfer, now)) {
                 drop.add(e.key);
             }
         }
         for (ExpertKey k : drop) {
             Entry e = entries.remove(k);
-            if (e.copy != null) e.copy.cancel(false);
             policy.onEvict(k);
             free.add(e.slot);
             cancelled++;
@@ -255,8 +258,8 @@ public final class ExpertCache implements AutoCloseable {
         Entry e = new Entry(k, slot);
         e.transfer = link.submit(config.expertBytes(), priority, now);
         if (memory != null) {
-            MemorySegment dst = slice(slot);
-            e.copy = copier.submit(() -> source.copyTo(k, dst));
+            e.copy.set(PENDING);
+            copier.execute(() -> copyNow(e));
         }
         if (prefetch) prefetchBytes += config.expertBytes();
         else demandBytes += config.expertBytes();
@@ -268,10 +271,7 @@ public final class ExpertCache implements AutoCloseable {
     private List<ExpertKey> evictable(long now) {
         List<ExpertKey> out = new ArrayList<>();
         for (Entry e : entries.values()) {
-            if (e.transfer != null && e.transfer.readyAt() <= now && (e.copy == null || e.copy.isDone())) {
-                e.transfer = null;
-                e.copy = null;
-            }
+            if (e.transfer != null && e.transfer.readyAt() <= now && e.copy.get() == COPIED) e.transfer = null;
             if (e.pins == 0 && !e.fixed && e.transfer == null) out.add(e.key);
         }
         return out;

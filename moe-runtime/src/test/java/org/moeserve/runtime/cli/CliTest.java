@@ -156,4 +156,42 @@ class CliTest {
         assertEquals(1, unknown.exit());
         assertTrue(unknown.err().contains("--predictor is magic"), unknown.err());
     }
+
+    @Test
+    void cacheSimReplaysPoliciesWithBeladyBesideThemAndPlotsASweep() throws IOException {
+        Path trace = smallTrace(2), svg = tmp.resolve("sweep.svg");
+        Run r = run("cache-sim", "--trace", trace.toString(), "--model", TestModels.dir("tiny-mixtral-kjv").toString(),
+                "--policy", "lru,predictive,oracle", "--budget", "25%,50%", "--plot", svg.toString(), "--json");
+        assertEquals(0, r.exit(), r.err());
+        JsonNode rows = new ObjectMapper().readTree(r.out());
+        assertEquals(6, rows.size(), "3 policies x 2 budgets");
+        for (JsonNode row : rows) {
+            assertEquals(8L * 256 * 12, row.get("accesses").asLong(), "8 sequences x 256 tokens x 6 layers x top-2");
+            assertTrue(row.get("belady_hit_rate").asDouble() > 0);
+        }
+        double lru = rows.get(0).get("hit_rate").asDouble(), predictive = rows.get(1).get("hit_rate").asDouble();
+        assertTrue(predictive > lru, "predictive " + predictive + " vs lru " + lru);
+        assertEquals(24, rows.get(0).get("slots").asInt());
+        assertEquals(48, rows.get(3).get("slots").asInt());
+        String plot = Files.readString(svg);
+        assertTrue(plot.startsWith("<svg") && plot.contains("predictive") && plot.contains("belady"), plot);
+        Run bad = run("cache-sim", "--trace", trace.toString(), "--policy", "fifo");
+        assertEquals(1, bad.exit());
+        assertTrue(bad.err().contains("--policy is fifo"), bad.err());
+        Run badBudget = run("cache-sim", "--trace", trace.toString(), "--budget", "250%");
+        assertEquals(1, badBudget.exit());
+        assertTrue(badBudget.err().contains("--expert-budget is \"250%\""), badBudget.err());
+    }
+
+    @Test
+    void generateWithAQuarterOfTheExpertsGivesTheSameTextAndReportsTheCache() throws IOException {
+        JsonNode g = new ObjectMapper().readTree(TestModels.dir("tiny-mixtral-kjv").resolve("golden.json").toFile())
+                .get("prompts").get(2);
+        Run r = run("generate", "--model", TestModels.dir("tiny-mixtral-kjv").toString(), "--prompt", g.get("text").asText(),
+                "--max-tokens", "48", "--greedy", "--expert-budget", "25%", "--link", "8GB/s", "--policy", "predictive");
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.out().startsWith(g.get("text").asText() + g.get("greedy_text").asText()), r.out());
+        assertTrue(r.out().contains("expert cache: predictive, 24 of 96 experts resident"), r.out());
+        assertTrue(r.out().contains("[modelled link]") && r.out().contains("prefetch precision"), r.out());
+    }
 }

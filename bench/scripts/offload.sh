@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The offload benchmark of BENCHMARKS.md (about 3 minutes; run bench/scripts/predictors.sh first for the learned
+# predictor and the training trace it fits the pin policy's profile on):
+#  1. cache-sim on the held-out trace, 25% of experts resident, 16 GB/s link: every policy, Belady's bound;
+#  2. a budget sweep with a hit-rate picture (bench/target/offload/hit-rate-vs-budget.svg);
+#  3. cache-sim at the matched link (one expert load = one layer's compute: 2.34 GB/s, 63 us, as measured live);
+#  4. the live end-to-end run: ./moe bench offload.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+W="$ROOT/bench/target/offload"; P="$ROOT/bench/target/predictors"
+mkdir -p "$W"
+MOE="$ROOT/moe"
+T="$ROOT/../shared/traces/tiny-mixtral-kjv-heldout.trace.jsonl"
+M="$ROOT/models/tiny-mixtral-kjv"
+[ -f "$P/learned.bin" ] || { echo "offload.sh: run bench/scripts/predictors.sh first (it trains $P/learned.bin)" >&2; exit 1; }
+echo "### 25% resident, 16 GB/s link, 80 us per layer"
+"$MOE" cache-sim --trace "$T" --model "$M" --fit "$P/train.trace.jsonl" --policy lru,lfu,pin,predictive,oracle --budget 25% 2>/dev/null
+"$MOE" cache-sim --trace "$T" --model "$M" --predictor learned --weights "$P/learned.bin" --policy predictive --budget 25% 2>/dev/null | grep '^| 25'
+echo; echo "### sweep"
+"$MOE" cache-sim --trace "$T" --model "$M" --fit "$P/train.trace.jsonl" --policy lru,lfu,pin,predictive \
+  --budget 10%,20%,25%,33%,50%,75% --plot "$W/hit-rate-vs-budget.svg" 2>/dev/null
+echo; echo "### matched link: 2.34 GB/s, no latency, 63 us per layer"
+for pr in lookahead-gate learned; do
+  "$MOE" cache-sim --trace "$T" --model "$M" --predictor $pr --weights "$P/learned.bin" --policy predictive --budget 25% \
+    --link 2.34GB/s --link-latency 0 --layer-time 63us --horizon 2 --prefetch-k 2 2>/dev/null | grep '^| 25'
+done
+"$MOE" cache-sim --trace "$T" --model "$M" --policy lru,oracle --budget 25% --link 2.34GB/s --link-latency 0 \
+  --layer-time 63us 2>/dev/null | grep '^| 25'
+echo; echo "### live"
+"$MOE" bench offload 7 2>/dev/null

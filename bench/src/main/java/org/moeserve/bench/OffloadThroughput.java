@@ -1,0 +1,114 @@
+package org.moeserve.bench;
+
+import org.moeserve.cache.CacheStats;
+import org.moeserve.cache.Clock;
+import org.moeserve.cache.ExpertCache;
+import org.moeserve.cache.policy.Policies;
+import org.moeserve.cache.transfer.LinkModel;
+import org.moeserve.runtime.engine.CachedExpertStore;
+import org.moeserve.runtime.engine.Engine;
+import org.moeserve.runtime.engine.Generator;
+import org.moeserve.runtime.engine.LookaheadGates;
+import org.moeserve.runtime.engine.Prefetcher;
+import org.moeserve.runtime.engine.SamplingParams;
+import org.moeserve.runtime.kernel.Parallel;
+import org.moeserve.runtime.model.MoeModel;
+
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * Decode speed with a quarter of the experts in fast memory (issue 4's end-to-end target), on the demo model, one
+ * stream, one compute thread (the other core copies experts). The link is set from a measurement made first in the
+ * same process: bandwidth = expert bytes / (all-resident decode step time / layers), so loading one expert takes
+ * about one layer's compute. Then, interleaved rep by rep: all resident; predictive (lookahead-gate prefetch,
+ * H=2, K=2, deadlines); LRU loading on demand. The same three again on a 16 GB/s link (PCIe-class) for reference.
+ * Medians of decode tokens/s; the link is modelled.
+ */
+final class OffloadThroughput {
+    static final int[] PROMPT = "And it came to pass, when the king heard".chars().toArray();
+
+    public static void main(String[] args) {
+        int reps = args.length > 0 ? Integer.parseInt(args[0]) : 5, tokens = 128;
+        Path dir = Path.of(System.getProperty("moe.home", ".")).resolve("models/tiny-mixtral-kjv");
+        try (MoeModel m = MoeModel.load(dir); Parallel one = new Parallel(1)) {
+            int layers = CachedExpertStore.moeLayers(m.config());
+            Engine resident = new Engine(m, one);
+            for (int i = 0; i < 3; i++) decode(resident, tokens);
+            double[] step = new double[5];
+            for (int i = 0; i < step.length; i++) step[i] = 1e9 / decode(resident, tokens);
+            double layerNanos = Bench.median(step) / layers;
+            double matched = m.expertBytes() / (layerNanos / 1e9);
+            System.out.println("machine: " + Bench.machine());
+            System.out.printf(Locale.ROOT, "all-resident decode step %.0f us = %.1f us per layer; expert %d bytes; "
+                    + "matched link %.2f GB/s (one expert per layer's compute)%n", Bench.median(step) / 1e3, layerNanos / 1e3,
+                    m.expertBytes(), matched / 1e9);
+            Map<String, double[]> tps = new LinkedHashMap<>();
+            Map<String, CacheStats> stats = new LinkedHashMap<>();
+            List<String> configs = List.of("resident", "predictive@matched", "lru@matched", "predictive@16GB/s", "lru@16GB/s");
+            for (String c : configs) tps.put(c, new double[reps]);
+            for (int r = -1; r < reps; r++) {
+                for (String c : configs) {
+                    if (c.equals("resident")) {
+                        double v = decode(resident, tokens);
+                        if (r >= 0) tps.get(c)[r] = v;
+                        continue;
+                    }
+                    String policy = c.substring(0, c.indexOf('@'));
+                    double bw = c.endsWith("matched") ? matched : 16e9;
+                    try (ExpertCache cache = new ExpertCache(new ExpertCache.Config(24 * m.expertBytes(), m.expertBytes(),
+                            new LinkModel(bw, 0), true), CachedExpertStore.source(m),
+                            Policies.create(policy, layers, 24, m.config().topK(), null, null), Clock.SYSTEM)) {
+                        Engine e = new Engine(m, new CachedExpertStore(m, cache), one);
+                        if (policy.equals("predictive")) {
+                            new Prefetcher(LookaheadGates.of(m), cache, m.config(), 2, m.config().topK()).attach(e);
+                        }
+                        decode(e, 16); // fill the cache
+                        cache.resetStats();
+                        double v = decode(e, tokens);
+                        if (r >= 0) {
+                            tps.get(c)[r] = v;
+                            stats.put(c, cache.stats());
+                        }
+                    }
+                }
+            }
+            double base = Bench.median(tps.get("resident"));
+            System.out.println("| configuration | decode tokens/s (median of " + reps + ") | vs all-resident | vs LRU, same link "
+                    + "| hit rate | stall per token | prefetch precision |");
+            System.out.println("|---|---|---|---|---|---|---|");
+            for (String c : configs) {
+                double v = Bench.median(tps.get(c));
+                String vsLru = "";
+                if (c.startsWith("predictive")) vsLru = String.format(Locale.ROOT, "%.2fx", v / Bench.median(tps.get(c.replace("predictive", "lru"))));
+                CacheStats s = stats.get(c);
+                System.out.printf(Locale.ROOT, "| %s | %.0f | %.2fx | %s | %s | %s | %s |%n", c, v, v / base, vsLru,
+                        s == null ? "1" : String.format(Locale.ROOT, "%.3f", s.hitRate()),
+                        s == null ? "0" : String.format(Locale.ROOT, "%.0f us", s.stallNanos() / 1e3 / tokens),
+                        s == null || s.prefetchIssued() == 0 ? "-" : String.format(Locale.ROOT, "%.3f", s.prefetchPrecision()));
+            }
+            System.out.println("(spread of decode tokens/s per configuration: " + spread(tps) + ")");
+        }
+    }
+
+    static String spread(Map<String, double[]> tps) {
+        StringBuilder sb = new StringBuilder();
+        tps.forEach((k, v) -> {
+            double[] s = v.clone();
+            Arrays.sort(s);
+            sb.append(String.format(Locale.ROOT, "%s %.0f-%.0f; ", k, s[0], s[s.length - 1]));
+        });
+        return sb.toString();
+    }
+
+    /** Decode tokens/s of one greedy generation. */
+    static double decode(Engine e, int tokens) {
+        Generator g = new Generator(e);
+        g.generate(new Generator.Request(PROMPT, tokens, SamplingParams.GREEDY, false), t -> { });
+        return g.lastTiming().decodeTokensPerSecond();
+    }
+}
