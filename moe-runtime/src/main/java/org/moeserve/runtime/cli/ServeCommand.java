@@ -1,0 +1,105 @@
+package org.moeserve.runtime.cli;
+
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import io.vertx.core.Vertx;
+import org.moeserve.cache.Clock;
+import org.moeserve.cache.ExpertCache;
+import org.moeserve.cache.policy.Policies;
+import org.moeserve.cache.policy.PredictivePolicy;
+import org.moeserve.runtime.engine.CachedExpertStore;
+import org.moeserve.runtime.engine.Engine;
+import org.moeserve.runtime.engine.LookaheadGates;
+import org.moeserve.runtime.engine.Prefetcher;
+import org.moeserve.runtime.kernel.Parallel;
+import org.moeserve.runtime.model.MoeModel;
+import org.moeserve.runtime.model.Tokenizer;
+import org.moeserve.runtime.serve.ApiServer;
+import org.moeserve.runtime.serve.Scheduler;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+
+/** {@code moe serve}: the OpenAI-compatible server, on the bundled demo model unless --model names another. */
+@Command(name = "serve", mixinStandardHelpOptions = true,
+        description = "Serve the model over an OpenAI-compatible HTTP API (SSE streaming), a WebSocket, /health and /metrics.")
+final class ServeCommand implements Callable<Integer> {
+    @Mixin
+    ModelOptions model = new ModelOptions();
+
+    @Option(names = "--host", paramLabel = "ADDR", description = "Address to bind (default ${DEFAULT-VALUE}: this machine only).")
+    String host = "127.0.0.1";
+
+    @Option(names = "--port", paramLabel = "N", description = "Port (default ${DEFAULT-VALUE}; 0 picks a free one).")
+    int port = 8000;
+
+    @Option(names = "--api-key", paramLabel = "KEY", description = "Require Authorization: Bearer KEY on /v1/*.")
+    String apiKey;
+
+    @Option(names = "--max-batch", paramLabel = "N", description = "Sequences decoded together (default ${DEFAULT-VALUE}).")
+    int maxBatch = 8;
+
+    @Option(names = "--max-queue", paramLabel = "N", description = "Requests waiting before 429 (default ${DEFAULT-VALUE}).")
+    int maxQueue = 64;
+
+    @Option(names = "--prefill-chunk", paramLabel = "N", description = "Prompt tokens prefilled per step (default ${DEFAULT-VALUE}).")
+    int prefillChunk = 64;
+
+    @Option(names = "--max-body", paramLabel = "BYTES", description = "Request body limit (default ${DEFAULT-VALUE}).")
+    long maxBody = 1 << 20;
+
+    @Option(names = "--expert-budget", paramLabel = "B", description = "Experts kept in fast memory (25%, 24, 6MB); default all.")
+    String expertBudget;
+
+    @Mixin
+    OffloadOptions offload = new OffloadOptions();
+
+    @Override
+    public Integer call() throws Exception {
+        model.validate();
+        ApiServer.Options opts = new ApiServer.Options(host, port, apiKey, maxBody);
+        PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+        MoeModel m = MoeModel.load(model.modelDir());
+        Tokenizer tok = Tokenizer.load(m.dir(), m.config());
+        Parallel par = new Parallel(model.threads);
+        Engine engine;
+        ExpertCache cache = null;
+        if (expertBudget != null) {
+            long budget = OffloadOptions.budgetBytes(expertBudget, GenerateCommand.totalExperts(m), m.expertBytes());
+            int slots = (int) (budget / m.expertBytes());
+            String policy = offload.policies.getFirst();
+            cache = new ExpertCache(new ExpertCache.Config(budget, m.expertBytes(), offload.linkModel(), true),
+                    CachedExpertStore.source(m), Policies.create(policy, CachedExpertStore.moeLayers(m.config()), slots,
+                    m.config().topK(), null, null), Clock.SYSTEM);
+            cache.bindTo(registry);
+            engine = new Engine(m, new CachedExpertStore(m, cache), par);
+            if (cache.policy() instanceof PredictivePolicy) {
+                new Prefetcher(LookaheadGates.of(m), cache, m.config(), offload.horizon,
+                        offload.prefetchK == null ? m.config().topK() : offload.prefetchK, !offload.noDeadlines).attach(engine);
+            }
+        } else {
+            engine = new Engine(m, par);
+        }
+        Scheduler scheduler = new Scheduler(engine, tok, maxBatch, maxQueue, prefillChunk, registry);
+        Vertx vertx = Vertx.vertx();
+        ApiServer server = new ApiServer(vertx, scheduler, tok, m.name(), registry, opts);
+        int bound = server.start();
+        System.out.printf("moe serve: %s on http://%s:%d/v1 (OpenAI-compatible; WebSocket /v1/stream; /health, /metrics)%s%n",
+                m.name(), host, bound, cache == null ? "" : "; " + cache.slots() + " experts resident, " + offload.linkModel());
+        CountDownLatch stop = new CountDownLatch(1);
+        ExpertCache c = cache;
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            server.close();
+            scheduler.close();
+            vertx.close();
+            if (c != null) c.close();
+            par.close();
+            stop.countDown();
+        }));
+        stop.await();
+        return 0;
+    }
+}
