@@ -39,8 +39,15 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--api-key", paramLabel = "KEY", description = "Require Authorization: Bearer KEY on /v1/*.")
     String apiKey;
 
-    @Option(names = "--max-batch", paramLabel = "N", description = "Sequences decoded together (default ${DEFAULT-VALUE}).")
+    @Option(names = "--max-batch", paramLabel = "N", description = "Sequences decoded per step (default ${DEFAULT-VALUE}).")
     int maxBatch = 8;
+
+    @Option(names = "--max-running", paramLabel = "N",
+            description = "Sequences holding a KV cache at once (default: --max-batch, or twice it with --expert-aware).")
+    Integer maxRunning;
+
+    @Option(names = "--expert-aware", description = "Choose each step's sequences so they share experts (Read-ME, ExpertFlow).")
+    boolean expertAware;
 
     @Option(names = "--max-queue", paramLabel = "N", description = "Requests waiting before 429 (default ${DEFAULT-VALUE}).")
     int maxQueue = 64;
@@ -83,7 +90,9 @@ final class ServeCommand implements Callable<Integer> {
         } else {
             engine = new Engine(m, par);
         }
-        Scheduler scheduler = new Scheduler(engine, tok, maxBatch, maxQueue, prefillChunk, registry);
+        int running = maxRunning != null ? maxRunning : expertAware ? 2 * maxBatch : maxBatch;
+        Scheduler scheduler = new Scheduler(engine, tok, running, Math.min(maxBatch, running), expertAware, maxQueue,
+                prefillChunk, registry);
         Vertx vertx = Vertx.vertx();
         ApiServer server = new ApiServer(vertx, scheduler, tok, m.name(), registry, opts);
         int bound = server.start();

@@ -27,6 +27,13 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * step, so a long prompt never stalls running decodes for long). Sequences join when a slot is free and leave at
  * any token boundary (finished, stopped, or cancelled because the client went away), freeing their KV cache.
  * Requests wait in a bounded queue; a full queue refuses new ones (the server answers 429).
+ *
+ * <p>Expert-aware batching (Read-ME's expert-aware batching, ExpertFlow's token regrouping): up to
+ * {@code maxRunning} sequences hold a KV cache, but a step decodes at most {@code stepBatch} of them. When more are
+ * ready, the step is filled greedily with the sequence whose previous token's experts add the fewest new
+ * (layer, expert) pairs to the step's set (a token's experts resemble its predecessor's), so the step touches fewer
+ * distinct experts: fewer loads, fewer messages. A sequence that has waited {@link #MAX_WAIT} steps goes first, so
+ * none starves. Off, the step takes the longest-waiting sequences (round robin).
  */
 public final class Scheduler implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(Scheduler.class);
@@ -55,6 +62,9 @@ public final class Scheduler implements AutoCloseable {
         Sequence seq;
         Sampler sampler;
         int prefilled, generated, lastToken;
+        long lastStep = -1;
+        int[][] lastPath;             // the previous token's experts per layer (the prediction for the next)
+        int[][] currentPath;
         long firstTokenAt, lastTokenAt;
         final TextStream text = new TextStream();
         final StringBuilder held = new StringBuilder(); // text not sent yet: it could be the start of a stop string
@@ -71,9 +81,17 @@ public final class Scheduler implements AutoCloseable {
         public void cancel() { cancelled.set(true); }
     }
 
+    /** Steps a ready sequence may be passed over before it must run. */
+    static final int MAX_WAIT = 2;
+
     private final Engine engine;
     private final Tokenizer tokenizer;
-    private final int maxBatch, prefillChunk;
+    private final int maxBatch, prefillChunk, stepBatch;
+    private final boolean expertAware;
+    private long stepCount;
+    private final java.util.Map<Long, Job> bySeq = new java.util.concurrent.ConcurrentHashMap<>();
+    private final java.util.Set<Long> stepExperts = new java.util.HashSet<>();
+    private final io.micrometer.core.instrument.DistributionSummary distinct;
     private final BlockingQueue<Job> queue;
     private final List<Job> running = new ArrayList<>();
     private final Thread thread;
@@ -82,6 +100,22 @@ public final class Scheduler implements AutoCloseable {
     private final Counter tokens, cancelledJobs, steps;
 
     public Scheduler(Engine engine, Tokenizer tokenizer, int maxBatch, int maxQueue, int prefillChunk, MeterRegistry registry) {
+        this(engine, tokenizer, maxBatch, maxBatch, false, maxQueue, prefillChunk, registry);
+    }
+
+    /**
+     * @param maxRunning  sequences that hold a KV cache at once
+     * @param stepBatch   sequences decoded per step (at most maxRunning)
+     * @param expertAware choose each step's sequences to share experts (else longest-waiting first)
+     */
+    public Scheduler(Engine engine, Tokenizer tokenizer, int maxRunning, int stepBatch, boolean expertAware, int maxQueue,
+                     int prefillChunk, MeterRegistry registry) {
+        int maxBatch = maxRunning;
+        if (stepBatch < 1 || stepBatch > maxRunning) {
+            throw new IllegalArgumentException("step batch is " + stepBatch + " but must be in 1.." + maxRunning + " (max running)");
+        }
+        this.stepBatch = stepBatch;
+        this.expertAware = expertAware;
         if (maxBatch < 1) throw new IllegalArgumentException("max batch is " + maxBatch + " but must be >= 1");
         if (maxQueue < 1) throw new IllegalArgumentException("max queue is " + maxQueue + " but must be >= 1");
         if (prefillChunk < 1) throw new IllegalArgumentException("prefill chunk is " + prefillChunk + " but must be >= 1");
@@ -98,6 +132,16 @@ public final class Scheduler implements AutoCloseable {
         steps = Counter.builder("moe.scheduler.steps").register(registry);
         Gauge.builder("moe.queue.depth", queue, BlockingQueue::size).register(registry);
         Gauge.builder("moe.batch.running", this, s -> s.runningCount()).register(registry);
+        distinct = io.micrometer.core.instrument.DistributionSummary.builder("moe.scheduler.distinct.experts")
+                .description("distinct (layer, expert) pairs a decode step touches").register(registry);
+        engine.addObserver((seq, pos, layer, experts, w) -> {
+            for (int e : experts) stepExperts.add((long) layer << 32 | e);
+            Job j = bySeq.get(seq);
+            if (j != null && j.prefilled >= j.prompt.length) {
+                if (j.currentPath == null) j.currentPath = new int[engine.config().layers()][];
+                j.currentPath[layer] = experts;
+            }
+        });
         thread = Thread.ofPlatform().name("moe-scheduler").daemon().start(this::loop);
     }
 
@@ -130,6 +174,7 @@ public final class Scheduler implements AutoCloseable {
         synchronized (this) {
             running.removeIf(j -> {
                 if (!j.cancelled.get()) return false;
+                bySeq.remove(j.seq.id());
                 cancelledJobs.increment();
                 j.sink.done(Finish.CANCELLED, j.prompt.length, j.generated);
                 return true;
@@ -141,6 +186,7 @@ public final class Scheduler implements AutoCloseable {
             if (!next.cancelled.get()) {
                 next.seq = engine.newSequence();
                 next.sampler = new Sampler(next.sampling);
+                bySeq.put(next.seq.id(), next);
                 synchronized (this) { running.add(next); }
             }
             next = runningCount() < maxBatch ? queue.poll() : null;
@@ -150,6 +196,7 @@ public final class Scheduler implements AutoCloseable {
         int budget = prefillChunk;
         List<Job> snapshot;
         synchronized (this) { snapshot = new ArrayList<>(running); }
+        List<Job> ready = new ArrayList<>();
         for (Job j : snapshot) {
             if (j.prefilled < j.prompt.length) {
                 if (budget == 0) continue;
@@ -157,14 +204,24 @@ public final class Scheduler implements AutoCloseable {
                 batch.add(new Engine.Step(j.seq, java.util.Arrays.copyOfRange(j.prompt, j.prefilled, j.prefilled + n)));
                 j.prefilled += n;
                 budget -= n;
+                owners.add(j);
             } else {
-                batch.add(new Engine.Step(j.seq, new int[]{j.lastToken}));
+                ready.add(j);
             }
+        }
+        for (Job j : choose(ready)) {
+            batch.add(new Engine.Step(j.seq, new int[]{j.lastToken}));
             owners.add(j);
+            j.lastStep = stepCount;
         }
         if (batch.isEmpty()) return;
+        stepExperts.clear();
+        for (Job j : owners) j.currentPath = null;
         float[][] logits = engine.forward(batch);
+        stepCount++;
         steps.increment();
+        if (owners.stream().allMatch(j -> j.prefilled >= j.prompt.length)) distinct.record(stepExperts.size());
+        for (Job j : owners) if (j.currentPath != null) j.lastPath = j.currentPath;
         long now = System.nanoTime();
         for (int i = 0; i < owners.size(); i++) {
             Job j = owners.get(i);
@@ -186,6 +243,58 @@ public final class Scheduler implements AutoCloseable {
             if (f != null) finish(j, f);
         }
     }
+
+    /** The sequences to decode this step (see the class comment). */
+    private List<Job> choose(List<Job> ready) {
+        if (ready.size() <= stepBatch) return ready;
+        List<Job> pool = new ArrayList<>(ready);
+        pool.sort(java.util.Comparator.comparingLong(j -> j.lastStep)); // longest waiting first
+        List<Job> chosen = new ArrayList<>();
+        if (!expertAware) return new ArrayList<>(pool.subList(0, stepBatch));
+        java.util.Set<Long> union = new java.util.HashSet<>();
+        for (Iterator<Job> it = pool.iterator(); it.hasNext() && chosen.size() < stepBatch; ) {
+            Job j = it.next();
+            if (stepCount - j.lastStep > MAX_WAIT) { // waited long enough: runs now
+                chosen.add(j);
+                addPath(union, j);
+                it.remove();
+            }
+        }
+        while (chosen.size() < stepBatch) {
+            Job best = null;
+            int bestNew = Integer.MAX_VALUE;
+            for (Job j : pool) { // pool is in waiting order, so ties go to the longest waiting
+                int n = newExperts(union, j);
+                if (n < bestNew) {
+                    bestNew = n;
+                    best = j;
+                }
+            }
+            chosen.add(best);
+            addPath(union, best);
+            pool.remove(best);
+        }
+        return chosen;
+    }
+
+    private static void addPath(java.util.Set<Long> union, Job j) {
+        if (j.lastPath == null) return;
+        for (int l = 0; l < j.lastPath.length; l++) {
+            if (j.lastPath[l] != null) for (int e : j.lastPath[l]) union.add((long) l << 32 | e);
+        }
+    }
+
+    private static int newExperts(java.util.Set<Long> union, Job j) {
+        if (j.lastPath == null) return 0;
+        int n = 0;
+        for (int l = 0; l < j.lastPath.length; l++) {
+            if (j.lastPath[l] != null) for (int e : j.lastPath[l]) if (!union.contains((long) l << 32 | e)) n++;
+        }
+        return n;
+    }
+
+    /** Mean distinct (layer, expert) pairs per decode-only step so far. */
+    public double meanDistinctExperts() { return distinct.mean(); }
 
     /** Sends the token's text, holding back what could begin a stop string; STOP if one completed. */
     private Finish emit(Job j, int tok) {
@@ -228,6 +337,7 @@ public final class Scheduler implements AutoCloseable {
         }
         e2e.record(System.nanoTime() - j.submittedAt, TimeUnit.NANOSECONDS);
         synchronized (this) { running.remove(j); }
+        bySeq.remove(j.seq.id());
         j.sink.done(f, j.prompt.length, j.generated);
     }
 

@@ -1,0 +1,70 @@
+package org.moeserve.runtime.serve;
+
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import org.junit.jupiter.api.Test;
+import org.moeserve.runtime.TestModels;
+import org.moeserve.runtime.engine.Engine;
+import org.moeserve.runtime.engine.Generator;
+import org.moeserve.runtime.engine.SamplingParams;
+import org.moeserve.runtime.kernel.Parallel;
+import org.moeserve.runtime.model.MoeModel;
+import org.moeserve.runtime.model.Tokenizer;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Continuous and expert-aware batching never change a sequence's tokens; expert-aware steps share experts. */
+class SchedulerTest {
+    static final String[] PROMPTS = {"In the beginning", "hacker n.", "A fool and", "def main():", "And it came to pass",
+            "kludge /kluhj/", "Q: How many", "import sys\n", "Thou shalt not", "%\nThe best"};
+
+    /** Runs every prompt through a scheduler; returns each text and the mean distinct experts per decode step. */
+    static Object[] run(MoeModel m, Tokenizer tok, int running, int step, boolean aware) throws Exception {
+        SimpleMeterRegistry reg = new SimpleMeterRegistry();
+        try (Parallel par = new Parallel(1);
+             Scheduler s = new Scheduler(new Engine(m, par), tok, running, step, aware, 64, 8, reg)) {
+            List<CompletableFuture<String>> out = new ArrayList<>();
+            for (String p : PROMPTS) {
+                CompletableFuture<String> f = new CompletableFuture<>();
+                StringBuilder sb = new StringBuilder();
+                out.add(f);
+                assertTrue(s.submit(new Scheduler.Job(tok.encode(p), 40, SamplingParams.GREEDY, List.of(), new Scheduler.Sink() {
+                    public void text(String d) { sb.append(d); }
+
+                    public void done(Scheduler.Finish fin, int pt, int ct) { f.complete(sb.toString()); }
+
+                    public void failed(Exception e) { f.completeExceptionally(e); }
+                })));
+            }
+            List<String> texts = new ArrayList<>();
+            for (CompletableFuture<String> f : out) texts.add(f.get(120, TimeUnit.SECONDS));
+            return new Object[]{texts, s.meanDistinctExperts()};
+        }
+    }
+
+    @Test
+    @SuppressWarnings("unchecked")
+    void groupingChangesWhoRunsWhenButNeverWhatTheyGenerate() throws Exception {
+        try (MoeModel m = MoeModel.load(TestModels.dir("tiny-mixtral-kjv")); Tokenizer tok = Tokenizer.load(m.dir(), m.config())) {
+            // the reference: each prompt alone
+            List<String> alone = new ArrayList<>();
+            try (Parallel par = new Parallel(1)) {
+                Generator g = new Generator(new Engine(m, par));
+                for (String p : PROMPTS) {
+                    int[] ids = g.generate(new Generator.Request(tok.encode(p), 40, SamplingParams.GREEDY, true), t -> { }).tokens();
+                    alone.add(tok.decode(java.util.Arrays.stream(ids).filter(t -> !m.config().isEos(t)).toArray()));
+                }
+            }
+            Object[] off = run(m, tok, 10, 4, false), on = run(m, tok, 10, 4, true);
+            assertEquals(alone, off[0], "round robin");
+            assertEquals(alone, on[0], "expert-aware");
+            double distinctOff = (double) off[1], distinctOn = (double) on[1];
+            assertTrue(distinctOn < distinctOff, "expert-aware steps touch fewer experts: " + distinctOn + " vs " + distinctOff);
+        }
+    }
+}
