@@ -14,12 +14,14 @@ public final class Bench {
             case "bandwidth" -> KernelBandwidth.main(rest);
             case "decode" -> DecodeThroughput.main(rest);
             case "offload" -> OffloadThroughput.main(rest);
+            case "load" -> LoadGenerator.main(rest);
             case "jmh" -> org.openjdk.jmh.Main.main(rest);
             case "list" -> System.out.println("""
                     benchmarks (./moe bench NAME):
                       bandwidth [reps]   matrix-vector 4096x4096 BF16/F32 vs a STREAM triad, 1 and 2 threads
                       decode [reps]      decode tokens/s on the demo model: 1 and 8 streams, 1 and 2 threads
                       offload [reps]     decode tokens/s with 25% of the experts resident: predictive vs LRU vs all
+                      load [URL] [1,8,32] [requests] [max_tokens]   streaming load on a running moe serve (loopback)
                       jmh [JMH args]     the JMH microbenchmarks (org.moeserve.bench.jmh.*)""");
             default -> {
                 System.err.println("moe bench: unknown benchmark " + name + "; ./moe bench list names them");

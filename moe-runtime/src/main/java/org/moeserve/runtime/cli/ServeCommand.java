@@ -93,6 +93,7 @@ final class ServeCommand implements Callable<Integer> {
         int running = maxRunning != null ? maxRunning : expertAware ? 2 * maxBatch : maxBatch;
         Scheduler scheduler = new Scheduler(engine, tok, running, Math.min(maxBatch, running), expertAware, maxQueue,
                 prefillChunk, registry);
+        if (expertAware) scheduler.setPathGuess(LookaheadGates.fromToken(m));
         Vertx vertx = Vertx.vertx();
         ApiServer server = new ApiServer(vertx, scheduler, tok, m.name(), registry, opts);
         int bound = server.start();

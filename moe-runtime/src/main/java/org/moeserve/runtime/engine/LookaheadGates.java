@@ -8,6 +8,29 @@ import org.moeserve.runtime.model.MoeModel;
 public final class LookaheadGates {
     private LookaheadGates() {}
 
+    /**
+     * Guesses a token's whole path before it runs: every MoE layer's router applied to the token's embedding
+     * (pre-gating from before the first layer; model layer numbers, dense layers null). Used to group tokens that
+     * will share experts; its guesses only order work, never change it.
+     */
+    public static java.util.function.IntFunction<int[][]> fromToken(MoeModel m) {
+        LookaheadGatePredictor gate = of(m);
+        int[] moe = CachedExpertStore.moeIndex(m.config());
+        int k = m.config().topK();
+        return token -> {
+            float[] x = new float[m.config().hiddenSize()];
+            m.embed().row(token, x);
+            int[][] byMoe = new int[moe.length][];
+            float[][] scores = gate.predict(new org.moeserve.routing.predict.TokenContext(token, -1, new int[0][], x, null, null),
+                    Integer.MAX_VALUE);
+            int[][] out = new int[m.config().layers()][];
+            for (int l = 0; l < moe.length; l++) {
+                if (moe[l] >= 0) out[l] = org.moeserve.routing.predict.PredictorEvaluation.topK(scores[moe[l]], k);
+            }
+            return out;
+        };
+    }
+
     public static LookaheadGatePredictor of(MoeModel m) {
         ModelConfig c = m.config();
         int n = 0;

@@ -32,8 +32,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * {@code maxRunning} sequences hold a KV cache, but a step decodes at most {@code stepBatch} of them. When more are
  * ready, the step is filled greedily with the sequence whose previous token's experts add the fewest new
  * (layer, expert) pairs to the step's set (a token's experts resemble its predecessor's), so the step touches fewer
- * distinct experts: fewer loads, fewer messages. A sequence that has waited {@link #MAX_WAIT} steps goes first, so
- * none starves. Off, the step takes the longest-waiting sequences (round robin).
+ * distinct experts: fewer loads, fewer messages. A sequence that has waited twice its round-robin turn
+ * (2 x ready / stepBatch steps) goes first, so none starves. Off, the step takes the longest-waiting sequences
+ * (round robin).
  */
 public final class Scheduler implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(Scheduler.class);
@@ -64,6 +65,7 @@ public final class Scheduler implements AutoCloseable {
         int prefilled, generated, lastToken;
         long lastStep = -1;
         int[][] lastPath;             // the previous token's experts per layer (the prediction for the next)
+        int[][] guessedPath;          // or the path guessed from the token itself
         int[][] currentPath;
         long firstTokenAt, lastTokenAt;
         final TextStream text = new TextStream();
@@ -81,8 +83,6 @@ public final class Scheduler implements AutoCloseable {
         public void cancel() { cancelled.set(true); }
     }
 
-    /** Steps a ready sequence may be passed over before it must run. */
-    static final int MAX_WAIT = 2;
 
     private final Engine engine;
     private final Tokenizer tokenizer;
@@ -244,6 +244,12 @@ public final class Scheduler implements AutoCloseable {
         }
     }
 
+    /** Guesses the path of a sequence's next token from that token (null: use its previous token's path). */
+    private volatile java.util.function.IntFunction<int[][]> pathGuess;
+
+    /** Sets how the expert-aware grouping guesses a token's path from the token about to run. */
+    public void setPathGuess(java.util.function.IntFunction<int[][]> guess) { this.pathGuess = guess; }
+
     /** The sequences to decode this step (see the class comment). */
     private List<Job> choose(List<Job> ready) {
         if (ready.size() <= stepBatch) return ready;
@@ -252,9 +258,12 @@ public final class Scheduler implements AutoCloseable {
         List<Job> chosen = new ArrayList<>();
         if (!expertAware) return new ArrayList<>(pool.subList(0, stepBatch));
         java.util.Set<Long> union = new java.util.HashSet<>();
+        java.util.function.IntFunction<int[][]> guess = pathGuess;
+        if (guess != null) for (Job j : pool) j.guessedPath = guess.apply(j.lastToken);
         for (Iterator<Job> it = pool.iterator(); it.hasNext() && chosen.size() < stepBatch; ) {
             Job j = it.next();
-            if (stepCount - j.lastStep > MAX_WAIT) { // waited long enough: runs now
+            long maxWait = 2L * ((ready.size() + stepBatch - 1) / stepBatch); // twice the round-robin period
+            if (stepCount - j.lastStep > maxWait) { // waited long enough: runs now
                 chosen.add(j);
                 addPath(union, j);
                 it.remove();
@@ -277,19 +286,19 @@ public final class Scheduler implements AutoCloseable {
         return chosen;
     }
 
+    private static int[][] path(Job j) { return j.guessedPath != null ? j.guessedPath : j.lastPath; }
+
     private static void addPath(java.util.Set<Long> union, Job j) {
-        if (j.lastPath == null) return;
-        for (int l = 0; l < j.lastPath.length; l++) {
-            if (j.lastPath[l] != null) for (int e : j.lastPath[l]) union.add((long) l << 32 | e);
-        }
+        int[][] p = path(j);
+        if (p == null) return;
+        for (int l = 0; l < p.length; l++) if (p[l] != null) for (int e : p[l]) union.add((long) l << 32 | e);
     }
 
     private static int newExperts(java.util.Set<Long> union, Job j) {
-        if (j.lastPath == null) return 0;
+        int[][] p = path(j);
+        if (p == null) return 0;
         int n = 0;
-        for (int l = 0; l < j.lastPath.length; l++) {
-            if (j.lastPath[l] != null) for (int e : j.lastPath[l]) if (!union.contains((long) l << 32 | e)) n++;
-        }
+        for (int l = 0; l < p.length; l++) if (p[l] != null) for (int e : p[l]) if (!union.contains((long) l << 32 | e)) n++;
         return n;
     }
 
