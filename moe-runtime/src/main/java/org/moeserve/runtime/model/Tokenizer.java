@@ -24,13 +24,25 @@ public final class Tokenizer implements AutoCloseable {
     private final byte[][] tokenBytes;   // id -> bytes; special tokens -> empty
     private final boolean addBos;
     private final int bosId;
+    private final String chatTemplate, bosToken, eosToken;
 
-    private Tokenizer(HuggingFaceTokenizer hf, byte[][] tokenBytes, boolean addBos, int bosId) {
+    private Tokenizer(HuggingFaceTokenizer hf, byte[][] tokenBytes, boolean addBos, int bosId, String chatTemplate,
+                      String bosToken, String eosToken) {
         this.hf = hf;
         this.tokenBytes = tokenBytes;
         this.addBos = addBos;
         this.bosId = bosId;
+        this.chatTemplate = chatTemplate;
+        this.bosToken = bosToken;
+        this.eosToken = eosToken;
     }
+
+    /** tokenizer_config.json's chat_template (the "default" one of a list), or null. */
+    public String chatTemplate() { return chatTemplate; }
+
+    public String bosToken() { return bosToken; }
+
+    public String eosToken() { return eosToken; }
 
     public static Tokenizer load(Path modelDir, ModelConfig config) {
         Path file = modelDir.resolve("tokenizer.json");
@@ -66,9 +78,26 @@ public final class Tokenizer implements AutoCloseable {
                     : t.path("content").asText().getBytes(StandardCharsets.UTF_8);
         }
         boolean addBos = false;
+        String template = null, bos = "", eos = "";
         Path tc = modelDir.resolve("tokenizer_config.json");
-        if (Files.isRegularFile(tc)) addBos = Checkpoint.readJson(tc).path("add_bos_token").asBoolean(false);
-        return new Tokenizer(hf, bytes, addBos, config.bosTokenId());
+        if (Files.isRegularFile(tc)) {
+            JsonNode c = Checkpoint.readJson(tc);
+            addBos = c.path("add_bos_token").asBoolean(false);
+            JsonNode t = c.path("chat_template");
+            if (t.isTextual()) template = t.asText();
+            else if (t.isArray()) {
+                for (JsonNode named : t) if ("default".equals(named.path("name").asText())) template = named.path("template").asText(null);
+            }
+            bos = tokenText(c.get("bos_token"));
+            eos = tokenText(c.get("eos_token"));
+        }
+        return new Tokenizer(hf, bytes, addBos, config.bosTokenId(), template, bos, eos);
+    }
+
+    /** A special token in tokenizer_config.json: a string or {"content": string}. */
+    private static String tokenText(JsonNode n) {
+        if (n == null || n.isNull()) return "";
+        return n.isTextual() ? n.asText() : n.path("content").asText("");
     }
 
     /** GPT-2's byte-to-unicode table, inverted: printable bytes map to themselves, the rest to 256+n. */
@@ -96,9 +125,12 @@ public final class Tokenizer implements AutoCloseable {
     }
 
     /** Token ids of {@code text}, with BOS first where the tokenizer config asks for it. */
-    public int[] encode(String text) {
+    public int[] encode(String text) { return encode(text, addBos); }
+
+    /** Token ids of {@code text}; BOS first only if {@code bos} (a rendered chat template carries its own). */
+    public int[] encode(String text, boolean bos) {
         long[] ids = hf.encode(text, false, false).getIds();
-        int off = addBos && bosId >= 0 ? 1 : 0;
+        int off = bos && bosId >= 0 ? 1 : 0;
         int[] out = new int[ids.length + off];
         if (off == 1) out[0] = bosId;
         for (int i = 0; i < ids.length; i++) out[i + off] = (int) ids[i];

@@ -48,6 +48,7 @@ public final class ApiServer implements AutoCloseable {
     private final PrometheusMeterRegistry registry;
     private final Options options;
     private final long created = System.currentTimeMillis() / 1000;
+    private final ChatTemplate chatTemplate; // null: the plain layout
     private HttpServer server;
 
     public ApiServer(Vertx vertx, Scheduler scheduler, Tokenizer tokenizer, String modelName, PrometheusMeterRegistry registry,
@@ -58,6 +59,7 @@ public final class ApiServer implements AutoCloseable {
         this.modelName = modelName;
         this.registry = registry;
         this.options = options;
+        this.chatTemplate = tokenizer.chatTemplate() == null ? null : ChatTemplate.parse(tokenizer.chatTemplate());
     }
 
     /** Starts listening; returns the bound port (useful with port 0). */
@@ -132,7 +134,18 @@ public final class ApiServer implements AutoCloseable {
     private Scheduler.Job job(JsonObject body, boolean chat, Scheduler.Sink sink, CompletionRequest[] parsed) {
         CompletionRequest req = CompletionRequest.parse(body, chat);
         parsed[0] = req;
-        int[] ids = tokenizer.encode(req.prompt());
+        int[] ids;
+        if (chat && chatTemplate != null) {
+            String rendered;
+            try {
+                rendered = chatTemplate.render(req.messages(), tokenizer.bosToken(), tokenizer.eosToken(), true);
+            } catch (IllegalArgumentException e) {
+                throw ApiException.invalid("messages", "the model's chat template refused the messages: " + e.getMessage());
+            }
+            ids = tokenizer.encode(rendered, false);
+        } else {
+            ids = tokenizer.encode(req.prompt());
+        }
         int ctxLen = scheduler.maxPositions();
         if (ids.length >= ctxLen) {
             throw ApiException.invalid(chat ? "messages" : "prompt", "the prompt is " + ids.length + " tokens but the "

@@ -6,16 +6,18 @@ import org.moeserve.runtime.engine.SamplingParams;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 
 /**
  * A validated /v1/completions or /v1/chat/completions body. Every field is checked for its type and range; a bad
  * one fails with HTTP 400 naming it, in OpenAI's error shape.
  */
-record CompletionRequest(String prompt, int maxTokens, SamplingParams sampling, List<String> stop, boolean stream,
-                         boolean chat) {
+record CompletionRequest(String prompt, List<Map<String, Object>> messages, int maxTokens, SamplingParams sampling,
+                         List<String> stop, boolean stream, boolean chat) {
 
     static CompletionRequest parse(JsonObject b, boolean chat) {
         String prompt;
+        List<Map<String, Object>> messages = new ArrayList<>();
         if (chat) {
             Object m = b.getValue("messages");
             if (!(m instanceof JsonArray msgs) || msgs.isEmpty()) {
@@ -28,6 +30,7 @@ record CompletionRequest(String prompt, int maxTokens, SamplingParams sampling, 
                     throw ApiException.invalid("messages[" + i + "]", "messages[" + i + "] must be {\"role\": string, \"content\": string}");
                 }
                 sb.append(template(role, content));
+                messages.add(Map.of("role", role, "content", content));
             }
             prompt = sb.append("Assistant:").toString();
         } else {
@@ -61,7 +64,7 @@ record CompletionRequest(String prompt, int maxTokens, SamplingParams sampling, 
         if (stop.size() > 4) throw ApiException.invalid("stop", "stop has " + stop.size() + " strings but at most 4 are allowed");
         Object stream = b.getValue("stream");
         if (stream != null && !(stream instanceof Boolean)) throw ApiException.invalid("stream", "stream must be true or false");
-        return new CompletionRequest(prompt, maxTokens, new SamplingParams(temperature, topP, seed), stop,
+        return new CompletionRequest(prompt, messages, maxTokens, new SamplingParams(temperature, topP, seed), stop,
                 Boolean.TRUE.equals(stream), chat);
     }
 

@@ -285,4 +285,32 @@ class ServerTest {
             s.stop();
         }
     }
+
+    @Test
+    void chatUsesTheModelsChatTemplateWhenItShipsOne(@org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp) throws Exception {
+        java.nio.file.Path src = TestModels.dir("tiny-mixtral-kjv");
+        java.nio.file.Files.copy(src.resolve("tokenizer.json"), tmp.resolve("tokenizer.json"));
+        com.fasterxml.jackson.databind.node.ObjectNode cfg = (com.fasterxml.jackson.databind.node.ObjectNode)
+                JSON.readTree(src.resolve("tokenizer_config.json").toFile());
+        cfg.put("chat_template", ChatTemplateTest.MIXTRAL);
+        JSON.writeValue(tmp.resolve("tokenizer_config.json").toFile(), cfg);
+        try (Tokenizer templated = Tokenizer.load(tmp, model.config())) {
+            PrometheusMeterRegistry reg = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+            Scheduler sch = new Scheduler(new Engine(model, par), templated, 2, 4, 16, reg);
+            Vertx v = Vertx.vertx();
+            ApiServer api = new ApiServer(v, sch, templated, model.name(), reg, new ApiServer.Options("127.0.0.1", 0, null, 4096));
+            Server s = new Server(v, sch, api, reg, api.start());
+            try {
+                HttpResponse<String> r = post(s, "/v1/chat/completions",
+                        "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":4,\"temperature\":0}");
+                assertEquals(200, r.statusCode(), r.body());
+                // "<s>[INST] Hi [/INST]": <s> is one special token, the rest one token per byte
+                assertEquals(1 + "[INST] Hi [/INST]".length(), JSON.readTree(r.body()).get("usage").get("prompt_tokens").asInt());
+                assertError(post(s, "/v1/chat/completions", "{\"messages\":[{\"role\":\"assistant\",\"content\":\"x\"}]}"),
+                        400, "messages", "must alternate");
+            } finally {
+                s.stop();
+            }
+        }
+    }
 }
