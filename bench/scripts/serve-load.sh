@@ -26,7 +26,7 @@ echo "|---|---|---|---|"
 for aware in off on; do
   flag=(); [ $aware = on ] && flag=(--expert-aware)
   serve --max-batch 4 --max-running 16 --expert-budget 25% --policy lru "${flag[@]}"
-  tps=$("$ROOT/moe" bench load "http://127.0.0.1:$PORT" 32 2 64 2>/dev/null | awk -F'|' '/^\| 32/ { print $6 }')
+  tps=$("$ROOT/moe" bench load "http://127.0.0.1:$PORT" 32 2 64 0 2>/dev/null | awk -F'|' '/^\| 32/ { print $6 }')
   misses=$(metric 'moe_cache_accesses_total\{.*result="miss"'); tokens=$(metric moe_tokens_generated_total)
   dsum=$(metric moe_scheduler_distinct_experts_sum); dcount=$(metric moe_scheduler_distinct_experts_count)
   awk -v a=$aware -v m="$misses" -v t="$tokens" -v s="$dsum" -v c="$dcount" -v tps="$tps" \

@@ -26,7 +26,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * that many clients each send {@code requests} streaming completions one after another (bounded count, bounded
  * time). Reports aggregate tokens/s and p50/p99 of time to first token and time per output token, measured at the
  * client from the SSE stream.
- * Usage: ./moe bench load [URL] [clients,clients,...] [requests per client] [max_tokens]
+ * Usage: ./moe bench load [URL] [clients,clients,...] [requests per client] [max_tokens] [warm-up requests]
  */
 final class LoadGenerator {
     static final String[] PROMPTS = {"In the beginning God created", "hacker n. [originally", "A fool and his money",
@@ -41,7 +41,12 @@ final class LoadGenerator {
         }
         String[] counts = (args.length > 1 ? args[1] : "1,8,32").split(",");
         int requests = args.length > 2 ? Integer.parseInt(args[2]) : 3, maxTokens = args.length > 3 ? Integer.parseInt(args[3]) : 64;
+        int warmup = args.length > 4 ? Integer.parseInt(args[4]) : 8;
         HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+        // warm-up, not recorded: a fresh server's first requests run interpreted code
+        for (int i = 0; i < warmup; i++) {
+            stream(http, url, PROMPTS[i % PROMPTS.length], maxTokens, new ArrayList<>(), new ArrayList<>(), new AtomicLong());
+        }
         System.out.println("| clients | requests | tokens | wall s | aggregate tokens/s | TTFT p50 | TTFT p99 | TPOT p50 | TPOT p99 | errors |");
         System.out.println("|---|---|---|---|---|---|---|---|---|---|");
         for (String c : counts) {
