@@ -7,12 +7,9 @@ import org.moeserve.cache.policy.Policies;
 import org.moeserve.cache.sim.CacheSimulator;
 import org.moeserve.cache.transfer.LinkModel;
 import org.moeserve.routing.TraceReader;
-import org.moeserve.routing.predict.AffinityPredictor;
 import org.moeserve.routing.predict.ExpertPredictor;
-import org.moeserve.routing.predict.LearnedPathPredictor;
 import org.moeserve.routing.predict.TokenSample;
 import org.moeserve.routing.stats.TraceStatistics;
-import org.moeserve.runtime.engine.LookaheadGates;
 import org.moeserve.runtime.kernel.Parallel;
 import org.moeserve.runtime.model.MoeModel;
 import picocli.CommandLine.Command;
@@ -83,13 +80,12 @@ final class CacheSimCommand implements Callable<Integer> {
         int layers = t.header().layers(), experts = t.header().experts(), topK = t.header().topK();
         TraceReader.Trace fitTrace = fit == null ? t : TraceReader.read(fit);
         TraceStatistics st = new TraceStatistics(fitTrace.header(), fitTrace.records());
-        long[][] load = new long[layers][];
-        for (int l = 0; l < layers; l++) load[l] = st.load(l);
+        long[][] load = st.loads();
         List<Map<String, Object>> rows = new ArrayList<>();
         try (MoeModel m = model == null ? null : MoeModel.load(model); Parallel par = new Parallel(Runtime.getRuntime().availableProcessors())) {
             long expertBytes = m == null ? expertSize : m.expertBytes();
             List<TokenSample> samples = PredictorCommand.samples(t, m, par, "replayed trace");
-            ExpertPredictor pred = predictor(m, st);
+            ExpertPredictor pred = predictor(m, st, layers, experts);
             List<ExpertKey> future = CacheSimulator.accesses(samples);
             LinkModel link = offload.linkModel();
             long layerNanos = LinkModel.parseDuration(layerTime);
@@ -143,20 +139,8 @@ final class CacheSimCommand implements Callable<Integer> {
         return 0;
     }
 
-    private ExpertPredictor predictor(MoeModel m, TraceStatistics st) throws IOException {
+    private ExpertPredictor predictor(MoeModel m, TraceStatistics st, int layers, int experts) throws IOException {
         String name = predictor != null ? predictor : m != null ? "lookahead-gate" : "affinity";
-        return switch (name) {
-            case "lookahead-gate" -> {
-                if (m == null) throw new IllegalArgumentException("--predictor lookahead-gate needs --model DIR");
-                yield LookaheadGates.of(m);
-            }
-            case "learned" -> {
-                if (m == null || weights == null) throw new IllegalArgumentException("--predictor learned needs --model and --weights");
-                yield LearnedPathPredictor.load(weights);
-            }
-            case "affinity" -> new AffinityPredictor(st.transitions(1));
-            default -> throw new IllegalArgumentException("--predictor is " + name
-                    + " but must be lookahead-gate, learned or affinity");
-        };
+        return Predictors.create(name, m, st, weights, layers, experts);
     }
 }

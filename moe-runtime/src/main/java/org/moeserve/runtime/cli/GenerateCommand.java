@@ -12,18 +12,11 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import org.moeserve.routing.TraceReader;
-import org.moeserve.routing.predict.AffinityPredictor;
 import org.moeserve.routing.predict.ExpertPredictor;
-import org.moeserve.routing.predict.LearnedPathPredictor;
-import org.moeserve.routing.predict.PopularityPredictor;
 import org.moeserve.routing.stats.TraceStatistics;
-import org.moeserve.cache.Clock;
 import org.moeserve.cache.ExpertCache;
-import org.moeserve.cache.policy.Policies;
-import org.moeserve.cache.policy.PredictivePolicy;
 import org.moeserve.runtime.engine.CachedExpertStore;
 import org.moeserve.runtime.engine.LookaheadGates;
-import org.moeserve.runtime.engine.Prefetcher;
 import org.moeserve.runtime.engine.PredictorTap;
 
 import java.io.IOException;
@@ -101,13 +94,10 @@ final class GenerateCommand implements Callable<Integer> {
             Engine engine;
             ExpertCache cache = null;
             if (expertBudget != null) {
-                cache = cacheFor(m);
+                TraceStatistics st = fitStats();
+                cache = offload.cache(m, expertBudget, st == null ? null : st.loads());
                 engine = new Engine(m, new CachedExpertStore(m, cache), par);
-                if (cache.policy() instanceof PredictivePolicy) {
-                    ExpertPredictor p = predictor == null ? LookaheadGates.of(m) : predictorFor(m);
-                    new Prefetcher(p, cache, m.config(), offload.horizon,
-                            offload.prefetchK == null ? m.config().topK() : offload.prefetchK, !offload.noDeadlines).attach(engine);
-                }
+                offload.attachPrefetcher(engine, cache, m, predictor == null ? LookaheadGates.of(m) : predictorFor(m));
             } else {
                 engine = new Engine(m, par);
             }
@@ -157,43 +147,19 @@ final class GenerateCommand implements Callable<Integer> {
         return n;
     }
 
-    private ExpertCache cacheFor(MoeModel m) throws IOException {
-        if (offload.policies.size() != 1) throw new IllegalArgumentException("--policy takes one policy with generate");
-        String policy = offload.policies.getFirst();
-        long budget = OffloadOptions.budgetBytes(expertBudget, totalExperts(m), m.expertBytes());
-        int slots = (int) (budget / m.expertBytes());
-        long[][] load = null;
-        if (policy.equals("pin")) {
-            if (fit == null) throw new IllegalArgumentException("--policy pin needs --fit TRACE for its load profile");
-            TraceReader.Trace t = TraceReader.read(fit);
-            TraceStatistics st = new TraceStatistics(t.header(), t.records());
-            load = new long[st.layers()][];
-            for (int l = 0; l < st.layers(); l++) load[l] = st.load(l);
-        }
-        int moeLayers = CachedExpertStore.moeLayers(m.config());
-        return new ExpertCache(new ExpertCache.Config(budget, m.expertBytes(), offload.linkModel(), true),
-                CachedExpertStore.source(m), Policies.create(policy, moeLayers, slots, m.config().topK(), load, null),
-                Clock.SYSTEM);
+    private TraceStatistics fitStats() throws IOException {
+        if (fit == null) return null;
+        TraceReader.Trace t = TraceReader.read(fit);
+        return new TraceStatistics(t.header(), t.records());
     }
 
     private ExpertPredictor predictorFor(MoeModel m) throws IOException {
-        return switch (predictor) {
-            case "lookahead-gate" -> LookaheadGates.of(m);
-            case "learned" -> {
-                if (predictorWeights == null) throw new IllegalArgumentException("--predictor learned needs --predictor-weights FILE");
-                yield LearnedPathPredictor.load(predictorWeights);
-            }
-            case "popularity", "affinity" -> {
-                if (fit == null) throw new IllegalArgumentException("--predictor " + predictor + " needs --fit TRACE");
-                TraceReader.Trace t = TraceReader.read(fit);
-                TraceStatistics st = new TraceStatistics(t.header(), t.records());
-                if (predictor.equals("affinity")) yield new AffinityPredictor(st.transitions(1));
-                long[][] load = new long[st.layers()][];
-                for (int l = 0; l < st.layers(); l++) load[l] = st.load(l);
-                yield new PopularityPredictor(load);
-            }
-            default -> throw new IllegalArgumentException("--predictor is " + predictor
-                    + " but must be lookahead-gate, learned, popularity or affinity (the oracle needs a recorded trace)");
-        };
+        if (predictor.equals("oracle")) {
+            throw new IllegalArgumentException("--predictor oracle needs the future, so it runs only on recorded traces "
+                    + "(moe predictor eval, moe cache-sim)");
+        }
+        return Predictors.create(predictor, m, fitStats(), predictorWeights, CachedExpertStore.moeLayers(m.config()),
+                m.config().experts());
     }
+
 }

@@ -1,6 +1,15 @@
 package org.moeserve.runtime.cli;
 
+import org.moeserve.cache.Clock;
+import org.moeserve.cache.ExpertCache;
+import org.moeserve.cache.policy.Policies;
+import org.moeserve.cache.policy.PredictivePolicy;
 import org.moeserve.cache.transfer.LinkModel;
+import org.moeserve.routing.predict.ExpertPredictor;
+import org.moeserve.runtime.engine.CachedExpertStore;
+import org.moeserve.runtime.engine.Engine;
+import org.moeserve.runtime.engine.Prefetcher;
+import org.moeserve.runtime.model.MoeModel;
 import picocli.CommandLine.Option;
 
 /** Options of the expert cache shared by generate and cache-sim. */
@@ -23,6 +32,24 @@ final class OffloadOptions {
 
     @Option(names = "--no-deadlines", description = "Prefetch even what the link cannot deliver before its layer needs it.")
     boolean noDeadlines;
+
+    /** The expert cache over m's checkpoint: budget as --expert-budget reads; load profile for the pin policy. */
+    ExpertCache cache(MoeModel m, String budgetSpec, long[][] load) {
+        if (policies.size() != 1) throw new IllegalArgumentException("--policy takes one policy here, not " + policies);
+        String policy = policies.getFirst();
+        if (policy.equals("pin") && load == null) throw new IllegalArgumentException("--policy pin needs --fit TRACE for its load profile");
+        long budget = budgetBytes(budgetSpec, GenerateCommand.totalExperts(m), m.expertBytes());
+        int slots = (int) (budget / m.expertBytes());
+        return new ExpertCache(new ExpertCache.Config(budget, m.expertBytes(), linkModel(), true), CachedExpertStore.source(m),
+                Policies.create(policy, CachedExpertStore.moeLayers(m.config()), slots, m.config().topK(), load, null), Clock.SYSTEM);
+    }
+
+    /** With the predictive policy, prefetches what {@code predictor} expects, as layers finish. */
+    void attachPrefetcher(Engine engine, ExpertCache cache, MoeModel m, ExpertPredictor predictor) {
+        if (!(cache.policy() instanceof PredictivePolicy)) return;
+        new Prefetcher(predictor, cache, m.config(), horizon, prefetchK == null ? m.config().topK() : prefetchK, !noDeadlines)
+                .attach(engine);
+    }
 
     LinkModel linkModel() { return new LinkModel(LinkModel.parseBandwidth(link), LinkModel.parseDuration(latency)); }
 

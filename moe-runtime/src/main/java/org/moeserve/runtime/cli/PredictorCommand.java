@@ -5,17 +5,13 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import org.moeserve.routing.RoutingStats;
 import org.moeserve.routing.TraceReader;
 import org.moeserve.routing.TraceRecord;
-import org.moeserve.routing.predict.AffinityPredictor;
 import org.moeserve.routing.predict.ExpertPredictor;
 import org.moeserve.routing.predict.LearnedPathPredictor;
-import org.moeserve.routing.predict.OraclePredictor;
-import org.moeserve.routing.predict.PopularityPredictor;
 import org.moeserve.routing.predict.PredictorEvaluation;
 import org.moeserve.routing.predict.StatsPrediction;
 import org.moeserve.routing.predict.TokenSample;
 import org.moeserve.routing.stats.TraceStatistics;
 import org.moeserve.runtime.engine.Engine;
-import org.moeserve.runtime.engine.LookaheadGates;
 import org.moeserve.runtime.engine.PathRecorder;
 import org.moeserve.runtime.kernel.Parallel;
 import org.moeserve.runtime.model.MoeModel;
@@ -36,8 +32,6 @@ import java.util.concurrent.Callable;
         description = "Train and evaluate expert-path predictors.",
         subcommands = {PredictorCommand.Eval.class, PredictorCommand.Train.class, PredictorCommand.EvalStats.class})
 final class PredictorCommand implements Runnable {
-    static final List<String> NAMES = List.of("popularity", "affinity", "lookahead-gate", "learned", "oracle");
-
     @picocli.CommandLine.Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
@@ -133,43 +127,25 @@ final class PredictorCommand implements Runnable {
 
         @Override
         public Integer call() throws IOException {
-            for (String p : predictors) {
-                if (!NAMES.contains(p)) {
-                    throw new IllegalArgumentException("--predictor is " + p + " but must be one of " + String.join(", ", NAMES));
-                }
-                if ((p.equals("lookahead-gate") || p.equals("learned")) && model == null) {
-                    throw new IllegalArgumentException(p + " reads hidden states: pass --model DIR so the trace's tokens "
-                            + "can be rerun");
-                }
-                if (p.equals("learned") && weights == null) {
-                    throw new IllegalArgumentException("learned needs --weights FILE (made by moe predictor train)");
-                }
-            }
             TraceReader.Trace t = readAll(traces);
             int kk = k == null ? t.header().topK() : k;
             TraceReader.Trace fitTrace = fit == null ? t : readAll(fit);
             TraceStatistics stats = new TraceStatistics(fitTrace.header(), fitTrace.records());
             List<Map<String, Object>> results = new ArrayList<>();
             try (MoeModel m = model == null ? null : MoeModel.load(model); Parallel par = new Parallel(threads)) {
-                List<TokenSample> samples = samples(t, m, par, "evaluation trace");
+                List<ExpertPredictor> ps = new ArrayList<>();
                 for (String name : predictors) {
-                    ExpertPredictor p = switch (name) {
-                        case "popularity" -> {
-                            long[][] load = new long[stats.layers()][];
-                            for (int l = 0; l < stats.layers(); l++) load[l] = stats.load(l);
-                            yield new PopularityPredictor(load);
-                        }
-                        case "affinity" -> new AffinityPredictor(stats.transitions(1));
-                        case "lookahead-gate" -> LookaheadGates.of(m);
-                        case "learned" -> LearnedPathPredictor.load(weights);
-                        default -> new OraclePredictor(t.header().layers(), t.header().experts());
-                    };
+                    ps.add(Predictors.create(name, m, stats, weights, t.header().layers(), t.header().experts()));
+                }
+                List<TokenSample> samples = samples(t, m, par, "evaluation trace");
+                for (ExpertPredictor p : ps) {
                     PredictorEvaluation ev = PredictorEvaluation.run(p, samples, t.header().layers(), horizon, kk);
                     Map<String, Object> r = ev.toMap();
+                    boolean fitted = p.name().equals("popularity") || p.name().equals("affinity");
                     r.put("fit", fit == null ? "in-sample" : fit.toString());
                     results.add(r);
                     if (!json) {
-                        System.out.println(ev.table() + (name.equals("popularity") || name.equals("affinity")
+                        System.out.println(ev.table() + (fitted
                                 ? "(fitted on " + (fit == null ? "the evaluated trace: in-sample" : fit) + ")\n" : ""));
                     }
                 }
@@ -195,10 +171,10 @@ final class PredictorCommand implements Runnable {
         Path out;
 
         @Option(names = "--epochs", paramLabel = "N", description = "Passes over the data (default ${DEFAULT-VALUE}).")
-        int epochs = LearnedPathPredictor.Options.DEFAULT.epochs();
+        int epochs = org.moeserve.routing.predict.LearnedPathPredictor.Options.DEFAULT.epochs();
 
         @Option(names = "--units", paramLabel = "N", description = "Hidden units per layer's MLP (default ${DEFAULT-VALUE}).")
-        int units = LearnedPathPredictor.Options.DEFAULT.units();
+        int units = org.moeserve.routing.predict.LearnedPathPredictor.Options.DEFAULT.units();
 
         @Option(names = "--seed", paramLabel = "S", description = "Seed (default ${DEFAULT-VALUE}).")
         long seed = 1;
@@ -206,13 +182,13 @@ final class PredictorCommand implements Runnable {
         @Override
         public Integer call() throws IOException {
             model.validate();
-            LearnedPathPredictor.Options o = new LearnedPathPredictor.Options(units, epochs,
-                    LearnedPathPredictor.Options.DEFAULT.batch(), LearnedPathPredictor.Options.DEFAULT.learningRate(), seed);
+            org.moeserve.routing.predict.LearnedPathPredictor.Options o = new org.moeserve.routing.predict.LearnedPathPredictor.Options(units, epochs,
+                    org.moeserve.routing.predict.LearnedPathPredictor.Options.DEFAULT.batch(), org.moeserve.routing.predict.LearnedPathPredictor.Options.DEFAULT.learningRate(), seed);
             TraceReader.Trace t = readAll(traces);
             try (MoeModel m = MoeModel.load(model.modelDir()); Parallel par = new Parallel(model.threads)) {
                 List<TokenSample> samples = samples(t, m, par, "training trace");
                 long t0 = System.nanoTime();
-                LearnedPathPredictor p = LearnedPathPredictor.train(samples, t.header().layers(), t.header().experts(), o,
+                org.moeserve.routing.predict.LearnedPathPredictor p = org.moeserve.routing.predict.LearnedPathPredictor.train(samples, t.header().layers(), t.header().experts(), o,
                         e -> System.err.printf("moe predictor train: epoch %d/%d%n", e, o.epochs()));
                 p.save(out);
                 System.err.printf(Locale.ROOT, "moe predictor train: %d tokens, %.1f s; wrote %s%n", samples.size(),

@@ -3,14 +3,10 @@ package org.moeserve.runtime.cli;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.Vertx;
-import org.moeserve.cache.Clock;
 import org.moeserve.cache.ExpertCache;
-import org.moeserve.cache.policy.Policies;
-import org.moeserve.cache.policy.PredictivePolicy;
 import org.moeserve.runtime.engine.CachedExpertStore;
 import org.moeserve.runtime.engine.Engine;
 import org.moeserve.runtime.engine.LookaheadGates;
-import org.moeserve.runtime.engine.Prefetcher;
 import org.moeserve.runtime.kernel.Parallel;
 import org.moeserve.runtime.model.MoeModel;
 import org.moeserve.runtime.model.Tokenizer;
@@ -75,18 +71,10 @@ final class ServeCommand implements Callable<Integer> {
         Engine engine;
         ExpertCache cache = null;
         if (expertBudget != null) {
-            long budget = OffloadOptions.budgetBytes(expertBudget, GenerateCommand.totalExperts(m), m.expertBytes());
-            int slots = (int) (budget / m.expertBytes());
-            String policy = offload.policies.getFirst();
-            cache = new ExpertCache(new ExpertCache.Config(budget, m.expertBytes(), offload.linkModel(), true),
-                    CachedExpertStore.source(m), Policies.create(policy, CachedExpertStore.moeLayers(m.config()), slots,
-                    m.config().topK(), null, null), Clock.SYSTEM);
+            cache = offload.cache(m, expertBudget, null);
             cache.bindTo(registry);
             engine = new Engine(m, new CachedExpertStore(m, cache), par);
-            if (cache.policy() instanceof PredictivePolicy) {
-                new Prefetcher(LookaheadGates.of(m), cache, m.config(), offload.horizon,
-                        offload.prefetchK == null ? m.config().topK() : offload.prefetchK, !offload.noDeadlines).attach(engine);
-            }
+            offload.attachPrefetcher(engine, cache, m, LookaheadGates.of(m));
         } else {
             engine = new Engine(m, par);
         }

@@ -351,19 +351,7 @@ public final class Kernels {
      * equal values is unspecified, this one is fixed).
      */
     public static void topK(float[] p, int n, int k, int[] idx, float[] val) {
-        for (int j = 0; j < k; j++) { idx[j] = -1; val[j] = Float.NEGATIVE_INFINITY; }
-        for (int i = 0; i < n; i++) {
-            float v = p[i];
-            if (idx[k - 1] >= 0 && v <= val[k - 1]) continue;
-            int j = k - 1;
-            while (j > 0 && (idx[j - 1] < 0 || v > val[j - 1])) {
-                idx[j] = idx[j - 1];
-                val[j] = val[j - 1];
-                j--;
-            }
-            idx[j] = i;
-            val[j] = v;
-        }
+        org.moeserve.routing.predict.TopK.select(p, n, k, idx, val);
     }
 
     /**

@@ -87,25 +87,7 @@ public final class PredictorEvaluation {
     }
 
     /** Indices of the k largest scores, largest first, ties to the lower index. */
-    public static int[] topK(float[] s, int k) {
-        int n = Math.min(k, s.length);
-        int[] idx = new int[n];
-        float[] val = new float[n];
-        java.util.Arrays.fill(idx, -1);
-        for (int i = 0; i < s.length; i++) {
-            float v = s[i];
-            if (idx[n - 1] >= 0 && v <= val[n - 1]) continue;
-            int j = n - 1;
-            while (j > 0 && (idx[j - 1] < 0 || v > val[j - 1])) {
-                idx[j] = idx[j - 1];
-                val[j] = val[j - 1];
-                j--;
-            }
-            idx[j] = i;
-            val[j] = v;
-        }
-        return idx;
-    }
+    public static int[] topK(float[] s, int k) { return TopK.of(s, k); }
 
     public String predictor() { return predictor; }
 

@@ -69,6 +69,13 @@ public final class TraceStatistics {
 
     public long[] load(int layer) { return load[layer].clone(); }
 
+    /** load[layer][expert] for every layer (a copy): the popularity predictor's and the pin policy's profile. */
+    public long[][] loads() {
+        long[][] out = new long[layers][];
+        for (int l = 0; l < layers; l++) out[l] = load[l].clone();
+        return out;
+    }
+
     public double reuse(int layer) { return reuseTotal[layer] == 0 ? 0 : (double) reuseHits[layer] / reuseTotal[layer]; }
 
     /** counts[l][i][j] for pairs (l, l+d), l in 0..layers-d-1; computed once per d. */
