@@ -42,7 +42,7 @@ final class LoadGenerator {
         String[] counts = (args.length > 1 ? args[1] : "1,8,32").split(",");
         int requests = args.length > 2 ? Integer.parseInt(args[2]) : 3, maxTokens = args.length > 3 ? Integer.parseInt(args[3]) : 64;
         int warmup = args.length > 4 ? Integer.parseInt(args[4]) : 8;
-        HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+        HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(5)).build();
         // warm-up, not recorded: a fresh server's first requests run interpreted code
         for (int i = 0; i < warmup; i++) {
             stream(http, url, PROMPTS[i % PROMPTS.length], maxTokens, new ArrayList<>(), new ArrayList<>(), new AtomicLong());

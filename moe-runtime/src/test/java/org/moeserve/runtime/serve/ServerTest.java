@@ -42,7 +42,8 @@ class ServerTest {
     static Parallel par;
     static JsonNode golden;
     static Server main;
-    static final HttpClient http = HttpClient.newHttpClient();
+    /** HTTP/1.1: one connection per concurrent request (an h2c upgrade would queue them behind the first). */
+    static final HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
 
     /** A server with its own scheduler and options. */
     record Server(Vertx vertx, Scheduler scheduler, ApiServer api, PrometheusMeterRegistry registry, int port) {
@@ -242,7 +243,7 @@ class ServerTest {
             List<CompletableFuture<HttpResponse<String>>> rs = new ArrayList<>();
             for (int i = 0; i < 8; i++) {
                 rs.add(http.sendAsync(HttpRequest.newBuilder(URI.create(s.url("/v1/completions"))).header("content-type", "application/json")
-                        .POST(HttpRequest.BodyPublishers.ofString("{\"prompt\":\"A fool\",\"max_tokens\":120,\"temperature\":0}")).build(),
+                        .POST(HttpRequest.BodyPublishers.ofString("{\"prompt\":\"A fool\",\"max_tokens\":240,\"temperature\":0}")).build(),
                         HttpResponse.BodyHandlers.ofString()));
             }
             int ok = 0, limited = 0;
