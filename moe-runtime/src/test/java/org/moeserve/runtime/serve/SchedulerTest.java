@@ -64,6 +64,7 @@ class SchedulerTest {
             assertEquals(alone, off[0], "round robin");
             assertEquals(alone, on[0], "expert-aware");
             double distinctOff = (double) off[1], distinctOn = (double) on[1];
+            System.out.println("distinct experts per decode step: expert-aware " + distinctOn + ", round robin " + distinctOff);
             assertTrue(distinctOn < distinctOff, "expert-aware steps touch fewer experts: " + distinctOn + " vs " + distinctOff);
         }
     }
