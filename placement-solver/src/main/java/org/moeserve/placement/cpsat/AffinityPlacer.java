@@ -1,0 +1,408 @@
+package org.moeserve.placement.cpsat;
+
+import com.google.ortools.Loader;
+import com.google.ortools.sat.BoolVar;
+import com.google.ortools.sat.CpModel;
+import com.google.ortools.sat.CpSolver;
+import com.google.ortools.sat.CpSolverSolutionCallback;
+import com.google.ortools.sat.CpSolverStatus;
+import com.google.ortools.sat.LinearExpr;
+import com.google.ortools.sat.LinearExprBuilder;
+import org.moeserve.placement.PlacementPlan;
+import org.moeserve.placement.PlacementProblem;
+import org.moeserve.placement.PlanMetrics;
+import org.moeserve.placement.Placer;
+import org.moeserve.placement.Topology;
+import org.moeserve.placement.greedy.Baselines;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+
+/**
+ * ExFlow's affinity placement as an integer program (OR-Tools CP-SAT), improved with top-k > 1, replicas and a
+ * load-balance bound. Replica counts per logical expert come from EPLB's rule (the hottest get the spare slots);
+ * the program decides which devices hold them:
+ *
+ * <pre>
+ *   x[l][e][d] in {0,1}      expert e of layer l has a copy on device d
+ *   sum_d x[l][e][d] = replicas[l][e]        sum_e x[l][e][d] = slots
+ *   sum_e share[l][e] x[l][e][d] <= cap[l]   (cap = max(balance x mean, EPLB's own max): never looser than EPLB)
+ *   for each known pair (a, b) and i -> j with T[i][j] > 0:
+ *     dev[i][j] <= sum_d (x[a][i][d] AND x[b][j][d])      node[i][j] <= sum_n (i on n AND j on n)
+ *   maximise sum T[i][j] ((inter - intra) node[i][j] + intra dev[i][j])   ==  minimise the expected hop cost
+ * </pre>
+ *
+ * Small problems are solved whole, warm-started from the best baseline, under a time limit, with the bound and gap
+ * reported. Large ones (the model would exceed {@code maxMonolithic} pair-device terms) are decomposed along the
+ * layer chain: each layer is placed with its neighbours fixed, which makes its objective linear (cost of e on d =
+ * transitions from and to the fixed neighbours' devices), then the chain is swept again while time remains
+ * (a large-neighbourhood search whose neighbourhood is one layer).
+ */
+public final class AffinityPlacer implements Placer {
+    /** Solver settings, each with a default and a bound. */
+    public record Options(double timeLimitSeconds, double balance, int threads, long maxMonolithic) {
+        public static final Options DEFAULT = new Options(30, 1.10, Math.max(1, Runtime.getRuntime().availableProcessors()), 200_000);
+
+        public Options {
+            if (!(timeLimitSeconds > 0)) throw new IllegalArgumentException("time limit is " + timeLimitSeconds + " s but must be > 0");
+            if (!(balance >= 1)) throw new IllegalArgumentException("balance is " + balance + " but must be >= 1 (max/mean load)");
+            if (threads < 1) throw new IllegalArgumentException("threads is " + threads + " but must be >= 1");
+        }
+    }
+
+    /** What the last solve reached: status, objective (expected hop cost) and the best bound on it. */
+    public record Report(String status, double cost, double bound, boolean decomposed, double seconds) {
+        public double gap() { return cost <= 0 ? 0 : Math.max(0, (cost - bound) / cost); }
+    }
+
+    private final Options options;
+    private final Consumer<String> progress;
+    private Report last;
+
+    public AffinityPlacer(Options options, Consumer<String> progress) {
+        this.options = options;
+        this.progress = progress;
+        Loader.loadNativeLibraries();
+    }
+
+    @Override
+    public String name() { return "affinity (CP-SAT)"; }
+
+    public Report lastReport() { return last; }
+
+    @Override
+    public PlacementPlan place(PlacementProblem p) {
+        long t0 = System.nanoTime();
+        PlacementPlan eplb = Baselines.eplb(groups(p)).place(p);
+        PlacementPlan start = best(p, List.of(eplb, Baselines.contiguous().place(p), Baselines.roundRobin().place(p)));
+        long terms = 0;
+        for (long[][] t : p.transitions().values()) for (long[] row : t) for (long v : row) if (v > 0) terms += p.topology().devices();
+        PlacementPlan plan = terms <= options.maxMonolithic() ? monolithic(p, eplb, start, t0) : chain(p, eplb, start, t0);
+        plan.validate(p);
+        return plan;
+    }
+
+    static int groups(PlacementProblem p) { return p.experts() % p.topology().nodes() == 0 ? p.topology().nodes() : 1; }
+
+    private static PlacementPlan best(PlacementProblem p, List<PlacementPlan> plans) {
+        PlacementPlan best = null;
+        double bestCost = Double.MAX_VALUE;
+        for (PlacementPlan pl : plans) {
+            double c = cost(pl, p);
+            if (c < bestCost) {
+                bestCost = c;
+                best = pl;
+            }
+        }
+        return best;
+    }
+
+    /** Expected hop cost of a plan (the objective, in the metrics' convention). */
+    public static double cost(PlacementPlan plan, PlacementProblem p) {
+        PlanMetrics m = PlanMetrics.of(plan, p);
+        double total = 0;
+        for (long[][] t : p.transitions().values()) for (long[] row : t) for (long v : row) total += v;
+        Topology topo = p.topology();
+        return total * (m.crossNode() * topo.interNodeCost() + (m.crossDevice() - m.crossNode()) * topo.intraNodeCost());
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Shared model pieces
+    // ---------------------------------------------------------------------------------------------------------
+
+    /** Replica counts and load shares per layer, from EPLB's plan (which follows the same replication rule). */
+    private static int[][] replicas(PlacementProblem p, PlacementPlan eplb) {
+        int[][] r = new int[p.layers()][];
+        for (int l = 0; l < p.layers(); l++) r[l] = eplb.replicaCounts(l, p.experts());
+        return r;
+    }
+
+    /** Per-layer load cap in integer units: max(balance x mean, EPLB's heaviest device). */
+    private long[] caps(PlacementProblem p, PlacementPlan eplb, long[][] share) {
+        long[] cap = new long[p.layers()];
+        int devices = p.topology().devices();
+        for (int l = 0; l < p.layers(); l++) {
+            long total = 0;
+            int[] r = eplb.replicaCounts(l, p.experts());
+            for (int e = 0; e < p.experts(); e++) total += share[l][e] * r[e];
+            long[] dev = new long[devices];
+            for (int s = 0; s < eplb.phy2log()[l].length; s++) dev[eplb.device(s)] += share[l][eplb.phy2log()[l][s]];
+            long max = 0;
+            for (long d : dev) max = Math.max(max, d);
+            cap[l] = Math.max((long) Math.ceil(options.balance() * total / devices), max);
+        }
+        return cap;
+    }
+
+    private static long[][] shares(PlacementProblem p, int[][] reps) {
+        long[][] s = new long[p.layers()][p.experts()];
+        for (int l = 0; l < p.layers(); l++) for (int e = 0; e < p.experts(); e++) s[l][e] = Math.round(p.load()[l][e] * 16.0 / reps[l][e]);
+        return s;
+    }
+
+    /** x[l][e][d] with replica-count, slot and load constraints. */
+    private static BoolVar[][][] placementVars(CpModel m, PlacementProblem p, int[][] reps, long[][] share, long[] cap, int[] layers) {
+        int devices = p.topology().devices();
+        BoolVar[][][] x = new BoolVar[p.layers()][][];
+        for (int l : layers) {
+            x[l] = new BoolVar[p.experts()][devices];
+            for (int e = 0; e < p.experts(); e++) {
+                for (int d = 0; d < devices; d++) x[l][e][d] = m.newBoolVar("x" + l + "_" + e + "_" + d);
+                m.addEquality(LinearExpr.sum(x[l][e]), reps[l][e]);
+            }
+            for (int d = 0; d < devices; d++) {
+                BoolVar[] col = new BoolVar[p.experts()];
+                long[] w = new long[p.experts()];
+                for (int e = 0; e < p.experts(); e++) {
+                    col[e] = x[l][e][d];
+                    w[e] = share[l][e];
+                }
+                m.addEquality(LinearExpr.sum(col), p.topology().slots());
+                m.addLessOrEqual(LinearExpr.weightedSum(col, w), cap[l]);
+            }
+        }
+        return x;
+    }
+
+    /** A plan from x's values: each device's slots filled with the experts placed on it. */
+    private static PlacementPlan decode(PlacementProblem p, int[][][] onDevice, PlacementPlan fallback, int version, String solver) {
+        int devices = p.topology().devices(), slots = p.topology().slots();
+        int[][] out = new int[p.layers()][];
+        for (int l = 0; l < p.layers(); l++) {
+            if (onDevice[l] == null) {
+                out[l] = fallback.phy2log()[l].clone();
+                continue;
+            }
+            out[l] = new int[devices * slots];
+            int[] fill = new int[devices];
+            for (int e = 0; e < p.experts(); e++) {
+                for (int d = 0; d < devices; d++) if (onDevice[l][e][d] == 1) out[l][d * slots + fill[d]++] = e;
+            }
+        }
+        return new PlacementPlan(version, solver, slots, out);
+    }
+
+    private static int[][][] onDevice(PlacementPlan plan, PlacementProblem p) {
+        int[][][] on = new int[p.layers()][p.experts()][p.topology().devices()];
+        for (int l = 0; l < p.layers(); l++) for (int s = 0; s < plan.phy2log()[l].length; s++) on[l][plan.phy2log()[l][s]][plan.device(s)] = 1;
+        return on;
+    }
+
+    private static int[] knownLayers(PlacementProblem p) {
+        java.util.TreeSet<Integer> s = new java.util.TreeSet<>();
+        for (String k : p.transitions().keySet()) {
+            int[] ab = PlacementProblem.pair(k);
+            s.add(ab[0]);
+            s.add(ab[1]);
+        }
+        return s.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    private static long scale(double c) { return Math.round(c * 100); }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Monolithic model
+    // ---------------------------------------------------------------------------------------------------------
+
+    private PlacementPlan monolithic(PlacementProblem p, PlacementPlan eplb, PlacementPlan start, long t0) {
+        Topology topo = p.topology();
+        int devices = topo.devices();
+        int[][] reps = replicas(p, eplb);
+        long[][] share = shares(p, reps);
+        long[] cap = caps(p, eplb, share);
+        int[] layers = knownLayers(p);
+        CpModel m = new CpModel();
+        BoolVar[][][] x = placementVars(m, p, reps, share, cap, layers);
+        long inter = scale(topo.interNodeCost()), intra = scale(topo.intraNodeCost());
+        LinearExprBuilder kept = LinearExpr.newBuilder();
+        long worst = 0;
+        // symmetry: nodes are interchangeable, and devices within a node; so expert 0 of the first layer may sit on device 0
+        m.addEquality(x[layers[0]][0][0], 1);
+        for (Map.Entry<String, long[][]> en : p.transitions().entrySet()) {
+            int[] ab = PlacementProblem.pair(en.getKey());
+            long[][] T = en.getValue();
+            // cuts: from i on device d, a token can stay local to at most `slots` experts of layer b (and symmetrically);
+            // from i on node n, to at most devicesPerNode * slots. They give the relaxation the structure it lacks.
+            List<List<List<BoolVar>>> rowY = new ArrayList<>(), colY = new ArrayList<>(), rowZ = new ArrayList<>();
+            for (int e = 0; e < p.experts(); e++) {
+                rowY.add(new ArrayList<>());
+                colY.add(new ArrayList<>());
+                rowZ.add(new ArrayList<>());
+                for (int d = 0; d < devices; d++) {
+                    rowY.get(e).add(new ArrayList<>());
+                    colY.get(e).add(new ArrayList<>());
+                }
+                for (int n = 0; n < topo.nodes(); n++) rowZ.get(e).add(new ArrayList<>());
+            }
+            for (int i = 0; i < p.experts(); i++) {
+                for (int j = 0; j < p.experts(); j++) {
+                    if (T[i][j] == 0) continue;
+                    worst += T[i][j] * inter;
+                    List<BoolVar> same = new ArrayList<>();
+                    for (int d = 0; d < devices; d++) {
+                        BoolVar y = m.newBoolVar("");
+                        m.addImplication(y, x[ab[0]][i][d]);
+                        m.addImplication(y, x[ab[1]][j][d]);
+                        same.add(y);
+                        rowY.get(i).get(d).add(y);
+                        colY.get(j).get(d).add(y);
+                    }
+                    BoolVar dev = m.newBoolVar("");
+                    m.addLessOrEqual(dev, LinearExpr.sum(same.toArray(BoolVar[]::new)));
+                    kept.addTerm(dev, T[i][j] * intra);
+                    if (topo.nodes() > 1 && inter > intra) {
+                        List<BoolVar> sameNode = new ArrayList<>();
+                        for (int n = 0; n < topo.nodes(); n++) {
+                            BoolVar z = m.newBoolVar("");
+                            List<BoolVar> ai = new ArrayList<>(), bj = new ArrayList<>();
+                            for (int d = n * topo.devicesPerNode(); d < (n + 1) * topo.devicesPerNode(); d++) {
+                                ai.add(x[ab[0]][i][d]);
+                                bj.add(x[ab[1]][j][d]);
+                            }
+                            m.addLessOrEqual(z, LinearExpr.sum(ai.toArray(BoolVar[]::new)));
+                            m.addLessOrEqual(z, LinearExpr.sum(bj.toArray(BoolVar[]::new)));
+                            sameNode.add(z);
+                            rowZ.get(i).get(n).add(z);
+                        }
+                        BoolVar node = m.newBoolVar("");
+                        m.addLessOrEqual(node, LinearExpr.sum(sameNode.toArray(BoolVar[]::new)));
+                        kept.addTerm(node, T[i][j] * (inter - intra));
+                    } else if (topo.nodes() == 1) {
+                        kept.add(T[i][j] * (inter - intra)); // one node: every transition stays on it
+                    }
+                }
+            }
+            int slots = topo.slots(), perNode = topo.devicesPerNode() * slots;
+            for (int e = 0; e < p.experts(); e++) {
+                for (int d = 0; d < devices; d++) {
+                    List<BoolVar> r = rowY.get(e).get(d), c = colY.get(e).get(d);
+                    if (r.size() > slots) {
+                        m.addLessOrEqual(LinearExpr.sum(r.toArray(BoolVar[]::new)), LinearExpr.term(x[ab[0]][e][d], slots));
+                    }
+                    if (c.size() > slots) {
+                        m.addLessOrEqual(LinearExpr.sum(c.toArray(BoolVar[]::new)), LinearExpr.term(x[ab[1]][e][d], slots));
+                    }
+                }
+                for (int n = 0; n < topo.nodes(); n++) {
+                    List<BoolVar> r = rowZ.get(e).get(n);
+                    if (r.size() <= perNode) continue;
+                    LinearExprBuilder onNode = LinearExpr.newBuilder();
+                    for (int d = n * topo.devicesPerNode(); d < (n + 1) * topo.devicesPerNode(); d++) onNode.addTerm(x[ab[0]][e][d], perNode);
+                    m.addLessOrEqual(LinearExpr.sum(r.toArray(BoolVar[]::new)), onNode);
+                }
+            }
+        }
+        m.maximize(kept);
+        int[][][] hint = onDevice(start, p);
+        for (int l : layers) for (int e = 0; e < p.experts(); e++) for (int d = 0; d < devices; d++) m.addHint(x[l][e][d], hint[l][e][d]);
+        CpSolver s = new CpSolver();
+        s.getParameters().setMaxTimeInSeconds(options.timeLimitSeconds()).setNumWorkers(options.threads());
+        long worstFinal = worst;
+        CpSolverStatus st = s.solve(m, new CpSolverSolutionCallback() {
+            @Override
+            public void onSolutionCallback() {
+                progress.accept(String.format(java.util.Locale.ROOT, "  CP-SAT %.1f s: expected hop cost %.0f (bound %.0f)",
+                        wallTime(), (worstFinal - objectiveValue()) / 100.0, (worstFinal - bestObjectiveBound()) / 100.0));
+            }
+        });
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        if (st != CpSolverStatus.OPTIMAL && st != CpSolverStatus.FEASIBLE) {
+            last = new Report(st.name() + " (kept the warm start)", cost(start, p), 0, false, seconds);
+            return start;
+        }
+        int[][][] on = new int[p.layers()][][];
+        for (int l : layers) {
+            on[l] = new int[p.experts()][devices];
+            for (int e = 0; e < p.experts(); e++) for (int d = 0; d < devices; d++) on[l][e][d] = s.booleanValue(x[l][e][d]) ? 1 : 0;
+        }
+        PlacementPlan plan = decode(p, on, eplb, 1, name());
+        last = new Report(st.name(), (worst - s.objectiveValue()) / 100.0, (worst - s.bestObjectiveBound()) / 100.0, false, seconds);
+        return plan;
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Decomposition along the layer chain
+    // ---------------------------------------------------------------------------------------------------------
+
+    private PlacementPlan chain(PlacementProblem p, PlacementPlan eplb, PlacementPlan start, long t0) {
+        int[][] reps = replicas(p, eplb);
+        long[][] share = shares(p, reps);
+        long[] cap = caps(p, eplb, share);
+        int[] layers = knownLayers(p);
+        int[][][] on = onDevice(start, p);
+        double deadline = t0 / 1e9 + options.timeLimitSeconds();
+        int sweep = 0;
+        double before = Double.MAX_VALUE, now = cost(decode(p, on, eplb, 1, name()), p);
+        while (System.nanoTime() / 1e9 < deadline && now < before - 1e-9) {
+            before = now;
+            sweep++;
+            for (int l : layers) {
+                double left = deadline - System.nanoTime() / 1e9;
+                if (left <= 0) break;
+                solveLayer(p, l, on, reps, share, cap, Math.max(0.05, Math.min(left, options.timeLimitSeconds() / (2.0 * layers.length))));
+            }
+            now = cost(decode(p, on, eplb, 1, name()), p);
+            progress.accept(String.format(java.util.Locale.ROOT, "  layer-chain sweep %d: expected hop cost %.0f", sweep, now));
+        }
+        last = new Report("FEASIBLE (decomposed: " + sweep + " sweeps)", now, Double.NaN, true, (System.nanoTime() - t0) / 1e9);
+        return decode(p, on, eplb, 1, name());
+    }
+
+    /** Re-places layer l with every other layer fixed: a linear objective over x[l]. */
+    private void solveLayer(PlacementProblem p, int l, int[][][] on, int[][] reps, long[][] share, long[] cap, double seconds) {
+        Topology topo = p.topology();
+        int devices = topo.devices();
+        long[][] costOf = new long[p.experts()][devices]; // cost of putting e on d given the neighbours
+        for (Map.Entry<String, long[][]> en : p.transitions().entrySet()) {
+            int[] ab = PlacementProblem.pair(en.getKey());
+            long[][] T = en.getValue();
+            if (ab[1] == l) addCosts(costOf, T, on[ab[0]], topo, false);
+            if (ab[0] == l) addCosts(costOf, T, on[ab[1]], topo, true);
+        }
+        CpModel m = new CpModel();
+        BoolVar[][][] x = placementVars(m, p, reps, share, cap, new int[]{l});
+        LinearExprBuilder obj = LinearExpr.newBuilder();
+        for (int e = 0; e < p.experts(); e++) {
+            for (int d = 0; d < devices; d++) {
+                obj.addTerm(x[l][e][d], costOf[e][d]);
+                m.addHint(x[l][e][d], on[l][e][d]);
+            }
+        }
+        m.minimize(obj);
+        CpSolver s = new CpSolver();
+        s.getParameters().setMaxTimeInSeconds(seconds).setNumWorkers(options.threads());
+        CpSolverStatus st = s.solve(m);
+        if (st == CpSolverStatus.OPTIMAL || st == CpSolverStatus.FEASIBLE) {
+            for (int e = 0; e < p.experts(); e++) for (int d = 0; d < devices; d++) on[l][e][d] = s.booleanValue(x[l][e][d]) ? 1 : 0;
+        }
+    }
+
+    /**
+     * Adds to costOf[e][d] the expected hop cost of e on d against a fixed neighbour layer: the transitions between e
+     * and each neighbour expert k, split over k's replicas. {@code eIsSource}: e is at the earlier layer (T[e][k]).
+     */
+    private static void addCosts(long[][] costOf, long[][] T, int[][] neighbour, Topology topo, boolean eIsSource) {
+        int experts = costOf.length, devices = topo.devices();
+        Map<Integer, int[]> devs = new HashMap<>();
+        for (int k = 0; k < experts; k++) {
+            List<Integer> ds = new ArrayList<>();
+            for (int d = 0; d < devices; d++) if (neighbour[k][d] == 1) ds.add(d);
+            devs.put(k, ds.stream().mapToInt(Integer::intValue).toArray());
+        }
+        for (int e = 0; e < experts; e++) {
+            for (int k = 0; k < experts; k++) {
+                long t = eIsSource ? T[e][k] : T[k][e];
+                if (t == 0) continue;
+                int[] ds = devs.get(k);
+                for (int d = 0; d < devices; d++) {
+                    double best = Double.MAX_VALUE; // the token goes to (or comes from) the nearest replica of k
+                    for (int q : ds) best = Math.min(best, topo.cost(d, q));
+                    costOf[e][d] += Math.round(t * best * 100);
+                }
+            }
+        }
+    }
+}
