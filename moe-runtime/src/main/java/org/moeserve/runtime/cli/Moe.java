@@ -9,14 +9,14 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "moe", mixinStandardHelpOptions = true, version = "moe-serve 0.1.0",
         description = "Serve, trace and study Mixture-of-Experts models.",
-        subcommands = {ServeCommand.class, GenerateCommand.class, TraceCommand.class, PredictorCommand.class, CacheSimCommand.class})
+        subcommands = {ServeCommand.class, GenerateCommand.class, TraceCommand.class, PredictorCommand.class, CacheSimCommand.class, PlanCommand.class})
 public final class Moe implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
     @Override
     public void run() {
-        throw new CommandLine.ParameterException(spec.commandLine(), "name a command: serve, generate, trace, predictor or cache-sim");
+        throw new CommandLine.ParameterException(spec.commandLine(), "name a command: serve, generate, trace, predictor, cache-sim or plan");
     }
 
     public static CommandLine commandLine() {

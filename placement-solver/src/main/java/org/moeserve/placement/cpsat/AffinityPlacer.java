@@ -80,7 +80,20 @@ public final class AffinityPlacer implements Placer {
         PlacementPlan start = best(p, List.of(eplb, Baselines.contiguous().place(p), Baselines.roundRobin().place(p)));
         long terms = 0;
         for (long[][] t : p.transitions().values()) for (long[] row : t) for (long v : row) if (v > 0) terms += p.topology().devices();
-        PlacementPlan plan = terms <= options.maxMonolithic() ? monolithic(p, eplb, start, t0) : chain(p, eplb, start, t0);
+        boolean whole = terms <= options.maxMonolithic();
+        double budget = options.timeLimitSeconds();
+        // 1. the layer chain, fast and good; 2. the whole model warm-started from it, to improve it and bound it
+        PlacementPlan chained = chain(p, eplb, start, t0, t0 + (long) ((whole ? 0.3 : 1.0) * budget * 1e9));
+        Report chainReport = last;
+        if (!whole) {
+            chained.validate(p);
+            return chained;
+        }
+        PlacementPlan mono = monolithic(p, eplb, chained, t0, t0 + (long) (budget * 1e9));
+        Report monoReport = last;
+        PlacementPlan plan = monoReport.cost() <= chainReport.cost() ? mono : chained;
+        last = new Report(monoReport.status(), Math.min(monoReport.cost(), chainReport.cost()), monoReport.bound(), false,
+                (System.nanoTime() - t0) / 1e9);
         plan.validate(p);
         return plan;
     }
@@ -207,7 +220,7 @@ public final class AffinityPlacer implements Placer {
     // Monolithic model
     // ---------------------------------------------------------------------------------------------------------
 
-    private PlacementPlan monolithic(PlacementProblem p, PlacementPlan eplb, PlacementPlan start, long t0) {
+    private PlacementPlan monolithic(PlacementProblem p, PlacementPlan eplb, PlacementPlan start, long t0, long deadline) {
         Topology topo = p.topology();
         int devices = topo.devices();
         int[][] reps = replicas(p, eplb);
@@ -299,7 +312,7 @@ public final class AffinityPlacer implements Placer {
         int[][][] hint = onDevice(start, p);
         for (int l : layers) for (int e = 0; e < p.experts(); e++) for (int d = 0; d < devices; d++) m.addHint(x[l][e][d], hint[l][e][d]);
         CpSolver s = new CpSolver();
-        s.getParameters().setMaxTimeInSeconds(options.timeLimitSeconds()).setNumWorkers(options.threads());
+        s.getParameters().setMaxTimeInSeconds(Math.max(0.5, (deadline - System.nanoTime()) / 1e9)).setNumWorkers(options.threads());
         long worstFinal = worst;
         CpSolverStatus st = s.solve(m, new CpSolverSolutionCallback() {
             @Override
@@ -327,13 +340,13 @@ public final class AffinityPlacer implements Placer {
     // Decomposition along the layer chain
     // ---------------------------------------------------------------------------------------------------------
 
-    private PlacementPlan chain(PlacementProblem p, PlacementPlan eplb, PlacementPlan start, long t0) {
+    private PlacementPlan chain(PlacementProblem p, PlacementPlan eplb, PlacementPlan start, long t0, long deadlineNanos) {
         int[][] reps = replicas(p, eplb);
         long[][] share = shares(p, reps);
         long[] cap = caps(p, eplb, share);
         int[] layers = knownLayers(p);
         int[][][] on = onDevice(start, p);
-        double deadline = t0 / 1e9 + options.timeLimitSeconds();
+        double deadline = deadlineNanos / 1e9;
         int sweep = 0;
         double before = Double.MAX_VALUE, now = cost(decode(p, on, eplb, 1, name()), p);
         while (System.nanoTime() / 1e9 < deadline && now < before - 1e-9) {

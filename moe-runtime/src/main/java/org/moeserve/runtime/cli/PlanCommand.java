@@ -1,0 +1,145 @@
+package org.moeserve.runtime.cli;
+
+import org.moeserve.placement.PlacementPlan;
+import org.moeserve.placement.PlacementProblem;
+import org.moeserve.placement.PlanMetrics;
+import org.moeserve.placement.Placer;
+import org.moeserve.placement.Topology;
+import org.moeserve.placement.cpsat.AffinityPlacer;
+import org.moeserve.placement.greedy.Baselines;
+import org.moeserve.routing.RoutingStats;
+import org.moeserve.routing.TraceReader;
+import org.moeserve.routing.stats.TraceStatistics;
+import picocli.CommandLine.ArgGroup;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+/** {@code moe plan}: place experts on a cluster from routing data; every baseline and the affinity plan compared. */
+@Command(name = "plan", mixinStandardHelpOptions = true,
+        description = "Plan expert placement (ExFlow affinity + load balance + replicas) from a trace or moe-stats/1; "
+                + "compare with contiguous, round-robin, random and EPLB.")
+final class PlanCommand implements Callable<Integer> {
+    static final class Source {
+        @Option(names = "--trace", paramLabel = "FILE", description = "moe-trace/1: every consecutive layer pair is used.")
+        Path trace;
+
+        @Option(names = "--stats", paramLabel = "FILE", description = "moe-stats/1: the published transitions_top1 pairs are used.")
+        Path stats;
+    }
+
+    @ArgGroup(exclusive = true, multiplicity = "1")
+    Source source;
+
+    @Option(names = "--nodes", paramLabel = "N", description = "Nodes (default ${DEFAULT-VALUE}).")
+    int nodes = 1;
+
+    @Option(names = "--devices-per-node", paramLabel = "G", required = true, description = "Devices per node.")
+    int devicesPerNode;
+
+    @Option(names = "--replicas", paramLabel = "R", description = "Redundant expert slots per layer (default ${DEFAULT-VALUE}).")
+    int replicas = 0;
+
+    @Option(names = "--time-limit", paramLabel = "T", description = "CP-SAT time limit (default ${DEFAULT-VALUE}).")
+    String timeLimit = "30s";
+
+    @Option(names = "--balance", paramLabel = "F", description = "Max/mean device load allowed per layer, or EPLB's if looser (default ${DEFAULT-VALUE}).")
+    double balance = 1.10;
+
+    @Option(names = "--intra-node-cost", paramLabel = "C", description = "Cost of a hop inside a node (default ${DEFAULT-VALUE}).")
+    double intra = 1;
+
+    @Option(names = "--inter-node-cost", paramLabel = "C", description = "Cost of a hop between nodes (default ${DEFAULT-VALUE}).")
+    double inter = 4;
+
+    @Option(names = "--hidden-bytes", paramLabel = "B", description = "Bytes of a token's activation (default ${DEFAULT-VALUE}: 4096 x bf16).")
+    int hiddenBytes = 8192;
+
+    @Option(names = "--decompose", description = "Solve layer by layer along the chain (automatic for large problems).")
+    boolean decompose;
+
+    @Option(names = "--out", paramLabel = "FILE", description = "Where to write the affinity plan (moe-plan/1).")
+    Path out;
+
+    @Option(names = "--export", paramLabel = "FILE", description = "Also write the physical-to-logical map vLLM's and SGLang's EPLB read.")
+    Path export;
+
+    @Override
+    public Integer call() throws IOException {
+        PlacementProblem p = problem();
+        System.out.printf("placing %d layers x %d experts (top-%d) on %d node(s) x %d devices, %d slots each; %s%n", p.layers(),
+                p.experts(), p.topK(), nodes, devicesPerNode, p.topology().slots(), p.source());
+        System.out.println("| solver | transitions crossing devices | crossing nodes | all-to-all bytes per token and layer "
+                + "| mean max/mean load | worst max/mean load | solve time | gap to bound |");
+        System.out.println("|---|---|---|---|---|---|---|---|");
+        for (Placer b : List.of(Baselines.contiguous(), Baselines.roundRobin(), Baselines.random(1),
+                Baselines.eplb(p.experts() % nodes == 0 ? nodes : 1))) {
+            long t0 = System.nanoTime();
+            PlacementPlan plan = b.place(p);
+            System.out.println(PlanMetrics.of(plan, p).row(b.name(), (System.nanoTime() - t0) / 1e9, "-"));
+        }
+        AffinityPlacer cp = new AffinityPlacer(new AffinityPlacer.Options(
+                org.moeserve.cache.transfer.LinkModel.parseDuration(timeLimit) / 1e9, balance,
+                Runtime.getRuntime().availableProcessors(), decompose ? 0 : AffinityPlacer.Options.DEFAULT.maxMonolithic()),
+                System.err::println);
+        PlacementPlan plan = cp.place(p);
+        AffinityPlacer.Report r = cp.lastReport();
+        System.out.println(PlanMetrics.of(plan, p).row("affinity (CP-SAT)", r.seconds(),
+                Double.isNaN(r.bound()) ? r.status() : String.format(java.util.Locale.ROOT, "%.1f%% (%s)", 100 * r.gap(), r.status())));
+        if (out != null) {
+            plan.write(out);
+            System.err.println("moe plan: wrote " + out);
+        }
+        if (export != null) {
+            plan.export(export, p.experts());
+            System.err.println("moe plan: wrote the expert map " + export);
+        }
+        return 0;
+    }
+
+    private PlacementProblem problem() throws IOException {
+        Map<String, long[][]> tr = new HashMap<>();
+        long[][] load;
+        int layers, experts, topK;
+        String desc;
+        if (source.trace != null) {
+            TraceReader.Trace t = TraceReader.read(source.trace);
+            TraceStatistics st = new TraceStatistics(t.header(), t.records());
+            layers = st.layers();
+            experts = st.experts();
+            topK = st.topK();
+            load = st.loads();
+            long[][][] c = st.transitions(1);
+            for (int l = 0; l + 1 < layers; l++) tr.put(l + "->" + (l + 1), c[l]);
+            desc = "all " + (layers - 1) + " consecutive layer pairs of " + source.trace.getFileName();
+        } else {
+            RoutingStats s = RoutingStats.read(source.stats);
+            layers = s.layers();
+            experts = s.experts();
+            topK = s.topK();
+            load = new long[layers][experts];
+            for (int l = 0; l < layers; l++) {
+                long[] row = s.load().get(l);
+                if (row == null) java.util.Arrays.fill(load[l], 1); // unpublished layer: no load information
+                else load[l] = row.clone();
+            }
+            tr.putAll(s.transitionsTop1());
+            if (tr.isEmpty()) throw new IllegalArgumentException(source.stats + " has no transitions_top1: nothing to place by");
+            desc = "the published top-1 pairs " + tr.keySet() + " of " + source.stats.getFileName() + " (" + s.model() + ", " + s.domain() + ")";
+        }
+        int devices = nodes * devicesPerNode;
+        if (devices < 1) throw new IllegalArgumentException("--nodes x --devices-per-node is " + devices + " but must be >= 1");
+        if ((experts + replicas) % devices != 0) {
+            throw new IllegalArgumentException(experts + " experts + " + replicas + " replicas do not fill " + devices
+                    + " devices evenly; choose --replicas so that experts + replicas is a multiple of the devices");
+        }
+        return new PlacementProblem(desc, layers, experts, topK, new Topology(nodes, devicesPerNode, (experts + replicas) / devices,
+                intra, inter), load, tr, hiddenBytes);
+    }
+}
