@@ -15,6 +15,7 @@ public final class Bench {
             case "decode" -> DecodeThroughput.main(rest);
             case "offload" -> OffloadThroughput.main(rest);
             case "load" -> LoadGenerator.main(rest);
+            case "placement" -> PlacementScale.main(rest);
             case "jmh" -> org.openjdk.jmh.Main.main(rest);
             case "list" -> System.out.println("""
                     benchmarks (./moe bench NAME):
@@ -22,6 +23,7 @@ public final class Bench {
                       decode [reps]      decode tokens/s on the demo model: 1 and 8 streams, 1 and 2 threads
                       offload [reps]     decode tokens/s with 25% of the experts resident: predictive vs LRU vs all
                       load [URL] [1,8,32] [requests] [max_tokens]   streaming load on a running moe serve (loopback)
+                      placement [seconds]  expert placement at DeepSeek-V3 size (256 x 58 layers, 64 devices)
                       jmh [JMH args]     the JMH microbenchmarks (org.moeserve.bench.jmh.*)""");
             default -> {
                 System.err.println("moe bench: unknown benchmark " + name + "; ./moe bench list names them");

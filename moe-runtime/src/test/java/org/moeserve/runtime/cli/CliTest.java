@@ -18,6 +18,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -193,5 +194,31 @@ class CliTest {
         assertTrue(r.out().startsWith(g.get("text").asText() + g.get("greedy_text").asText()), r.out());
         assertTrue(r.out().contains("expert cache: predictive, 24 of 96 experts resident"), r.out());
         assertTrue(r.out().contains("[modelled link]") && r.out().contains("prefetch precision"), r.out());
+    }
+
+    @Test
+    void planComparesSolversWritesThePlanAndExportsTheExpertMap() throws IOException {
+        Path trace = smallTrace(2), plan = tmp.resolve("plan.json"), map = tmp.resolve("vllm.json");
+        Run r = run("plan", "--trace", trace.toString(), "--nodes", "2", "--devices-per-node", "2", "--replicas", "4",
+                "--time-limit", "3s", "--out", plan.toString(), "--export", map.toString());
+        assertEquals(0, r.exit(), r.err());
+        for (String solver : List.of("| contiguous |", "| round-robin |", "| random |", "| eplb |", "| affinity (CP-SAT) |")) {
+            assertTrue(r.out().contains(solver), solver + " missing:\n" + r.out());
+        }
+        JsonNode p = new ObjectMapper().readTree(plan.toFile());
+        assertEquals("moe-plan/1", p.get("format").asText());
+        assertEquals(6, p.get("physical_to_logical_map").size());
+        assertEquals(20, p.get("physical_to_logical_map").get(0).size(), "16 experts + 4 replicas");
+        JsonNode m = new ObjectMapper().readTree(map.toFile());
+        assertEquals(20, m.get("num_physical_experts").asInt());
+        assertEquals(16, m.get("num_logical_experts").asInt());
+        java.util.Set<Integer> seen = new java.util.HashSet<>();
+        for (JsonNode e : m.get("physical_to_logical_map").get(3)) seen.add(e.asInt());
+        assertEquals(16, seen.size(), "every logical expert has a replica");
+        Run uneven = run("plan", "--trace", trace.toString(), "--devices-per-node", "3");
+        assertEquals(1, uneven.exit());
+        assertTrue(uneven.err().contains("do not fill 3 devices evenly"), uneven.err());
+        Run both = run("plan", "--trace", trace.toString(), "--stats", trace.toString(), "--devices-per-node", "4");
+        assertEquals(2, both.exit(), "--trace and --stats are exclusive");
     }
 }
