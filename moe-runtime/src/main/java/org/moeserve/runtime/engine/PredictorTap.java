@@ -19,7 +19,11 @@ public final class PredictorTap implements RoutingObserver, LayerObserver {
     private final int horizon, k, moeLayers;
     private final int[] moeIndex;
     private final Map<Long, int[][]> pathOf = new HashMap<>();      // (seq, pos) -> path so far
-    private final Map<Long, int[][]> lastPath = new HashMap<>();    // seq -> previous token's path
+    /** seq -> its previous token's path; bounded (least recently updated dropped) so a long-running server does not grow. */
+    private final Map<Long, int[][]> lastPath = new java.util.LinkedHashMap<>(64, 0.75f, true) {
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<Long, int[][]> eldest) { return size() > 4096; }
+    };    // seq -> previous token's path
     private final Map<Long, int[][][]> pending = new HashMap<>();    // (seq, pos) -> [target layer][distance-1] -> set
     private final long[] hits, predicted, actual;
     private long nanos, calls;

@@ -22,7 +22,11 @@ public final class Prefetcher implements RoutingObserver, LayerObserver {
     private final int horizon, k, moeLayers;
     private final int[] moeIndex;
     private final Map<Long, int[][]> pathOf = new HashMap<>();
-    private final Map<Long, int[][]> lastPath = new HashMap<>();
+    /** seq -> its previous token's path; bounded (least recently updated dropped) so a long-running server does not grow. */
+    private final Map<Long, int[][]> lastPath = new java.util.LinkedHashMap<>(64, 0.75f, true) {
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<Long, int[][]> eldest) { return size() > 4096; }
+    };
     private final boolean deadlines;
     private long lastLayerEnd = -1;
     private int lastLayer = -1;
