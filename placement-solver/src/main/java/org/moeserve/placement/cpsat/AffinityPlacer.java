@@ -38,8 +38,9 @@ import java.util.function.Consumer;
  * Small problems are solved whole, warm-started from the best baseline, under a time limit, with the bound and gap
  * reported. Large ones (the model would exceed {@code maxMonolithic} pair-device terms) are decomposed along the
  * layer chain: each layer is placed with its neighbours fixed, which makes its objective linear (cost of e on d =
- * transitions from and to the fixed neighbours' devices), then the chain is swept again while time remains
- * (a large-neighbourhood search whose neighbourhood is one layer).
+ * transitions from and to the fixed neighbours' devices), solved exactly as a min-cost flow when the result respects
+ * the load cap (else by CP-SAT with the cap), then the chain is swept again while time remains (a
+ * large-neighbourhood search whose neighbourhood is one layer).
  */
 public final class AffinityPlacer implements Placer {
     /** Solver settings, each with a default and a bound. */
@@ -375,6 +376,21 @@ public final class AffinityPlacer implements Placer {
             if (ab[1] == l) addCosts(costOf, T, on[ab[0]], topo, false);
             if (ab[0] == l) addCosts(costOf, T, on[ab[1]], topo, true);
         }
+        // first the exact transportation step (min-cost flow): experts supply their replicas, devices take their
+        // slots, one replica per device; kept if it also respects the load cap, else CP-SAT with the cap
+        int[][] flow = flowStep(costOf, reps[l], topo.slots());
+        if (flow != null) {
+            boolean capped = true;
+            for (int d = 0; d < devices && capped; d++) {
+                long load = 0;
+                for (int e = 0; e < p.experts(); e++) load += share[l][e] * flow[e][d];
+                capped = load <= cap[l];
+            }
+            if (capped) {
+                if (linearCost(costOf, flow) <= linearCost(costOf, on[l])) on[l] = flow;
+                return;
+            }
+        }
         CpModel m = new CpModel();
         BoolVar[][][] x = placementVars(m, p, reps, share, cap, new int[]{l});
         LinearExprBuilder obj = LinearExpr.newBuilder();
@@ -391,6 +407,27 @@ public final class AffinityPlacer implements Placer {
         if (st == CpSolverStatus.OPTIMAL || st == CpSolverStatus.FEASIBLE) {
             for (int e = 0; e < p.experts(); e++) for (int d = 0; d < devices; d++) on[l][e][d] = s.booleanValue(x[l][e][d]) ? 1 : 0;
         }
+    }
+
+    /** The optimal transportation of replicas onto device slots by cost (no load cap), or null if the solver fails. */
+    private static int[][] flowStep(long[][] costOf, int[] reps, int slots) {
+        int experts = costOf.length, devices = costOf[0].length;
+        com.google.ortools.graph.MinCostFlow f = new com.google.ortools.graph.MinCostFlow();
+        for (int e = 0; e < experts; e++) {
+            f.setNodeSupply(e, reps[e]);
+            for (int d = 0; d < devices; d++) f.addArcWithCapacityAndUnitCost(e, experts + d, 1, costOf[e][d]);
+        }
+        for (int d = 0; d < devices; d++) f.setNodeSupply(experts + d, -slots);
+        if (f.solve() != com.google.ortools.graph.MinCostFlowBase.Status.OPTIMAL) return null;
+        int[][] out = new int[experts][devices];
+        for (int a = 0; a < f.getNumArcs(); a++) if (f.getFlow(a) > 0) out[f.getTail(a)][f.getHead(a) - experts] = 1;
+        return out;
+    }
+
+    private static long linearCost(long[][] costOf, int[][] on) {
+        long c = 0;
+        for (int e = 0; e < costOf.length; e++) for (int d = 0; d < costOf[e].length; d++) c += costOf[e][d] * on[e][d];
+        return c;
     }
 
     /**
