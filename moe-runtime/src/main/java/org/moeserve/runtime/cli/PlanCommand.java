@@ -67,6 +67,11 @@ final class PlanCommand implements Callable<Integer> {
     @Option(names = "--out", paramLabel = "FILE", description = "Where to write the affinity plan (moe-plan/1).")
     Path out;
 
+    @Option(names = "--heatmap", paramLabel = "PREFIX",
+            description = "Write PREFIX-load.svg (device load per layer) and PREFIX-affinity.svg (the first pair's transitions, "
+                    + "experts grouped by device: locality shows as blocks on the diagonal).")
+    String heatmap;
+
     @Option(names = "--export", paramLabel = "FILE", description = "Also write the physical-to-logical map vLLM's and SGLang's EPLB read.")
     Path export;
 
@@ -96,11 +101,51 @@ final class PlanCommand implements Callable<Integer> {
             plan.write(out);
             System.err.println("moe plan: wrote " + out);
         }
+        if (heatmap != null) writeHeatmaps(plan, p);
         if (export != null) {
             plan.export(export, p.experts());
             System.err.println("moe plan: wrote the expert map " + export);
         }
         return 0;
+    }
+
+    private void writeHeatmaps(PlacementPlan plan, PlacementProblem p) throws IOException {
+        int devices = p.topology().devices();
+        double[][] load = new double[p.layers()][devices];
+        for (int l = 0; l < p.layers(); l++) {
+            int[] reps = plan.replicaCounts(l, p.experts());
+            for (int s = 0; s < plan.phy2log()[l].length; s++) {
+                int e = plan.phy2log()[l][s];
+                load[l][plan.device(s)] += (double) p.load()[l][e] / reps[e];
+            }
+        }
+        java.nio.file.Files.writeString(Path.of(heatmap + "-load.svg"), Svg.heatmap("Device load per layer (affinity plan)",
+                "layer", "device", load, null));
+        String first = p.transitions().keySet().iterator().next();
+        int[] ab = PlacementProblem.pair(first);
+        long[][] t = p.transitions().get(first);
+        Integer[] rowOrder = order(plan, ab[0], p.experts()), colOrder = order(plan, ab[1], p.experts());
+        double[][] m = new double[p.experts()][p.experts()];
+        int[] groups = new int[p.experts()];
+        for (int r = 0; r < p.experts(); r++) {
+            long sum = 0;
+            for (long v : t[rowOrder[r]]) sum += v;
+            for (int c = 0; c < p.experts(); c++) m[r][c] = sum == 0 ? 0 : (double) t[rowOrder[r]][colOrder[c]] / sum;
+            var ds = plan.devicesOf(ab[0], rowOrder[r]);
+            groups[r] = ds.isEmpty() ? -1 : ds.getFirst();
+        }
+        java.nio.file.Files.writeString(Path.of(heatmap + "-affinity.svg"), Svg.heatmap("P(expert at layer " + ab[1]
+                + " | expert at layer " + ab[0] + "), experts grouped by device", "layer " + ab[0] + " expert", "layer " + ab[1]
+                + " expert", m, groups));
+        System.err.println("moe plan: wrote " + heatmap + "-load.svg and " + heatmap + "-affinity.svg");
+    }
+
+    /** Experts of layer l in device order (by their first replica's device). */
+    private static Integer[] order(PlacementPlan plan, int l, int experts) {
+        Integer[] o = new Integer[experts];
+        for (int e = 0; e < experts; e++) o[e] = e;
+        java.util.Arrays.sort(o, java.util.Comparator.comparingInt(e -> plan.devicesOf(l, e).isEmpty() ? Integer.MAX_VALUE : plan.devicesOf(l, e).getFirst()));
+        return o;
     }
 
     private PlacementProblem problem() throws IOException {

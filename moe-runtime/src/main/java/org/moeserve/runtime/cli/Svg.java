@@ -12,7 +12,7 @@ final class Svg {
 
     /** One polyline per series of (x, y) points; y in [0, 1]. */
     static String lines(String title, String xLabel, String yLabel, Map<String, List<double[]>> series) {
-        int w = 720, h = 440, left = 60, right = 190, top = 40, bottom = 50;
+        int w = 780, h = 440, left = 60, right = 250, top = 40, bottom = 50;
         double xMax = 1;
         for (List<double[]> s : series.values()) for (double[] p : s) xMax = Math.max(xMax, p[0]);
         StringBuilder sb = new StringBuilder();
@@ -46,6 +46,42 @@ final class Svg {
                     + "<text x='%d' y='%d'>%s</text>%n", left + pw + 14, ly, left + pw + 38, ly, color, dash, left + pw + 44, ly + 4, esc(e.getKey())));
             c++;
         }
+        return sb.append("</svg>\n").toString();
+    }
+
+    /** A heat map of values[row][col] (any range; scaled to the maximum), white to dark blue, with grid labels. */
+    static String heatmap(String title, String rowLabel, String colLabel, double[][] values, int[] colGroups) {
+        int rows = values.length, cols = values[0].length;
+        int cell = Math.max(4, Math.min(28, 640 / Math.max(rows, cols)));
+        int left = 70, top = 46, w = left + cols * cell + 30, h = top + rows * cell + 50;
+        double max = 0;
+        for (double[] r : values) for (double v : r) max = Math.max(max, v);
+        StringBuilder sb = new StringBuilder();
+        sb.append(String.format(Locale.ROOT, "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' font-family='sans-serif' "
+                + "font-size='11'>%n<rect width='100%%' height='100%%' fill='white'/>%n<text x='%d' y='22' font-size='14'>%s</text>%n",
+                w, h, left, esc(title)));
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) {
+                double t = max == 0 ? 0 : values[r][c] / max;
+                int shade = (int) Math.round(255 * (1 - t));
+                sb.append(String.format(Locale.ROOT, "<rect x='%d' y='%d' width='%d' height='%d' fill='rgb(%d,%d,255)'/>%n",
+                        left + c * cell, top + r * cell, cell, cell, shade, shade));
+            }
+        }
+        if (colGroups != null) { // device boundaries
+            for (int c = 1; c < cols; c++) {
+                if (colGroups[c] != colGroups[c - 1]) {
+                    sb.append(String.format(Locale.ROOT, "<line x1='%d' y1='%d' x2='%d' y2='%d' stroke='#c00'/>%n",
+                            left + c * cell, top, left + c * cell, top + rows * cell));
+                    sb.append(String.format(Locale.ROOT, "<line x1='%d' y1='%d' x2='%d' y2='%d' stroke='#c00'/>%n",
+                            left, top + c * cell, left + cols * cell, top + c * cell));
+                }
+            }
+        }
+        sb.append(String.format(Locale.ROOT, "<text x='%d' y='%d' text-anchor='middle'>%s</text>%n", left + cols * cell / 2,
+                top + rows * cell + 20, esc(colLabel)));
+        sb.append(String.format(Locale.ROOT, "<text x='18' y='%d' transform='rotate(-90 18 %d)' text-anchor='middle'>%s</text>%n",
+                top + rows * cell / 2, top + rows * cell / 2, esc(rowLabel)));
         return sb.append("</svg>\n").toString();
     }
 

@@ -200,7 +200,7 @@ class CliTest {
     void planComparesSolversWritesThePlanAndExportsTheExpertMap() throws IOException {
         Path trace = smallTrace(2), plan = tmp.resolve("plan.json"), map = tmp.resolve("vllm.json");
         Run r = run("plan", "--trace", trace.toString(), "--nodes", "2", "--devices-per-node", "2", "--replicas", "4",
-                "--time-limit", "3s", "--out", plan.toString(), "--export", map.toString());
+                "--time-limit", "3s", "--out", plan.toString(), "--export", map.toString(), "--heatmap", tmp.resolve("hm").toString());
         assertEquals(0, r.exit(), r.err());
         for (String solver : List.of("| contiguous |", "| round-robin |", "| random |", "| eplb |", "| affinity (CP-SAT) |")) {
             assertTrue(r.out().contains(solver), solver + " missing:\n" + r.out());
@@ -215,6 +215,10 @@ class CliTest {
         java.util.Set<Integer> seen = new java.util.HashSet<>();
         for (JsonNode e : m.get("physical_to_logical_map").get(3)) seen.add(e.asInt());
         assertEquals(16, seen.size(), "every logical expert has a replica");
+        for (String pic : List.of("hm-load.svg", "hm-affinity.svg")) {
+            String svg = Files.readString(tmp.resolve(pic));
+            assertTrue(svg.startsWith("<svg") && svg.contains("<rect"), pic);
+        }
         Run uneven = run("plan", "--trace", trace.toString(), "--devices-per-node", "3");
         assertEquals(1, uneven.exit());
         assertTrue(uneven.err().contains("do not fill 3 devices evenly"), uneven.err());
