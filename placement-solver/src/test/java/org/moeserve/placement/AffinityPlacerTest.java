@@ -95,4 +95,19 @@ class AffinityPlacerTest {
                 () -> new PlacementProblem("x", 2, 2, 1, new Topology(1, 2, 1, 1, 4), new long[2][2], Map.of("1->5", new long[2][2]), 8));
         assertTrue(pair.getMessage().contains("1->5"), pair.getMessage());
     }
+
+    @Test
+    void replacementMovesExpertsOnlyWhereTheGainPaysForIt() {
+        PlacementProblem p = small(2);
+        PlacementPlan current = Baselines.roundRobin().place(p);
+        PlacementPlan frozen = new AffinityPlacer(new AffinityPlacer.Options(5, 1.10, 2, 0), s -> { }).replacing(current, 1e9).place(p);
+        assertEquals(0, AffinityPlacer.moved(current, frozen, p.experts()), "a prohibitive migration cost moves nothing");
+        PlacementPlan free = new AffinityPlacer(new AffinityPlacer.Options(5, 1.10, 2, 0), s -> { }).replacing(current, 0).place(p);
+        assertTrue(AffinityPlacer.moved(current, free, p.experts()) > 0);
+        assertTrue(AffinityPlacer.cost(free, p) < AffinityPlacer.cost(current, p), "moving freely gains");
+        PlacementPlan some = new AffinityPlacer(new AffinityPlacer.Options(5, 1.10, 2, 0), s -> { }).replacing(current, 30).place(p);
+        int movedSome = AffinityPlacer.moved(current, some, p.experts()), movedFree = AffinityPlacer.moved(current, free, p.experts());
+        assertTrue(movedSome <= movedFree, "a migration cost moves no more than none: " + movedSome + " vs " + movedFree);
+        assertThrows(IllegalArgumentException.class, () -> new AffinityPlacer(AffinityPlacer.Options.DEFAULT, s -> { }).replacing(current, -1));
+    }
 }

@@ -61,6 +61,13 @@ final class PlanCommand implements Callable<Integer> {
     @Option(names = "--hidden-bytes", paramLabel = "B", description = "Bytes of a token's activation (default ${DEFAULT-VALUE}: 4096 x bf16).")
     int hiddenBytes = 8192;
 
+    @Option(names = "--current", paramLabel = "FILE", description = "Re-place from this moe-plan/1 (with --migration-cost).")
+    Path current;
+
+    @Option(names = "--migration-cost", paramLabel = "C",
+            description = "Hop-cost units charged per expert copy that moves (default ${DEFAULT-VALUE}); 0 moves freely.")
+    double migrationCost = 1000;
+
     @Option(names = "--decompose", description = "Solve layer by layer along the chain (automatic for large problems).")
     boolean decompose;
 
@@ -93,8 +100,17 @@ final class PlanCommand implements Callable<Integer> {
                 org.moeserve.cache.transfer.LinkModel.parseDuration(timeLimit) / 1e9, balance,
                 Runtime.getRuntime().availableProcessors(), decompose ? 0 : AffinityPlacer.Options.DEFAULT.maxMonolithic()),
                 System.err::println);
+        PlacementPlan before = current == null ? null : readPlan(current);
+        if (before != null) {
+            cp.replacing(before, migrationCost);
+            System.out.println(PlanMetrics.of(before, p).row("current plan (" + current.getFileName() + ")", 0, "-"));
+        }
         PlacementPlan plan = cp.place(p);
         AffinityPlacer.Report r = cp.lastReport();
+        if (before != null) {
+            int moved = AffinityPlacer.moved(before, plan, p.experts());
+            System.out.printf(java.util.Locale.ROOT, "re-placement moves %d expert copies (migration cost %.0f per copy)%n", moved, migrationCost);
+        }
         System.out.println(PlanMetrics.of(plan, p).row("affinity (CP-SAT)", r.seconds(),
                 Double.isNaN(r.bound()) ? r.status() : String.format(java.util.Locale.ROOT, "%.1f%% (%s)", 100 * r.gap(), r.status())));
         if (out != null) {
@@ -146,6 +162,20 @@ final class PlanCommand implements Callable<Integer> {
         for (int e = 0; e < experts; e++) o[e] = e;
         java.util.Arrays.sort(o, java.util.Comparator.comparingInt(e -> plan.devicesOf(l, e).isEmpty() ? Integer.MAX_VALUE : plan.devicesOf(l, e).getFirst()));
         return o;
+    }
+
+    private static PlacementPlan readPlan(Path f) throws IOException {
+        var n = new com.fasterxml.jackson.databind.ObjectMapper().readTree(f.toFile());
+        if (!"moe-plan/1".equals(n.path("format").asText())) {
+            throw new IllegalArgumentException(f + ": format is " + n.get("format") + " but --current needs a moe-plan/1 file (moe plan --out)");
+        }
+        var m = n.get("physical_to_logical_map");
+        int[][] phy = new int[m.size()][];
+        for (int l = 0; l < phy.length; l++) {
+            phy[l] = new int[m.get(l).size()];
+            for (int i = 0; i < phy[l].length; i++) phy[l][i] = m.get(l).get(i).asInt();
+        }
+        return new PlacementPlan(n.path("version").asInt(1) + 1, "re-placement", n.path("slots_per_device").asInt(), phy);
     }
 
     private PlacementProblem problem() throws IOException {

@@ -62,6 +62,32 @@ public final class AffinityPlacer implements Placer {
     private final Options options;
     private final Consumer<String> progress;
     private Report last;
+    private PlacementPlan current;   // re-placement: the plan in force
+    private double migrationCost;    // hop-cost units per expert copy that moves
+
+    /**
+     * Re-placement: start from {@code current} and charge {@code costPerExpert} (in hop-cost units) for every expert
+     * copy placed on a device that did not hold it, so a new plan moves experts only where the gain pays for the
+     * bytes (the migration budget users of vLLM's and SGLang's EPLB ask for). Layer-chain search only.
+     */
+    public AffinityPlacer replacing(PlacementPlan current, double costPerExpert) {
+        if (costPerExpert < 0) throw new IllegalArgumentException("migration cost is " + costPerExpert + " but must be >= 0");
+        this.current = current;
+        this.migrationCost = costPerExpert;
+        return this;
+    }
+
+    /** Expert copies a plan has on devices that {@code before} did not give them, over all layers. */
+    public static int moved(PlacementPlan before, PlacementPlan after, int experts) {
+        int n = 0;
+        for (int l = 0; l < after.layers(); l++) {
+            for (int e = 0; e < experts; e++) {
+                var was = before.devicesOf(l, e);
+                for (int d : after.devicesOf(l, e)) if (!was.contains(d)) n++;
+            }
+        }
+        return n;
+    }
 
     public AffinityPlacer(Options options, Consumer<String> progress) {
         this.options = options;
@@ -79,6 +105,12 @@ public final class AffinityPlacer implements Placer {
         long t0 = System.nanoTime();
         PlacementPlan eplb = Baselines.eplb(groups(p)).place(p);
         PlacementPlan start = best(p, List.of(eplb, Baselines.contiguous().place(p), Baselines.roundRobin().place(p)));
+        if (current != null) {
+            current.validate(p);
+            PlacementPlan plan = chain(p, current, current, t0, t0 + (long) (options.timeLimitSeconds() * 1e9));
+            plan.validate(p);
+            return plan;
+        }
         long terms = 0;
         for (long[][] t : p.transitions().values()) for (long[] row : t) for (long v : row) if (v > 0) terms += p.topology().devices();
         boolean whole = terms <= options.maxMonolithic();
@@ -375,6 +407,12 @@ public final class AffinityPlacer implements Placer {
             long[][] T = en.getValue();
             if (ab[1] == l) addCosts(costOf, T, on[ab[0]], topo, false);
             if (ab[0] == l) addCosts(costOf, T, on[ab[1]], topo, true);
+        }
+        if (current != null) { // moving a copy off the devices it is on costs bytes
+            for (int e = 0; e < p.experts(); e++) {
+                var was = current.devicesOf(l, e);
+                for (int d = 0; d < devices; d++) if (!was.contains(d)) costOf[e][d] += Math.round(migrationCost * 100);
+            }
         }
         // first the exact transportation step (min-cost flow): experts supply their replicas, devices take their
         // slots, one replica per device; kept if it also respects the load cap, else CP-SAT with the cap
