@@ -36,7 +36,7 @@ final class OffloadThroughput {
         int reps = args.length > 0 ? Integer.parseInt(args[0]) : 5, tokens = 128;
         Path dir = Path.of(System.getProperty("moe.home", ".")).resolve("models/tiny-mixtral-kjv");
         try (MoeModel m = MoeModel.load(dir); Parallel one = new Parallel(1)) {
-            int layers = CachedExpertStore.moeLayers(m.config());
+            int layers = m.config().moeLayers();
             Engine resident = new Engine(m, one);
             for (int i = 0; i < 3; i++) decode(resident, tokens);
             double[] step = new double[5];

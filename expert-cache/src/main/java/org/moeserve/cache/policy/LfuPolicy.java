@@ -7,8 +7,8 @@ import java.util.HashMap;
 import java.util.Map;
 
 /** Least frequently used (counts kept across evictions, as MoE-Infinity's activation counts); ties: least recent. */
-public final class LfuPolicy extends LruPolicy {
-    private final Map<ExpertKey, Long> count = new HashMap<>();
+public class LfuPolicy extends LruPolicy {
+    protected final Map<ExpertKey, Long> count = new HashMap<>();
 
     @Override
     public String name() { return "lfu"; }

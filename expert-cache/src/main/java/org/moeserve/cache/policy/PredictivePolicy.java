@@ -13,9 +13,8 @@ import java.util.Map;
  * whose next use is furthest away leaves; among equals, the least used. A prefetch never evicts an expert that is
  * needed sooner than the one it would bring in. Predictions expire once their layer has run.
  */
-public final class PredictivePolicy extends LruPolicy {
+public final class PredictivePolicy extends LfuPolicy {
     private final int layers;
-    private final Map<ExpertKey, Long> count = new HashMap<>();
     private final Map<ExpertKey, Long> predictedAt = new HashMap<>(); // key -> tick of the latest prediction naming it
     private int currentLayer;
     private long predictionTick;
@@ -27,8 +26,7 @@ public final class PredictivePolicy extends LruPolicy {
 
     @Override
     public void onAccess(ExpertKey k, long tick) {
-        super.onAccess(k, tick);
-        count.merge(k, 1L, Long::sum);
+        super.onAccess(k, tick); // recency and counts (LFU's), used to break ties
         if (k.layer() != currentLayer) { // a new layer runs: predictions for the one before are spent
             int done = currentLayer;
             predictedAt.keySet().removeIf(p -> p.layer() == done);

@@ -141,11 +141,7 @@ final class GenerateCommand implements Callable<Integer> {
         return 0;
     }
 
-    static long totalExperts(MoeModel m) {
-        long n = 0;
-        for (int l = 0; l < m.config().layers(); l++) if (m.config().isSparse(l)) n += m.config().experts();
-        return n;
-    }
+    static long totalExperts(MoeModel m) { return (long) m.config().moeLayers() * m.config().experts(); }
 
     private TraceStatistics fitStats() throws IOException {
         if (fit == null) return null;
@@ -158,7 +154,7 @@ final class GenerateCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--predictor oracle needs the future, so it runs only on recorded traces "
                     + "(moe predictor eval, moe cache-sim)");
         }
-        return Predictors.create(predictor, m, fitStats(), predictorWeights, CachedExpertStore.moeLayers(m.config()),
+        return Predictors.create(predictor, m, fitStats(), predictorWeights, m.config().moeLayers(),
                 m.config().experts());
     }
 

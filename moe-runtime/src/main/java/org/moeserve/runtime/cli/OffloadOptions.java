@@ -41,7 +41,7 @@ final class OffloadOptions {
         long budget = budgetBytes(budgetSpec, GenerateCommand.totalExperts(m), m.expertBytes());
         int slots = (int) (budget / m.expertBytes());
         return new ExpertCache(new ExpertCache.Config(budget, m.expertBytes(), linkModel(), true), CachedExpertStore.source(m),
-                Policies.create(policy, CachedExpertStore.moeLayers(m.config()), slots, m.config().topK(), load, null), Clock.SYSTEM);
+                Policies.create(policy, m.config().moeLayers(), slots, m.config().topK(), load, null), Clock.SYSTEM);
     }
 
     /** With the predictive policy, prefetches what {@code predictor} expects, as layers finish. */

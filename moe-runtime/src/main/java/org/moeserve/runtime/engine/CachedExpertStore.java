@@ -4,7 +4,6 @@ import org.moeserve.cache.ExpertCache;
 import org.moeserve.cache.ExpertKey;
 import org.moeserve.cache.ExpertSource;
 import org.moeserve.runtime.model.ExpertWeights;
-import org.moeserve.runtime.model.ModelConfig;
 import org.moeserve.runtime.model.MoeModel;
 import org.moeserve.runtime.model.Tensor;
 
@@ -23,20 +22,7 @@ public final class CachedExpertStore implements ExpertStore {
     public CachedExpertStore(MoeModel model, ExpertCache cache) {
         this.model = model;
         this.cache = cache;
-        this.moeIndex = moeIndex(model.config());
-    }
-
-    static int[] moeIndex(ModelConfig c) {
-        int[] idx = new int[c.layers()];
-        int n = 0;
-        for (int l = 0; l < c.layers(); l++) idx[l] = c.isSparse(l) ? n++ : -1;
-        return idx;
-    }
-
-    public static int moeLayers(ModelConfig c) {
-        int n = 0;
-        for (int l = 0; l < c.layers(); l++) if (c.isSparse(l)) n++;
-        return n;
+        this.moeIndex = model.config().moeLayerIndex();
     }
 
     /** The model's checkpoint as the cache's slow tier. */

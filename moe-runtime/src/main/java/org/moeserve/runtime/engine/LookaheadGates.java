@@ -15,7 +15,7 @@ public final class LookaheadGates {
      */
     public static java.util.function.IntFunction<int[][]> fromToken(MoeModel m) {
         LookaheadGatePredictor gate = of(m);
-        int[] moe = CachedExpertStore.moeIndex(m.config());
+        int[] moe = m.config().moeLayerIndex();
         int k = m.config().topK();
         return token -> {
             float[] x = new float[m.config().hiddenSize()];
@@ -33,8 +33,7 @@ public final class LookaheadGates {
 
     public static LookaheadGatePredictor of(MoeModel m) {
         ModelConfig c = m.config();
-        int n = 0;
-        for (int l = 0; l < c.layers(); l++) if (c.isSparse(l)) n++;
+        int n = c.moeLayers();
         float[][][] router = new float[n][][];
         float[][] norm = new float[n][];
         int i = 0;

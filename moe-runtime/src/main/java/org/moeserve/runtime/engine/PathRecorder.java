@@ -23,10 +23,8 @@ public final class PathRecorder {
     public PathRecorder(Engine engine) {
         this.engine = engine;
         ModelConfig c = engine.config();
-        moeIndex = new int[c.layers()];
-        int n = 0;
-        for (int l = 0; l < c.layers(); l++) moeIndex[l] = c.isSparse(l) ? n++ : -1;
-        moeLayers = n;
+        moeIndex = c.moeLayerIndex();
+        moeLayers = c.moeLayers();
     }
 
     public int moeLayers() { return moeLayers; }

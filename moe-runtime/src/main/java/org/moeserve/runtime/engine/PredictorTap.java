@@ -32,10 +32,8 @@ public final class PredictorTap implements RoutingObserver, LayerObserver {
         this.predictor = predictor;
         this.horizon = horizon;
         this.k = k;
-        moeIndex = new int[config.layers()];
-        int n = 0;
-        for (int l = 0; l < config.layers(); l++) moeIndex[l] = config.isSparse(l) ? n++ : -1;
-        moeLayers = n;
+        moeIndex = config.moeLayerIndex();
+        moeLayers = config.moeLayers();
         hits = new long[horizon];
         predicted = new long[horizon];
         actual = new long[horizon];

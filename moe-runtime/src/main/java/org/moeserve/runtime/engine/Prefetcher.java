@@ -43,10 +43,8 @@ public final class Prefetcher implements RoutingObserver, LayerObserver {
         this.cache = cache;
         this.horizon = horizon;
         this.k = k;
-        this.moeIndex = CachedExpertStore.moeIndex(config);
-        int n = 0;
-        for (int i : moeIndex) if (i >= 0) n++;
-        this.moeLayers = n;
+        this.moeIndex = config.moeLayerIndex();
+        this.moeLayers = config.moeLayers();
     }
 
     public void attach(Engine e) {

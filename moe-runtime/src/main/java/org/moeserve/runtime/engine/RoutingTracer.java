@@ -15,10 +15,8 @@ public final class RoutingTracer {
     private final int moeLayers;
 
     public RoutingTracer(ModelConfig config) {
-        this.moeIndex = new int[config.layers()];
-        int n = 0;
-        for (int l = 0; l < config.layers(); l++) moeIndex[l] = config.isSparse(l) ? n++ : -1;
-        this.moeLayers = n;
+        this.moeIndex = config.moeLayerIndex();
+        this.moeLayers = config.moeLayers();
     }
 
     public int moeLayers() { return moeLayers; }

@@ -43,6 +43,24 @@ public record ModelConfig(
 
     public boolean isSparse(int layer) { return sparseLayers[layer]; }
 
+    /**
+     * The MoE-layer number of each model layer, -1 for a dense layer: routing data (traces, predictors, the expert
+     * cache) numbers only the MoE layers, consecutively.
+     */
+    public int[] moeLayerIndex() {
+        int[] idx = new int[layers];
+        int n = 0;
+        for (int l = 0; l < layers; l++) idx[l] = sparseLayers[l] ? n++ : -1;
+        return idx;
+    }
+
+    /** How many layers are MoE layers. */
+    public int moeLayers() {
+        int n = 0;
+        for (boolean s : sparseLayers) if (s) n++;
+        return n;
+    }
+
     public boolean isEos(int token) {
         for (int e : eosTokenIds) if (e == token) return true;
         return false;

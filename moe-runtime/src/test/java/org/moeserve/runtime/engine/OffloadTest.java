@@ -38,7 +38,7 @@ class OffloadTest {
     static void allResident() {
         model = MoeModel.load(TestModels.dir("tiny-mixtral-kjv"));
         // the reference, recording the exact order the MoE block asks for experts (serial: deterministic order)
-        int[] moe = CachedExpertStore.moeIndex(model.config());
+        int[] moe = model.config().moeLayerIndex();
         ExpertStore recording = new ExpertStore() {
             @Override
             public ExpertWeights acquire(int layer, int expert) {
