@@ -35,17 +35,25 @@ import java.util.function.Consumer;
  *   maximise sum T[i][j] ((inter - intra) node[i][j] + intra dev[i][j])   ==  minimise the expected hop cost
  * </pre>
  *
- * Small problems are solved whole, warm-started from the best baseline, under a time limit, with the bound and gap
- * reported. Large ones (the model would exceed {@code maxMonolithic} pair-device terms) are decomposed along the
+ * Small problems with no spare slots and chained pairs (8 experts on 4 devices) are solved exactly by
+ * {@link ExactChain}'s dynamic programme: a proof of optimality. Others of moderate size are solved whole,
+ * warm-started from the best baseline, under a time limit, with the bound (the better of CP-SAT's and
+ * {@link #slotBound}) and gap reported. Large ones (the model would exceed {@code maxMonolithic} pair-device terms) are decomposed along the
  * layer chain: each layer is placed with its neighbours fixed, which makes its objective linear (cost of e on d =
  * transitions from and to the fixed neighbours' devices), solved exactly as a min-cost flow when the result respects
- * the load cap (else by CP-SAT with the cap), then the chain is swept again while time remains (a
+ * the load cap (else repaired into the cap and improved by {@link LayerSwaps}, then, for small layers, CP-SAT with the
+ * cap), then the chain is swept again while time remains (a
  * large-neighbourhood search whose neighbourhood is one layer).
  */
 public final class AffinityPlacer implements Placer {
     /** Solver settings, each with a default and a bound. */
-    public record Options(double timeLimitSeconds, double balance, int threads, long maxMonolithic) {
+    public record Options(double timeLimitSeconds, double balance, int threads, long maxMonolithic, long maxExactStates) {
         public static final Options DEFAULT = new Options(30, 1.10, Math.max(1, Runtime.getRuntime().availableProcessors()), 200_000);
+
+        /** With the exact dynamic programme for problems of up to 5,000 placements per layer. */
+        public Options(double timeLimitSeconds, double balance, int threads, long maxMonolithic) {
+            this(timeLimitSeconds, balance, threads, maxMonolithic, 5_000);
+        }
 
         public Options {
             if (!(timeLimitSeconds > 0)) throw new IllegalArgumentException("time limit is " + timeLimitSeconds + " s but must be > 0");
@@ -58,6 +66,9 @@ public final class AffinityPlacer implements Placer {
     public record Report(String status, double cost, double bound, boolean decomposed, double seconds) {
         public double gap() { return cost <= 0 ? 0 : Math.max(0, (cost - bound) / cost); }
     }
+
+    /** Layers with more expert-device variables than this skip CP-SAT in the chain (swaps only). */
+    private static final long LARGE_LAYER = 4_096;
 
     private final Options options;
     private final Consumer<String> progress;
@@ -104,12 +115,28 @@ public final class AffinityPlacer implements Placer {
     public PlacementPlan place(PlacementProblem p) {
         long t0 = System.nanoTime();
         PlacementPlan eplb = Baselines.eplb(groups(p)).place(p);
-        PlacementPlan start = best(p, List.of(eplb, Baselines.contiguous().place(p), Baselines.roundRobin().place(p)));
+        // the search keeps EPLB's replica counts, so with spare slots it starts from EPLB's plan (the others replicate
+        // by another rule)
+        PlacementPlan start = p.redundant() > 0 ? eplb
+                : best(p, List.of(eplb, Baselines.contiguous().place(p), Baselines.roundRobin().place(p)));
         if (current != null) {
             current.validate(p);
             PlacementPlan plan = chain(p, current, current, t0, t0 + (long) (options.timeLimitSeconds() * 1e9));
             plan.validate(p);
             return plan;
+        }
+        if (ExactChain.states(p) <= options.maxExactStates()) { // small: solved exactly, a proof instead of a gap
+            int[][] reps = replicas(p, eplb);
+            long[][] share = shares(p, reps);
+            PlacementPlan exact = ExactChain.solve(p, share, caps(p, eplb, share, options.balance()), eplb, name());
+            if (exact != null) {
+                double c = cost(exact, p);
+                last = new Report("OPTIMAL (exact layer-chain programme, " + ExactChain.states(p) + " placements per layer)", c, c,
+                        false, (System.nanoTime() - t0) / 1e9);
+                progress.accept(String.format(java.util.Locale.ROOT, "  exact layer-chain programme: expected hop cost %.0f, optimal", c));
+                exact.validate(p);
+                return exact;
+            }
         }
         long terms = 0;
         for (long[][] t : p.transitions().values()) for (long[] row : t) for (long v : row) if (v > 0) terms += p.topology().devices();
@@ -125,7 +152,8 @@ public final class AffinityPlacer implements Placer {
         PlacementPlan mono = monolithic(p, eplb, chained, t0, t0 + (long) (budget * 1e9));
         Report monoReport = last;
         PlacementPlan plan = monoReport.cost() <= chainReport.cost() ? mono : chained;
-        last = new Report(monoReport.status(), Math.min(monoReport.cost(), chainReport.cost()), monoReport.bound(), false,
+        double bound = Math.max(monoReport.bound(), slotBound(p));
+        last = new Report(monoReport.status(), Math.min(monoReport.cost(), chainReport.cost()), bound, false,
                 (System.nanoTime() - t0) / 1e9);
         plan.validate(p);
         return plan;
@@ -146,6 +174,35 @@ public final class AffinityPlacer implements Placer {
         return best;
     }
 
+    /**
+     * A bound no plan can beat, from slots alone: a token on expert i stays on its device only if its next expert is
+     * one of the {@code slots} experts there, so at most the {@code slots} largest entries of row i (and of column j)
+     * stay; likewise on a node with {@code devicesPerNode x slots}. Often far tighter than CP-SAT's relaxation.
+     */
+    public static double slotBound(PlacementProblem p) {
+        Topology t = p.topology();
+        double cost = 0;
+        for (long[][] T : p.transitions().values()) {
+            double total = 0;
+            for (long[] row : T) for (long v : row) total += v;
+            double dev = Math.min(topSum(T, t.slots(), false), topSum(T, t.slots(), true));
+            double node = Math.min(topSum(T, t.slots() * t.devicesPerNode(), false), topSum(T, t.slots() * t.devicesPerNode(), true));
+            cost += t.intraNodeCost() * (total - dev) + (t.interNodeCost() - t.intraNodeCost()) * (total - node);
+        }
+        return cost;
+    }
+
+    private static double topSum(long[][] T, int k, boolean columns) {
+        double sum = 0;
+        for (int a = 0; a < T.length; a++) {
+            long[] v = new long[T.length];
+            for (int b = 0; b < T.length; b++) v[b] = columns ? T[b][a] : T[a][b];
+            java.util.Arrays.sort(v);
+            for (int i = 0; i < Math.min(k, v.length); i++) sum += v[v.length - 1 - i];
+        }
+        return sum;
+    }
+
     /** Expected hop cost of a plan (the objective, in the metrics' convention). */
     public static double cost(PlacementPlan plan, PlacementProblem p) {
         PlanMetrics m = PlanMetrics.of(plan, p);
@@ -160,14 +217,14 @@ public final class AffinityPlacer implements Placer {
     // ---------------------------------------------------------------------------------------------------------
 
     /** Replica counts and load shares per layer, from EPLB's plan (which follows the same replication rule). */
-    private static int[][] replicas(PlacementProblem p, PlacementPlan eplb) {
+    static int[][] replicas(PlacementProblem p, PlacementPlan eplb) {
         int[][] r = new int[p.layers()][];
         for (int l = 0; l < p.layers(); l++) r[l] = eplb.replicaCounts(l, p.experts());
         return r;
     }
 
     /** Per-layer load cap in integer units: max(balance x mean, EPLB's heaviest device). */
-    private long[] caps(PlacementProblem p, PlacementPlan eplb, long[][] share) {
+    static long[] caps(PlacementProblem p, PlacementPlan eplb, long[][] share, double balance) {
         long[] cap = new long[p.layers()];
         int devices = p.topology().devices();
         for (int l = 0; l < p.layers(); l++) {
@@ -178,12 +235,12 @@ public final class AffinityPlacer implements Placer {
             for (int s = 0; s < eplb.phy2log()[l].length; s++) dev[eplb.device(s)] += share[l][eplb.phy2log()[l][s]];
             long max = 0;
             for (long d : dev) max = Math.max(max, d);
-            cap[l] = Math.max((long) Math.ceil(options.balance() * total / devices), max);
+            cap[l] = Math.max((long) Math.ceil(balance * total / devices), max);
         }
         return cap;
     }
 
-    private static long[][] shares(PlacementProblem p, int[][] reps) {
+    static long[][] shares(PlacementProblem p, int[][] reps) {
         long[][] s = new long[p.layers()][p.experts()];
         for (int l = 0; l < p.layers(); l++) for (int e = 0; e < p.experts(); e++) s[l][e] = Math.round(p.load()[l][e] * 16.0 / reps[l][e]);
         return s;
@@ -231,13 +288,26 @@ public final class AffinityPlacer implements Placer {
         return new PlacementPlan(version, solver, slots, out);
     }
 
+    /**
+     * x[l][e][d] of a plan. EPLB's packing may put two replicas of an expert on one device, which x cannot express
+     * (nor would it help: a token stays on the device either way); such a layer becomes the valid placement nearest
+     * to it (a min-cost flow that keeps every copy it can).
+     */
     private static int[][][] onDevice(PlacementPlan plan, PlacementProblem p) {
-        int[][][] on = new int[p.layers()][p.experts()][p.topology().devices()];
-        for (int l = 0; l < p.layers(); l++) for (int s = 0; s < plan.phy2log()[l].length; s++) on[l][plan.phy2log()[l][s]][plan.device(s)] = 1;
+        int devices = p.topology().devices();
+        int[][][] on = new int[p.layers()][p.experts()][devices];
+        for (int l = 0; l < p.layers(); l++) {
+            boolean twice = false;
+            for (int s = 0; s < plan.phy2log()[l].length; s++) twice |= on[l][plan.phy2log()[l][s]][plan.device(s)]++ > 0;
+            if (!twice) continue;
+            long[][] away = new long[p.experts()][devices];
+            for (int e = 0; e < p.experts(); e++) for (int d = 0; d < devices; d++) away[e][d] = on[l][e][d] > 0 ? 0 : 1;
+            on[l] = flowStep(away, plan.replicaCounts(l, p.experts()), p.topology().slots());
+        }
         return on;
     }
 
-    private static int[] knownLayers(PlacementProblem p) {
+    static int[] knownLayers(PlacementProblem p) {
         java.util.TreeSet<Integer> s = new java.util.TreeSet<>();
         for (String k : p.transitions().keySet()) {
             int[] ab = PlacementProblem.pair(k);
@@ -258,7 +328,7 @@ public final class AffinityPlacer implements Placer {
         int devices = topo.devices();
         int[][] reps = replicas(p, eplb);
         long[][] share = shares(p, reps);
-        long[] cap = caps(p, eplb, share);
+        long[] cap = caps(p, eplb, share, options.balance());
         int[] layers = knownLayers(p);
         CpModel m = new CpModel();
         BoolVar[][][] x = placementVars(m, p, reps, share, cap, layers);
@@ -376,12 +446,13 @@ public final class AffinityPlacer implements Placer {
     private PlacementPlan chain(PlacementProblem p, PlacementPlan eplb, PlacementPlan start, long t0, long deadlineNanos) {
         int[][] reps = replicas(p, eplb);
         long[][] share = shares(p, reps);
-        long[] cap = caps(p, eplb, share);
+        long[] cap = caps(p, eplb, share, options.balance());
         int[] layers = knownLayers(p);
         int[][][] on = onDevice(start, p);
         double deadline = deadlineNanos / 1e9;
         int sweep = 0;
-        double before = Double.MAX_VALUE, now = cost(decode(p, on, eplb, 1, name()), p);
+        PlacementPlan best = decode(p, on, eplb, 1, name());
+        double before = Double.MAX_VALUE, now = cost(best, p), bestCost = now;
         while (System.nanoTime() / 1e9 < deadline && now < before - 1e-9) {
             before = now;
             sweep++;
@@ -390,11 +461,16 @@ public final class AffinityPlacer implements Placer {
                 if (left <= 0) break;
                 solveLayer(p, l, on, reps, share, cap, Math.max(0.05, Math.min(left, options.timeLimitSeconds() / (2.0 * layers.length))));
             }
-            now = cost(decode(p, on, eplb, 1, name()), p);
+            PlacementPlan plan = decode(p, on, eplb, 1, name());
+            now = cost(plan, p);
+            if (now < bestCost) { // (with replicas a layer step's linear cost only approximates the metrics' one)
+                best = plan;
+                bestCost = now;
+            }
             progress.accept(String.format(java.util.Locale.ROOT, "  layer-chain sweep %d: expected hop cost %.0f", sweep, now));
         }
-        last = new Report("FEASIBLE (decomposed: " + sweep + " sweeps)", now, Double.NaN, true, (System.nanoTime() - t0) / 1e9);
-        return decode(p, on, eplb, 1, name());
+        last = new Report("FEASIBLE (decomposed: " + sweep + " sweeps)", bestCost, slotBound(p), true, (System.nanoTime() - t0) / 1e9);
+        return best;
     }
 
     /** Re-places layer l with every other layer fixed: a linear objective over x[l]. */
@@ -405,8 +481,8 @@ public final class AffinityPlacer implements Placer {
         for (Map.Entry<String, long[][]> en : p.transitions().entrySet()) {
             int[] ab = PlacementProblem.pair(en.getKey());
             long[][] T = en.getValue();
-            if (ab[1] == l) addCosts(costOf, T, on[ab[0]], topo, false);
-            if (ab[0] == l) addCosts(costOf, T, on[ab[1]], topo, true);
+            if (ab[1] == l) addCosts(costOf, T, on[ab[0]], reps[l], topo, false);
+            if (ab[0] == l) addCosts(costOf, T, on[ab[1]], reps[l], topo, true);
         }
         if (current != null) { // moving a copy off the devices it is on costs bytes
             for (int e = 0; e < p.experts(); e++) {
@@ -429,6 +505,16 @@ public final class AffinityPlacer implements Placer {
                 return;
             }
         }
+        // large layers: the flow's plan repaired into the cap by the cheapest swaps, then improved by swaps (fast);
+        // small ones: CP-SAT with the cap, hinted with the better of that and the current placement
+        int[][] local = on[l];
+        if (flow != null) {
+            int[][] repaired = LayerSwaps.repair(flow, costOf, share[l], cap[l]);
+            if (repaired != null && linearCost(costOf, repaired) < linearCost(costOf, local)) local = repaired;
+        }
+        local = LayerSwaps.improve(local, costOf, share[l], cap[l]);
+        if (linearCost(costOf, local) <= linearCost(costOf, on[l])) on[l] = local;
+        if ((long) p.experts() * devices > LARGE_LAYER) return;
         CpModel m = new CpModel();
         BoolVar[][][] x = placementVars(m, p, reps, share, cap, new int[]{l});
         LinearExprBuilder obj = LinearExpr.newBuilder();
@@ -443,7 +529,9 @@ public final class AffinityPlacer implements Placer {
         s.getParameters().setMaxTimeInSeconds(seconds).setNumWorkers(options.threads());
         CpSolverStatus st = s.solve(m);
         if (st == CpSolverStatus.OPTIMAL || st == CpSolverStatus.FEASIBLE) {
-            for (int e = 0; e < p.experts(); e++) for (int d = 0; d < devices; d++) on[l][e][d] = s.booleanValue(x[l][e][d]) ? 1 : 0;
+            int[][] sol = new int[p.experts()][devices];
+            for (int e = 0; e < p.experts(); e++) for (int d = 0; d < devices; d++) sol[e][d] = s.booleanValue(x[l][e][d]) ? 1 : 0;
+            if (linearCost(costOf, sol) <= linearCost(costOf, on[l])) on[l] = sol;
         }
     }
 
@@ -462,34 +550,41 @@ public final class AffinityPlacer implements Placer {
         return out;
     }
 
-    private static long linearCost(long[][] costOf, int[][] on) {
+    static long linearCost(long[][] costOf, int[][] on) {
         long c = 0;
         for (int e = 0; e < costOf.length; e++) for (int d = 0; d < costOf[e].length; d++) c += costOf[e][d] * on[e][d];
         return c;
     }
 
     /**
-     * Adds to costOf[e][d] the expected hop cost of e on d against a fixed neighbour layer: the transitions between e
-     * and each neighbour expert k, split over k's replicas. {@code eIsSource}: e is at the earlier layer (T[e][k]).
+     * Adds to costOf[e][d] the expected hop cost of a copy of e on d against a fixed neighbour layer; e's tokens are
+     * split evenly over its {@code reps[e]} copies. {@code eIsSource} (e at the earlier layer, T[e][k]): a token on
+     * this copy goes to the nearest replica of k (exact, as the metrics count it). Otherwise (T[k][e]) it comes from
+     * any of k's copies alike; the metrics send it to e's nearest copy, which this linear cost can only approximate
+     * (it is exact without replicas).
      */
-    private static void addCosts(long[][] costOf, long[][] T, int[][] neighbour, Topology topo, boolean eIsSource) {
+    private static void addCosts(long[][] costOf, long[][] T, int[][] neighbour, int[] reps, Topology topo, boolean eIsSource) {
         int experts = costOf.length, devices = topo.devices();
-        Map<Integer, int[]> devs = new HashMap<>();
+        double[][] hop = new double[experts][devices]; // nearest (eIsSource) or mean hop from d to k's copies
         for (int k = 0; k < experts; k++) {
-            List<Integer> ds = new ArrayList<>();
-            for (int d = 0; d < devices; d++) if (neighbour[k][d] == 1) ds.add(d);
-            devs.put(k, ds.stream().mapToInt(Integer::intValue).toArray());
+            int n = 0;
+            for (int q = 0; q < devices; q++) n += neighbour[k][q];
+            for (int d = 0; d < devices; d++) {
+                double best = Double.MAX_VALUE, sum = 0;
+                for (int q = 0; q < devices; q++) {
+                    if (neighbour[k][q] == 0) continue;
+                    best = Math.min(best, topo.cost(d, q));
+                    sum += topo.cost(d, q);
+                }
+                hop[k][d] = eIsSource ? best : sum / n;
+            }
         }
         for (int e = 0; e < experts; e++) {
             for (int k = 0; k < experts; k++) {
                 long t = eIsSource ? T[e][k] : T[k][e];
                 if (t == 0) continue;
-                int[] ds = devs.get(k);
-                for (int d = 0; d < devices; d++) {
-                    double best = Double.MAX_VALUE; // the token goes to (or comes from) the nearest replica of k
-                    for (int q : ds) best = Math.min(best, topo.cost(d, q));
-                    costOf[e][d] += Math.round(t * best * 100);
-                }
+                double w = (double) t / reps[e] * 100;
+                for (int d = 0; d < devices; d++) costOf[e][d] += Math.round(w * hop[k][d]);
             }
         }
     }
