@@ -39,6 +39,7 @@ public final class Engine {
     private final List<RoutingObserver> observers = new CopyOnWriteArrayList<>();
     private final List<LayerObserver> layerObservers = new CopyOnWriteArrayList<>();
     private final AtomicLong nextSequenceId = new AtomicLong();
+    private volatile ExpertExecutor executor = new LocalExecutor();
 
     /** A sequence and the tokens to run through it now. */
     public record Step(Sequence sequence, int[] tokens) {
@@ -59,6 +60,11 @@ public final class Engine {
     public Engine(MoeModel model, Parallel par) { this(model, new ResidentExpertStore(model), par); }
 
     public MoeModel model() { return model; }
+
+    /** Who computes the experts (this thread's store by default; expert parallelism otherwise). */
+    public void setExecutor(ExpertExecutor executor) { this.executor = executor == null ? new LocalExecutor() : executor; }
+
+    public ExpertExecutor executor() { return executor; }
 
     public ModelConfig config() { return c; }
 
@@ -119,6 +125,9 @@ public final class Engine {
         float[][] v = new float[rows][c.kvDim()];
         float[][] att = new float[rows][c.qDim()];
         for (r = 0; r < rows; r++) model.embed().row(tok[r], x[r]);
+        long[] seqIds = new long[rows];
+        for (r = 0; r < rows; r++) seqIds[r] = seqOf[r].id();
+        ExpertExecutor.StepRun run = executor.begin(seqIds);
 
         for (int l = 0; l < c.layers(); l++) {
             MoeModel.Layer layer = model.layer(l);
@@ -142,7 +151,7 @@ public final class Engine {
 
             // ---- MLP: MoE block or dense ----
             for (r = 0; r < rows; r++) Kernels.rmsnorm(xb[r], x[r], 0, layer.postAttentionNorm(), h, c.rmsNormEps());
-            if (layer.sparse()) moe(l, layer, xb, out, seqOf, pos, rows);
+            if (layer.sparse()) moe(l, layer, xb, out, seqOf, pos, rows, run);
             else swigluMlp(layer.dense(), xb, rows, out, par);
             for (r = 0; r < rows; r++) Kernels.axpy(1f, out[r], 0, x[r], 0, h);
             for (LayerObserver o : layerObservers) {
@@ -150,6 +159,7 @@ public final class Engine {
             }
         }
 
+        run.end();
         // ---- final norm and logits for the rows asked for ----
         int[] pick;
         if (allPositions) {
@@ -202,7 +212,7 @@ public final class Engine {
     }
 
     /** down(silu(gate x) * up x) for rows of x: a dense layer, or one expert's group of rows. */
-    private static void swigluMlp(ExpertWeights w, float[][] x, int rows, float[][] out, Parallel par) {
+    static void swigluMlp(ExpertWeights w, float[][] x, int rows, float[][] out, Parallel par) {
         int inter = w.gate().rows();
         float[][] g = new float[rows][inter], u = new float[rows][inter];
         Kernels.matmul(w.gate(), x, rows, g, par);
@@ -212,7 +222,8 @@ public final class Engine {
     }
 
     /** The MoE block: route, group rows by expert, run each expert once over its group, combine. */
-    private void moe(int l, MoeModel.Layer layer, float[][] xb, float[][] out, Sequence[] seqOf, int[] pos, int rows) {
+    private void moe(int l, MoeModel.Layer layer, float[][] xb, float[][] out, Sequence[] seqOf, int[] pos, int rows,
+                     ExpertExecutor.StepRun run) {
         int e = c.experts(), topK = c.topK(), h = c.hiddenSize();
         // ---- route: softmax over all experts, top-k, optional renormalisation ----
         float[][] probs = new float[rows][e];
@@ -233,47 +244,61 @@ public final class Engine {
         for (RoutingObserver o : observers) {
             for (int r = 0; r < rows; r++) o.onRouting(seqOf[r].id(), pos[r], l, idx[r].clone(), w[r].clone());
         }
-        // ---- group: members[e] = rows routed to expert e, slot[e] = which of the row's k choices ----
-        int[][] members = new int[e][], slot = new int[e][];
-        List<Integer> active = new ArrayList<>();
-        for (int ex = 0; ex < e; ex++) {
-            if (count[ex] == 0) continue;
-            members[ex] = new int[count[ex]];
-            slot[ex] = new int[count[ex]];
-            count[ex] = 0;
-            active.add(ex);
-        }
-        for (int r = 0; r < rows; r++) {
-            for (int j = 0; j < topK; j++) {
-                int ex = idx[r][j];
-                members[ex][count[ex]] = r;
-                slot[ex][count[ex]++] = j;
-            }
-        }
-        // ---- compute: many active experts -> one per thread; few -> threads inside each product ----
         float[][][] contrib = new float[rows][topK][];
-        boolean acrossExperts = active.size() >= par.threads();
-        Parallel inner = acrossExperts ? Parallel.SERIAL : par;
-        Parallel.Body runExpert = a -> {
-            int ex = active.get(a);
-            int n = members[ex].length;
-            float[][] xg = new float[n][];
-            for (int i = 0; i < n; i++) xg[i] = xb[members[ex][i]];
-            float[][] y = new float[n][h];
-            ExpertWeights weights = experts.acquire(l, ex);
-            try {
-                swigluMlp(weights, xg, n, y, inner);
-            } finally {
-                experts.release(l, ex);
-            }
-            for (int i = 0; i < n; i++) contrib[members[ex][i]][slot[ex][i]] = y[i];
-        };
-        if (acrossExperts) par.forEach(active.size(), runExpert);
-        else for (int a = 0; a < active.size(); a++) runExpert.run(a);
+        run.run(l, xb, rows, idx, contrib);
         // ---- combine in the row's own top-k order (independent of grouping) ----
         for (int r = 0; r < rows; r++) {
             java.util.Arrays.fill(out[r], 0f);
             for (int j = 0; j < topK; j++) Kernels.axpy(w[r][j], contrib[r][j], 0, out[r], 0, h);
+        }
+    }
+
+    /** Every expert here, from the engine's store: rows grouped by expert, each expert run once over its group. */
+    private final class LocalExecutor implements ExpertExecutor, ExpertExecutor.StepRun {
+        @Override
+        public StepRun begin(long[] sequences) { return this; }
+
+        @Override
+        public void run(int l, float[][] xb, int rows, int[][] idx, float[][][] contrib) {
+            int e = c.experts(), topK = c.topK(), h = c.hiddenSize();
+            int[] count = new int[e];
+            for (int r = 0; r < rows; r++) for (int j = 0; j < topK; j++) count[idx[r][j]]++;
+            // ---- group: members[e] = rows routed to expert e, slot[e] = which of the row's k choices ----
+            int[][] members = new int[e][], slot = new int[e][];
+            List<Integer> active = new ArrayList<>();
+            for (int ex = 0; ex < e; ex++) {
+                if (count[ex] == 0) continue;
+                members[ex] = new int[count[ex]];
+                slot[ex] = new int[count[ex]];
+                count[ex] = 0;
+                active.add(ex);
+            }
+            for (int r = 0; r < rows; r++) {
+                for (int j = 0; j < topK; j++) {
+                    int ex = idx[r][j];
+                    members[ex][count[ex]] = r;
+                    slot[ex][count[ex]++] = j;
+                }
+            }
+            // ---- compute: many active experts -> one per thread; few -> threads inside each product ----
+            boolean acrossExperts = active.size() >= par.threads();
+            Parallel inner = acrossExperts ? Parallel.SERIAL : par;
+            Parallel.Body runExpert = a -> {
+                int ex = active.get(a);
+                int n = members[ex].length;
+                float[][] xg = new float[n][];
+                for (int i = 0; i < n; i++) xg[i] = xb[members[ex][i]];
+                float[][] y = new float[n][h];
+                ExpertWeights weights = experts.acquire(l, ex);
+                try {
+                    swigluMlp(weights, xg, n, y, inner);
+                } finally {
+                    experts.release(l, ex);
+                }
+                for (int i = 0; i < n; i++) contrib[members[ex][i]][slot[ex][i]] = y[i];
+            };
+            if (acrossExperts) par.forEach(active.size(), runExpert);
+            else for (int a = 0; a < active.size(); a++) runExpert.run(a);
         }
     }
 }
