@@ -24,6 +24,24 @@ import java.util.SplittableRandom;
 final class PlacementScale {
     public static void main(String[] args) throws Exception {
         double limit = args.length > 0 ? Double.parseDouble(args[0]) : 55;
+        PlacementProblem p = synthetic();
+        System.out.println("machine: " + Bench.machine());
+        System.out.println("| solver | crossing devices | crossing nodes | mean max/mean load | worst max/mean load | time |");
+        System.out.println("|---|---|---|---|---|---|");
+        for (Placer pl : List.of(Baselines.roundRobin(), Baselines.eplb(8))) {
+            long t0 = System.nanoTime();
+            PlacementPlan plan = pl.place(p);
+            print(pl.name(), PlanMetrics.of(plan, p), (System.nanoTime() - t0) / 1e9);
+        }
+        AffinityPlacer cp = new AffinityPlacer(new AffinityPlacer.Options(limit, 1.10, Runtime.getRuntime().availableProcessors(),
+                AffinityPlacer.Options.DEFAULT.maxMonolithic()), System.err::println);
+        long t0 = System.nanoTime();
+        PlacementPlan plan = cp.place(p);
+        print("affinity (" + cp.lastReport().status() + String.format(java.util.Locale.ROOT, ", gap to the slot bound %.1f%%)", 100 * cp.lastReport().gap()), PlanMetrics.of(plan, p), (System.nanoTime() - t0) / 1e9);
+    }
+
+    /** The synthetic DeepSeek-V3-sized problem (see the class comment). */
+    static PlacementProblem synthetic() throws java.io.IOException {
         Path stats = Path.of(System.getProperty("moe.home", ".")).resolve("../shared/data/olmoe-paper-stats/olmoe-arxiv.json");
         long[][] base = RoutingStats.read(stats).transitionsTop1().get("0->7");
         int layers = 58, experts = 256, b = base.length;
@@ -47,21 +65,8 @@ final class PlacementScale {
             }
             tr.put(l + "->" + (l + 1), t);
         }
-        PlacementProblem p = new PlacementProblem("synthetic DeepSeek-V3 size", layers, experts, 8, new Topology(8, 8, 5, 1, 4),
+        return new PlacementProblem("synthetic DeepSeek-V3 size", layers, experts, 8, new Topology(8, 8, 5, 1, 4),
                 load, tr, 7168 * 2);
-        System.out.println("machine: " + Bench.machine());
-        System.out.println("| solver | crossing devices | crossing nodes | mean max/mean load | worst max/mean load | time |");
-        System.out.println("|---|---|---|---|---|---|");
-        for (Placer pl : List.of(Baselines.roundRobin(), Baselines.eplb(8))) {
-            long t0 = System.nanoTime();
-            PlacementPlan plan = pl.place(p);
-            print(pl.name(), PlanMetrics.of(plan, p), (System.nanoTime() - t0) / 1e9);
-        }
-        AffinityPlacer cp = new AffinityPlacer(new AffinityPlacer.Options(limit, 1.10, Runtime.getRuntime().availableProcessors(),
-                AffinityPlacer.Options.DEFAULT.maxMonolithic()), System.err::println);
-        long t0 = System.nanoTime();
-        PlacementPlan plan = cp.place(p);
-        print("affinity (" + cp.lastReport().status() + String.format(java.util.Locale.ROOT, ", gap to the slot bound %.1f%%)", 100 * cp.lastReport().gap()), PlanMetrics.of(plan, p), (System.nanoTime() - t0) / 1e9);
     }
 
     static void print(String name, PlanMetrics m, double s) {

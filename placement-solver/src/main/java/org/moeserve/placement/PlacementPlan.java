@@ -55,6 +55,26 @@ public record PlacementPlan(int version, String solver, int slots, int[][] phy2l
         }
     }
 
+    /** Reads a moe-plan/1 file (as {@link #write} writes it), refusing other formats with the reason. */
+    public static PlacementPlan read(Path file) throws IOException {
+        var n = new ObjectMapper().readTree(file.toFile());
+        if (n == null || !"moe-plan/1".equals(n.path("format").asText())) {
+            throw new IllegalArgumentException(file + ": format is " + (n == null ? "empty" : n.get("format"))
+                    + " but a moe-plan/1 file is needed (write one with moe plan --out)");
+        }
+        var m = n.get("physical_to_logical_map");
+        int slots = n.path("slots_per_device").asInt();
+        if (m == null || !m.isArray() || m.isEmpty() || slots < 1) {
+            throw new IllegalArgumentException(file + ": needs physical_to_logical_map (one array per layer) and slots_per_device >= 1");
+        }
+        int[][] phy = new int[m.size()][];
+        for (int l = 0; l < phy.length; l++) {
+            phy[l] = new int[m.get(l).size()];
+            for (int i = 0; i < phy[l].length; i++) phy[l][i] = m.get(l).get(i).asInt();
+        }
+        return new PlacementPlan(n.path("version").asInt(1), n.path("solver").asText("?"), slots, phy);
+    }
+
     public void write(Path file) throws IOException {
         ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
         ObjectNode n = json.createObjectNode().put("format", "moe-plan/1").put("version", version).put("solver", solver)

@@ -165,56 +165,20 @@ final class PlanCommand implements Callable<Integer> {
     }
 
     private static PlacementPlan readPlan(Path f) throws IOException {
-        var n = new com.fasterxml.jackson.databind.ObjectMapper().readTree(f.toFile());
-        if (!"moe-plan/1".equals(n.path("format").asText())) {
-            throw new IllegalArgumentException(f + ": format is " + n.get("format") + " but --current needs a moe-plan/1 file (moe plan --out)");
-        }
-        var m = n.get("physical_to_logical_map");
-        int[][] phy = new int[m.size()][];
-        for (int l = 0; l < phy.length; l++) {
-            phy[l] = new int[m.get(l).size()];
-            for (int i = 0; i < phy[l].length; i++) phy[l][i] = m.get(l).get(i).asInt();
-        }
-        return new PlacementPlan(n.path("version").asInt(1) + 1, "re-placement", n.path("slots_per_device").asInt(), phy);
+        PlacementPlan p = PlacementPlan.read(f);
+        return new PlacementPlan(p.version() + 1, "re-placement", p.slots(), p.phy2log());
     }
 
     private PlacementProblem problem() throws IOException {
-        Map<String, long[][]> tr = new HashMap<>();
-        long[][] load;
-        int layers, experts, topK;
-        String desc;
-        if (source.trace != null) {
-            TraceReader.Trace t = TraceReader.read(source.trace);
-            TraceStatistics st = new TraceStatistics(t.header(), t.records());
-            layers = st.layers();
-            experts = st.experts();
-            topK = st.topK();
-            load = st.loads();
-            long[][][] c = st.transitions(1);
-            for (int l = 0; l + 1 < layers; l++) tr.put(l + "->" + (l + 1), c[l]);
-            desc = "all " + (layers - 1) + " consecutive layer pairs of " + source.trace.getFileName();
-        } else {
-            RoutingStats s = RoutingStats.read(source.stats);
-            layers = s.layers();
-            experts = s.experts();
-            topK = s.topK();
-            load = new long[layers][experts];
-            for (int l = 0; l < layers; l++) {
-                long[] row = s.load().get(l);
-                if (row == null) java.util.Arrays.fill(load[l], 1); // unpublished layer: no load information
-                else load[l] = row.clone();
-            }
-            tr.putAll(s.transitionsTop1());
-            if (tr.isEmpty()) throw new IllegalArgumentException(source.stats + " has no transitions_top1: nothing to place by");
-            desc = "the published top-1 pairs " + tr.keySet() + " of " + source.stats.getFileName() + " (" + s.model() + ", " + s.domain() + ")";
-        }
+        RoutingInput in = RoutingInput.read(source.trace, source.stats);
+        int experts = in.experts();
         int devices = nodes * devicesPerNode;
         if (devices < 1) throw new IllegalArgumentException("--nodes x --devices-per-node is " + devices + " but must be >= 1");
         if ((experts + replicas) % devices != 0) {
             throw new IllegalArgumentException(experts + " experts + " + replicas + " replicas do not fill " + devices
                     + " devices evenly; choose --replicas so that experts + replicas is a multiple of the devices");
         }
-        return new PlacementProblem(desc, layers, experts, topK, new Topology(nodes, devicesPerNode, (experts + replicas) / devices,
-                intra, inter), load, tr, hiddenBytes);
+        return new PlacementProblem(in.description(), in.layers(), experts, in.topK(), new Topology(nodes, devicesPerNode,
+                (experts + replicas) / devices, intra, inter), in.load(), in.transitions(), hiddenBytes);
     }
 }

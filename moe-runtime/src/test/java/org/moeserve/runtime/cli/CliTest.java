@@ -225,4 +225,37 @@ class CliTest {
         Run both = run("plan", "--trace", trace.toString(), "--stats", trace.toString(), "--devices-per-node", "4");
         assertEquals(2, both.exit(), "--trace and --stats are exclusive");
     }
+
+    @Test
+    void simulateReplaysATraceForEachPlanAndSchemeAndRefusesBadInput() throws IOException {
+        Path trace = smallTrace(2), plan = tmp.resolve("sim-plan.json"), json = tmp.resolve("sim.json"), svg = tmp.resolve("sim.svg");
+        assertEquals(0, run("plan", "--trace", trace.toString(), "--nodes", "2", "--devices-per-node", "2", "--time-limit", "2s",
+                "--out", plan.toString()).exit());
+        Run r = run("simulate", "--trace", trace.toString(), "--plan", "round-robin", "--plan", plan.toString(), "--topology", "2x2",
+                "--json", json.toString(), "--svg", svg.toString());
+        assertEquals(0, r.exit(), r.err());
+        for (String row : List.of("| round-robin | two all-to-alls |", "| sim-plan.json | context-coherent (ExFlow) |")) {
+            assertTrue(r.out().contains(row), row + " missing:\n" + r.out());
+        }
+        JsonNode j = new ObjectMapper().readTree(json.toFile());
+        assertEquals("moe-simulation/1", j.get("format").asText());
+        assertEquals(4, j.get("runs").size(), "2 plans x 2 schemes");
+        for (JsonNode run : j.get("runs")) {
+            long perLayer = 0;
+            for (JsonNode b : run.get("layer_bytes")) perLayer += b.asLong();
+            long ret = run.get("return_bytes").asLong();
+            assertEquals(run.get("bytes").asLong(), perLayer + ret, "per-layer bytes and the trip home add up to the total");
+            assertEquals(4, run.get("utilisation").size());
+        }
+        assertTrue(Files.readString(svg).startsWith("<svg"));
+        Run topo = run("simulate", "--trace", trace.toString(), "--plan", plan.toString(), "--topology", "1x2");
+        assertEquals(1, topo.exit());
+        assertTrue(topo.err().contains("plan for this topology"), topo.err());
+        Run shape = run("simulate", "--trace", trace.toString(), "--plan", "eplb", "--topology", "four");
+        assertEquals(1, shape.exit());
+        assertTrue(shape.err().contains("NODESxDEVICES"), shape.err());
+        Run missing = run("simulate", "--trace", trace.toString(), "--plan", "nosuch.json", "--topology", "2x2");
+        assertEquals(1, missing.exit());
+        assertTrue(missing.err().contains("not a baseline"), missing.err());
+    }
 }

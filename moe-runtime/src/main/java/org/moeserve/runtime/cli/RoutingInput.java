@@ -1,0 +1,43 @@
+package org.moeserve.runtime.cli;
+
+import org.moeserve.routing.RoutingStats;
+import org.moeserve.routing.TraceReader;
+import org.moeserve.routing.TraceRecord;
+import org.moeserve.routing.stats.TraceStatistics;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Routing read for planning and simulation, from a moe-trace/1 trace (every consecutive pair; the tokens
+ * themselves) or moe-stats/1 statistics (the published top-1 pairs; loads, uniform where a layer is unpublished).
+ */
+record RoutingInput(String description, int layers, int experts, int topK, long[][] load, Map<String, long[][]> transitions,
+                    List<TraceRecord> records) {
+
+    static RoutingInput read(Path trace, Path stats) throws IOException {
+        Map<String, long[][]> tr = new HashMap<>();
+        if (trace != null) {
+            TraceReader.Trace t = TraceReader.read(trace);
+            TraceStatistics st = new TraceStatistics(t.header(), t.records());
+            long[][][] c = st.transitions(1);
+            for (int l = 0; l + 1 < st.layers(); l++) tr.put(l + "->" + (l + 1), c[l]);
+            return new RoutingInput("all " + (st.layers() - 1) + " consecutive layer pairs of " + trace.getFileName(), st.layers(),
+                    st.experts(), st.topK(), st.loads(), tr, t.records());
+        }
+        RoutingStats s = RoutingStats.read(stats);
+        long[][] load = new long[s.layers()][s.experts()];
+        for (int l = 0; l < s.layers(); l++) {
+            long[] row = s.load().get(l);
+            if (row == null) java.util.Arrays.fill(load[l], 1); // unpublished layer: no load information
+            else load[l] = row.clone();
+        }
+        tr.putAll(s.transitionsTop1());
+        if (tr.isEmpty()) throw new IllegalArgumentException(stats + " has no transitions_top1: nothing to place or simulate by");
+        return new RoutingInput("the published top-1 pairs " + tr.keySet() + " of " + stats.getFileName() + " (" + s.model() + ", "
+                + s.domain() + ")", s.layers(), s.experts(), s.topK(), load, tr, null);
+    }
+}
