@@ -1,5 +1,9 @@
 package org.moeserve.runtime.cli;
 
+import org.moeserve.runtime.cluster.ClusterExecutor;
+import org.moeserve.runtime.cluster.ClusterMember;
+import org.moeserve.runtime.cluster.ClusterPlan;
+
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.Vertx;
@@ -60,6 +64,23 @@ final class ServeCommand implements Callable<Integer> {
     @Mixin
     OffloadOptions offload = new OffloadOptions();
 
+    @Option(names = "--cluster", paramLabel = "NAME",
+            description = "Join (or found) the cluster NAME: experts spread over its members by a versioned plan, any member serves.")
+    String cluster;
+
+    @Option(names = "--cluster-host", paramLabel = "ADDR", description = "This member's cluster address (default ${DEFAULT-VALUE}).")
+    String clusterHost = "127.0.0.1";
+
+    @Option(names = "--cluster-port", paramLabel = "N", description = "First Hazelcast port to try (default ${DEFAULT-VALUE}).")
+    int clusterPort = 5701;
+
+    @Option(names = "--cluster-members", paramLabel = "HOST:PORT[,...]",
+            description = "Where to look for the other members (default: --cluster-host, ports --cluster-port to +19).")
+    String clusterMembers;
+
+    @Option(names = "--plan", paramLabel = "FILE", description = "With --cluster: the moe-plan/1 to run while the members match its devices.")
+    java.nio.file.Path plan;
+
     @Override
     public Integer call() throws Exception {
         model.validate();
@@ -82,17 +103,34 @@ final class ServeCommand implements Callable<Integer> {
         Scheduler scheduler = new Scheduler(engine, tok, running, Math.min(maxBatch, running), expertAware, maxQueue,
                 prefillChunk, registry);
         if (expertAware) scheduler.setPathGuess(LookaheadGates.fromToken(m));
-        Vertx vertx = Vertx.vertx();
+        Vertx vertx;
+        ClusterMember member = null;
+        if (cluster != null) {
+            if (expertBudget != null) throw new IllegalArgumentException("--cluster and --expert-budget cannot be combined yet; choose one");
+            java.util.List<String> peers = clusterMembers != null ? java.util.List.of(clusterMembers.split(","))
+                    : ClusterMember.Options.ports(clusterHost, clusterPort);
+            member = ClusterMember.join(m, new ClusterMember.Options(cluster, clusterHost, clusterPort, peers, 4,
+                    plan == null ? null : org.moeserve.placement.PlacementPlan.read(plan)));
+            engine.setExecutor(new ClusterExecutor(member, java.time.Duration.ofSeconds(10), java.time.Duration.ofSeconds(60)));
+            vertx = member.vertx();
+            ClusterPlan cp = member.awaitPlan(p -> true, java.time.Duration.ofSeconds(60), "any members");
+            System.out.printf("moe serve: member %s of cluster %s (plan version %d over %d members)%n", member.nodeId(), cluster,
+                    cp.version(), cp.members().size());
+        } else {
+            vertx = Vertx.vertx();
+        }
         ApiServer server = new ApiServer(vertx, scheduler, tok, m.name(), registry, opts);
         int bound = server.start();
         System.out.printf("moe serve: %s on http://%s:%d/v1 (OpenAI-compatible; WebSocket /v1/stream; /health, /metrics)%s%n",
                 m.name(), host, bound, cache == null ? "" : "; " + cache.slots() + " experts resident, " + offload.linkModel());
         CountDownLatch stop = new CountDownLatch(1);
         ExpertCache c = cache;
+        ClusterMember clusterMember = member;
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             server.close();
             scheduler.close();
             vertx.close();
+            if (clusterMember != null) clusterMember.close();
             if (c != null) c.close();
             par.close();
             stop.countDown();

@@ -211,6 +211,9 @@ public final class Engine {
         });
     }
 
+    /** One expert applied to rows of x, on this thread (for executors that run experts elsewhere: cluster members). */
+    public static void expertForward(ExpertWeights w, float[][] x, int rows, float[][] out) { swigluMlp(w, x, rows, out, Parallel.SERIAL); }
+
     /** down(silu(gate x) * up x) for rows of x: a dense layer, or one expert's group of rows. */
     static void swigluMlp(ExpertWeights w, float[][] x, int rows, float[][] out, Parallel par) {
         int inter = w.gate().rows();

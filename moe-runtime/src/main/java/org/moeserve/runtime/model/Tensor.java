@@ -25,6 +25,13 @@ public record Tensor(String name, DType dtype, int[] shape, MemorySegment data) 
 
     public int rows() { return shape[0]; }
 
+    /** Pages the tensor in (one read per 4 KiB page): "loading" a memory-mapped expert. */
+    public long touch() {
+        long s = 0;
+        for (long i = 0; i < data.byteSize(); i += 4096) s += data.get(java.lang.foreign.ValueLayout.JAVA_BYTE, i);
+        return s;
+    }
+
     public int cols() { return shape.length == 1 ? 1 : shape[1]; }
 
     public long elements() { return data.byteSize() / dtype.bytes(); }
