@@ -17,6 +17,7 @@ public final class Bench {
             case "load" -> LoadGenerator.main(rest);
             case "placement" -> PlacementScale.main(rest);
             case "simulate" -> SimulateScale.main(rest);
+            case "ep-calibrate" -> EpCalibration.main(rest);
             case "jmh" -> org.openjdk.jmh.Main.main(rest);
             case "list" -> System.out.println("""
                     benchmarks (./moe bench NAME):
@@ -26,6 +27,7 @@ public final class Bench {
                       load [URL] [1,8,32] [requests] [max_tokens]   streaming load on a running moe serve (loopback)
                       placement [seconds]  expert placement at DeepSeek-V3 size (256 x 58 layers, 64 devices)
                       simulate [tokens] [s]  the cluster simulator at DeepSeek-V3 size: 100k tokens, 64 devices, 3 plans x 2 schemes
+                      ep-calibrate [reps]  the simulator's step time against real in-process expert parallelism (2 devices)
                       jmh [JMH args]     the JMH microbenchmarks (org.moeserve.bench.jmh.*)""");
             default -> {
                 System.err.println("moe bench: unknown benchmark " + name + "; ./moe bench list names them");

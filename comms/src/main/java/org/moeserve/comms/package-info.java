@@ -1,6 +1,8 @@
 /**
- * Expert-parallel communication: topology and link model, per-layer dispatch/combine of tokens to the devices
- * that hold their experts (in-process and across JVMs over the Vert.x event bus and Hazelcast), cluster
- * membership and plan distribution, and the cluster simulator.
+ * Expert-parallel communication, engine-free: {@link org.moeserve.comms.Dispatch} is the one rule for where a
+ * token's expert runs and where its outputs are combined under a {@link org.moeserve.comms.Scheme} (two all-to-alls,
+ * or ExFlow's context-coherent one); {@link org.moeserve.comms.Traffic} counts messages and bytes per link, layer
+ * and kind. The engine's executors (moe-runtime: in-process devices, cluster members over Hazelcast and the Vert.x
+ * event bus) and the simulator ({@code sim}) all route by it, which is why their byte counts agree exactly.
  */
 package org.moeserve.comms;

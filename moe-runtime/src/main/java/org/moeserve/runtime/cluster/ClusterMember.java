@@ -150,7 +150,7 @@ public final class ClusterMember implements AutoCloseable {
 
     public long takenOver() { return takenOver; }
 
-    /** (MoE layer, expert) pairs this member has loaded. */
+    /** (MoE layer, expert) pairs this member holds now: its plan's, plus any it was asked for since. */
     public int expertsLoaded() { return loaded.size(); }
 
     /** Waits until the plan satisfies {@code p}; the plan, or an exception naming what was awaited. */
@@ -202,18 +202,28 @@ public final class ClusterMember implements AutoCloseable {
                 new Topology(1, devices, slots, 1, 4), load, java.util.Map.of(), 4 * model.config().hiddenSize()));
     }
 
+    /**
+     * Makes {@code p} this member's plan: loads the experts it gives this member and drops the others (the mapping
+     * stays, the pages go back to the page cache's discretion), then tells waiters.
+     */
     private void install(ClusterPlan p) {
         synchronized (planLock) {
             if (plan != null && p.version() <= plan.version()) return;
+            int me = p.indexOf(nodeId);
+            Set<Long> owned = new java.util.HashSet<>();
+            int[] moe = model.config().moeLayerIndex();
+            for (int l = 0; me >= 0 && l < moe.length; l++) {
+                if (moe[l] < 0) continue;
+                for (int e = 0; e < p.experts(); e++) {
+                    if (p.placement().devicesOf(moe[l], e).contains(me)) {
+                        load(l, moe[l], e);
+                        owned.add((long) moe[l] * p.experts() + e);
+                    }
+                }
+            }
+            loaded.retainAll(owned);
             plan = p;
             planLock.notifyAll();
-        }
-        int me = p.indexOf(nodeId);
-        if (me < 0) return;
-        int[] moe = model.config().moeLayerIndex();
-        for (int l = 0; l < moe.length; l++) {
-            if (moe[l] < 0) continue;
-            for (int e = 0; e < p.experts(); e++) if (p.placement().devicesOf(moe[l], e).contains(me)) load(l, moe[l], e);
         }
     }
 

@@ -1,0 +1,157 @@
+package org.moeserve.bench;
+
+import org.moeserve.cache.transfer.LinkModel;
+import org.moeserve.comms.Dispatch;
+import org.moeserve.comms.Scheme;
+import org.moeserve.comms.sim.ClusterSimulator;
+import org.moeserve.placement.PlacementPlan;
+import org.moeserve.placement.PlacementProblem;
+import org.moeserve.placement.Topology;
+import org.moeserve.placement.greedy.Baselines;
+import org.moeserve.runtime.engine.Engine;
+import org.moeserve.runtime.engine.ExpertExecutor;
+import org.moeserve.runtime.engine.ExpertParallel;
+import org.moeserve.runtime.engine.Generator;
+import org.moeserve.runtime.engine.ResidentExpertStore;
+import org.moeserve.runtime.engine.SamplingParams;
+import org.moeserve.runtime.kernel.Parallel;
+import org.moeserve.runtime.model.MoeModel;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.TreeMap;
+
+/**
+ * The simulator's times against the real in-process expert parallelism: the demo model on 2 devices (one core
+ * each), 8 streams decoding 64 tokens greedily. The simulator's three constants are measured here first, on one
+ * device: the time of one token through one expert, the time of the rest of a layer per token, and the in-process
+ * copy bandwidth. Then the real EP decode step time (median of reps) is compared with the simulated step time of
+ * exactly the routed tokens, for both dispatch schemes. Usage: ./moe bench ep-calibrate [reps]
+ */
+final class EpCalibration {
+    static final int STREAMS = 8, TOKENS = 64;
+
+    public static void main(String[] args) {
+        int reps = args.length > 0 ? Integer.parseInt(args[0]) : 5;
+        Path dir = Path.of(System.getProperty("moe.home", ".")).resolve("models/tiny-mixtral-kjv");
+        try (MoeModel m = MoeModel.load(dir); Parallel two = new Parallel(2)) {
+            int h = m.config().hiddenSize(), layers = m.config().moeLayers(), experts = m.config().experts();
+            Topology topo = new Topology(1, 2, experts / 2, 1, 4);
+            long[][] load = new long[layers][experts];
+            for (long[] row : load) java.util.Arrays.fill(row, 1);
+            PlacementPlan plan = Baselines.contiguous().place(new PlacementProblem("uniform", layers, experts, m.config().topK(), topo, load,
+                    Map.of(), 4 * h));
+            Dispatch dispatch = new Dispatch(plan, topo, experts);
+
+            // 1. the constants, on one device, one thread
+            double expertNs = expertNanos(m), copyBw = copyBandwidth(h);
+            double[] serialStep = new double[reps], serialMoe = new double[reps];
+            for (int r = -2; r < reps; r++) {
+                Engine e = new Engine(m, Parallel.SERIAL);
+                long[] moeNs = {0};
+                ExpertParallel local = new ExpertParallel(m.config(), new ResidentExpertStore(m),
+                        new Dispatch(Baselines.contiguous().place(new PlacementProblem("one", layers, experts, m.config().topK(),
+                                new Topology(1, 1, experts, 1, 4), load, Map.of(), 4 * h)), new Topology(1, 1, experts, 1, 4), experts),
+                        Scheme.TWO_ALL_TO_ALL, Parallel.SERIAL);
+                e.setExecutor(timed(local, moeNs));
+                Generator g = new Generator(e);
+                boolean[] prefilled = {false};
+                g.generate(requests(), (i, t) -> { // the first token comes after the prefill: count decode steps only
+                    if (!prefilled[0]) {
+                        prefilled[0] = true;
+                        moeNs[0] = 0;
+                    }
+                });
+                if (r < 0) continue;
+                double steps = g.lastTiming().decodeTokens() / (double) STREAMS;
+                serialStep[r] = g.lastTiming().decodeNanos() / steps;
+                serialMoe[r] = moeNs[0] / steps;
+            }
+            double restPerToken = (Bench.median(serialStep) - Bench.median(serialMoe)) / (STREAMS * layers);
+
+            System.out.println("machine: " + Bench.machine());
+            System.out.printf(Locale.ROOT, "constants (one device, one thread): %.0f ns per token per expert, %.0f ns per token for the rest of a "
+                    + "layer, in-process copies at %.1f GB/s%n", expertNs, restPerToken, copyBw / 1e9);
+            System.out.println("| scheme | measured decode step (median of " + reps + ") | simulated step | error |");
+            System.out.println("|---|---|---|---|");
+            ClusterSimulator sim = new ClusterSimulator(new ClusterSimulator.Config(topo, new LinkModel(copyBw, 0), new LinkModel(copyBw, 0),
+                    expertNs, restPerToken, 4 * h));
+            for (Scheme s : Scheme.values()) {
+                double[] real = new double[reps];
+                List<ClusterSimulator.Step> steps = new ArrayList<>();
+                for (int r = -2; r < reps; r++) {
+                    Engine e = new Engine(m, two);
+                    e.setExecutor(new ExpertParallel(m.config(), new ResidentExpertStore(m), dispatch, s, two));
+                    Map<Integer, Map<Long, int[][]>> byPos = new TreeMap<>();
+                    e.addObserver((sid, pos, layer, ex, w) -> byPos.computeIfAbsent(pos, k -> new TreeMap<>())
+                            .computeIfAbsent(sid, k -> new int[layers][])[layer] = ex);
+                    Generator g = new Generator(e);
+                    g.generate(requests(), (i, t) -> { });
+                    if (r < 0) continue;
+                    real[r] = g.lastTiming().decodeNanos() / (g.lastTiming().decodeTokens() / (double) STREAMS);
+                    if (r == 0) {
+                        int prompt = requests().getFirst().prompt().length;
+                        for (var en : byPos.entrySet()) {
+                            if (en.getKey() < prompt) continue; // decode steps only: one token of each stream
+                            long[] seq = en.getValue().keySet().stream().mapToLong(Long::longValue).toArray();
+                            steps.add(new ClusterSimulator.Step(seq, en.getValue().values().toArray(int[][][]::new)));
+                        }
+                    }
+                }
+                ClusterSimulator.Result res = sim.run(dispatch, s, steps, layers, null);
+                double simulated = res.totalNanos() / (double) res.steps(), measured = Bench.median(real);
+                System.out.printf(Locale.ROOT, "| %s | %.0f us | %.0f us | %+.0f%% |%n", s.label(), measured / 1e3, simulated / 1e3,
+                        100 * (simulated - measured) / measured);
+            }
+        }
+    }
+
+    static List<Generator.Request> requests() {
+        List<Generator.Request> reqs = new ArrayList<>();
+        for (int s = 0; s < STREAMS; s++) {
+            reqs.add(new Generator.Request(DecodeThroughput.PROMPTS[s].chars().toArray(), TOKENS, SamplingParams.GREEDY, false));
+        }
+        return reqs;
+    }
+
+    /** An executor that adds the time spent in its layers to {@code nanos[0]}. */
+    static ExpertExecutor timed(ExpertExecutor inner, long[] nanos) {
+        return seqs -> {
+            ExpertExecutor.StepRun run = inner.begin(seqs);
+            return (layer, x, rows, idx, contrib) -> {
+                long t0 = System.nanoTime();
+                run.run(layer, x, rows, idx, contrib);
+                nanos[0] += System.nanoTime() - t0;
+            };
+        };
+    }
+
+    /** One token through one expert (median over the experts of layer 0, many calls each). */
+    static double expertNanos(MoeModel m) {
+        int h = m.config().hiddenSize(), n = 400;
+        float[][] x = {new float[h]}, y = {new float[h]};
+        java.util.Arrays.fill(x[0], 0.01f);
+        double[] per = new double[m.config().experts()];
+        for (int rep = 0; rep < 2; rep++) {
+            for (int e = 0; e < per.length; e++) {
+                long t0 = System.nanoTime();
+                for (int i = 0; i < n; i++) Engine.expertForward(m.expert(0, e), x, 1, y);
+                per[e] = (System.nanoTime() - t0) / (double) n;
+            }
+        }
+        return Bench.median(per);
+    }
+
+    /** Bytes per second of copying one activation (float[h].clone()), as the in-process devices do. */
+    static double copyBandwidth(int h) {
+        float[] a = new float[h];
+        int n = 200_000;
+        long sink = 0, t0 = System.nanoTime();
+        for (int i = 0; i < n; i++) sink += a.clone().length;
+        double secs = (System.nanoTime() - t0) / 1e9;
+        return sink * 4.0 / secs;
+    }
+}
