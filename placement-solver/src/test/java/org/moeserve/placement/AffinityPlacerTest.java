@@ -14,6 +14,16 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class AffinityPlacerTest {
+    /** perm[l]: a random relabelling of the experts per layer, so that contiguous layouts miss the paths. */
+    static int[][] shuffled(SplittableRandom r, int layers, int experts) {
+        int[][] perm = new int[layers][experts];
+        for (int l = 0; l < layers; l++) {
+            for (int e = 0; e < experts; e++) perm[l][e] = e;
+            for (int e = experts - 1; e > 0; e--) { int j = r.nextInt(e + 1), t = perm[l][e]; perm[l][e] = perm[l][j]; perm[l][j] = t; }
+        }
+        return perm;
+    }
+
     /**
      * 8 experts x 8 layers on 2 nodes x 2 devices of 2 slots: experts fall into 4 "paths" (e -> e or e^1 at the next
      * layer, mostly), shuffled per layer so that contiguous and round-robin layouts miss them.
@@ -21,11 +31,7 @@ class AffinityPlacerTest {
     static PlacementProblem small(int slots) {
         SplittableRandom r = new SplittableRandom(3);
         int layers = 8, experts = 8;
-        int[][] perm = new int[layers][experts];
-        for (int l = 0; l < layers; l++) {
-            for (int e = 0; e < experts; e++) perm[l][e] = e;
-            for (int e = experts - 1; e > 0; e--) { int j = r.nextInt(e + 1), t = perm[l][e]; perm[l][e] = perm[l][j]; perm[l][j] = t; }
-        }
+        int[][] perm = shuffled(r, layers, experts);
         long[][] load = new long[layers][experts];
         Map<String, long[][]> tr = new HashMap<>();
         for (int l = 0; l + 1 < layers; l++) {
@@ -130,11 +136,7 @@ class AffinityPlacerTest {
         // variables, past the size where the chain calls CP-SAT, so the min-cost flow, the repair and the swaps do it
         SplittableRandom r = new SplittableRandom(7);
         int layers = 4, experts = 192;
-        int[][] perm = new int[layers][experts];
-        for (int l = 0; l < layers; l++) {
-            for (int e = 0; e < experts; e++) perm[l][e] = e;
-            for (int e = experts - 1; e > 0; e--) { int j = r.nextInt(e + 1), t = perm[l][e]; perm[l][e] = perm[l][j]; perm[l][j] = t; }
-        }
+        int[][] perm = shuffled(r, layers, experts);
         long[][] load = new long[layers][experts];
         Map<String, long[][]> tr = new HashMap<>();
         for (int l = 0; l + 1 < layers; l++) {

@@ -6,7 +6,9 @@ import org.moeserve.comms.Scheme;
 import org.moeserve.comms.Traffic;
 import org.moeserve.placement.Topology;
 
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import java.util.function.LongConsumer;
 
 /**
@@ -20,7 +22,8 @@ import java.util.function.LongConsumer;
  *   <li>dispatch all-to-all: the messages of {@link Dispatch#route}, aggregated per (from, to), each on the
  *   sender's port for its class at latency + bytes / bandwidth, in destination order;</li>
  *   <li>expert compute: {@code expertNanosPerToken} per (token, expert) on the device running the expert, once its
- *   inbox has arrived;</li>
+ *   inbox has arrived; with an expert cache ({@code cachedExperts} > 0 per device, LRU), each expert not in it is
+ *   first loaded over {@code hostLink} ({@code expertBytes});</li>
  *   <li>combine all-to-all likewise; after the last layer, context-coherent tokens go home.</li>
  * </ol>
  * Byte counts follow {@link Dispatch#route} exactly, as the real engines' do; times are a model.
@@ -28,10 +31,20 @@ import java.util.function.LongConsumer;
 public final class ClusterSimulator {
     /** The modelled cluster. Times per token are for one token's activation through one expert / one layer's rest. */
     public record Config(Topology topology, LinkModel intraNode, LinkModel interNode, double expertNanosPerToken,
-                         double layerNanosPerToken, int hiddenBytes) {
+                         double layerNanosPerToken, int hiddenBytes, int cachedExperts, LinkModel hostLink, long expertBytes) {
         public Config {
             if (expertNanosPerToken < 0 || layerNanosPerToken < 0) throw new IllegalArgumentException("compute times must be >= 0");
             if (hiddenBytes < 1) throw new IllegalArgumentException("hidden bytes is " + hiddenBytes + " but must be >= 1");
+            if (cachedExperts < 0) throw new IllegalArgumentException("cached experts per device is " + cachedExperts + " but must be >= 0 (0: all resident)");
+            if (cachedExperts > 0 && (hostLink == null || expertBytes < 1)) {
+                throw new IllegalArgumentException("an expert cache needs the host link and the bytes of one expert");
+            }
+        }
+
+        /** Every device holds all its experts in fast memory. */
+        public Config(Topology topology, LinkModel intraNode, LinkModel interNode, double expertNanosPerToken, double layerNanosPerToken,
+                      int hiddenBytes) {
+            this(topology, intraNode, interNode, expertNanosPerToken, layerNanosPerToken, hiddenBytes, 0, null, 0);
         }
     }
 
@@ -43,7 +56,9 @@ public final class ClusterSimulator {
      * layer's span (slowest device before to slowest after) less the busiest device's compute in it.
      */
     public record Result(Scheme scheme, Traffic traffic, long[] layerAllToAllNanos, long totalNanos, long steps, long tokens,
-                         double[] utilisation) {
+                         double[] utilisation, long cacheHits, long cacheMisses) {
+        public double hitRate() { return cacheHits + cacheMisses == 0 ? 1 : (double) cacheHits / (cacheHits + cacheMisses); }
+
         public double meanUtilisation() { return Arrays.stream(utilisation).average().orElse(0); }
 
         public long allToAllNanos() { return Arrays.stream(layerAllToAllNanos).sum(); }
@@ -61,6 +76,10 @@ public final class ClusterSimulator {
         double[] busy = new double[D];
         double now = 0;
         long nSteps = 0, nTokens = 0;
+        long[] hits = new long[1], misses = new long[1];
+        double[] loadNanos = new double[D];
+        List<java.util.LinkedHashMap<Long, Boolean>> caches = new ArrayList<>();
+        for (int d = 0; d < D && config.cachedExperts() > 0; d++) caches.add(new java.util.LinkedHashMap<>(16, 0.75f, true));
         long[][] msg = new long[D][D];
         int[] perDevice = new int[D], jobs = new int[D];
         double[] work = new double[D];
@@ -84,10 +103,15 @@ public final class ClusterSimulator {
                 }
                 for (long[] row : msg) Arrays.fill(row, 0);
                 Arrays.fill(jobs, 0);
+                Arrays.fill(loadNanos, 0);
                 long[][] comb = new long[D][D];
                 for (int t = 0; t < n; t++) {
                     int[] ex = st.experts()[t][l];
-                    for (int j = 0; j < ex.length; j++) jobs[dispatch.device(l, ex[j], at[t])]++;
+                    for (int j = 0; j < ex.length; j++) {
+                        int d = dispatch.device(l, ex[j], at[t]);
+                        jobs[d]++;
+                        if (!caches.isEmpty()) loadNanos[d] += cache(caches.get(d), (long) l << 32 | ex[j], hits, misses);
+                    }
                     at[t] = dispatch.route(scheme, l, ex, at[t], home[t], (kind, from, to) -> {
                         traffic.add(kind, layer, from, to, config.hiddenBytes());
                         if (kind == Dispatch.Kind.DISPATCH) msg[from][to] += config.hiddenBytes();
@@ -98,7 +122,7 @@ public final class ClusterSimulator {
                 exchange(msg, attnEnd, arrive);
                 for (int d = 0; d < D; d++) {
                     double start = Math.max(attnEnd[d], arrive[d]);
-                    double dur = jobs[d] * config.expertNanosPerToken();
+                    double dur = jobs[d] * config.expertNanosPerToken() + loadNanos[d]; // misses load before compute
                     computeEnd[d] = start + dur;
                     busy[d] += dur;
                     busiest = Math.max(busiest, work[d] + dur);
@@ -129,7 +153,19 @@ public final class ClusterSimulator {
         }
         double[] util = new double[D];
         for (int d = 0; d < D; d++) util[d] = now == 0 ? 0 : busy[d] / now;
-        return new Result(scheme, traffic, layerA2a, (long) now, nSteps, nTokens, util);
+        return new Result(scheme, traffic, layerA2a, (long) now, nSteps, nTokens, util, hits[0], misses[0]);
+    }
+
+    /** A device's expert cache (LRU over experts it runs): 0 on a hit, the host link's time for one expert on a miss. */
+    private double cache(java.util.LinkedHashMap<Long, Boolean> lru, long key, long[] hits, long[] misses) {
+        if (lru.get(key) != null) {
+            hits[0]++;
+            return 0;
+        }
+        misses[0]++;
+        lru.put(key, Boolean.TRUE);
+        if (lru.size() > config.cachedExperts()) lru.remove(lru.keySet().iterator().next());
+        return config.hostLink().nanosFor(config.expertBytes());
     }
 
     /**

@@ -60,6 +60,17 @@ final class SimulateCommand implements Callable<Integer> {
     @Option(names = "--hidden-bytes", paramLabel = "B", description = "Bytes of a token's activation (default ${DEFAULT-VALUE}: 4096 x bf16).")
     int hiddenBytes = 8192;
 
+    @Option(names = "--cache-experts", paramLabel = "N",
+            description = "Experts each device keeps in fast memory (LRU); the others load over --host-link. Default: all resident.")
+    int cacheExperts;
+
+    @Option(names = "--host-link", paramLabel = "BW,LAT", description = "Where cache misses load from (default ${DEFAULT-VALUE}: PCIe 5).")
+    String hostLink = "50GB/s,10us";
+
+    @Option(names = "--expert-bytes", paramLabel = "B",
+            description = "Bytes of one expert, for cache misses (default ${DEFAULT-VALUE}: DeepSeek-V3, 3 x 7168 x 2048 x bf16).")
+    long expertBytes = 3L * 7168 * 2048 * 2;
+
     @Option(names = "--batch", paramLabel = "N", description = "Tokens per step (default ${DEFAULT-VALUE}).")
     int batch = 256;
 
@@ -87,8 +98,9 @@ final class SimulateCommand implements Callable<Integer> {
         ArrayNode runs = out.putArray("runs");
         System.out.printf("simulating %s on %d node(s) x %d devices (%s inside a node, %s between), %d MoE layers x %d experts, top-%d%n",
                 in.description(), nodes, perNode, intraLink, interLink, in.layers(), in.experts(), in.topK());
-        System.out.println("| plan | scheme | bytes per token | inter-node bytes per token | all-to-all time per step | step time | tokens/s | mean device utilisation | simulated in |");
-        System.out.println("|---|---|---|---|---|---|---|---|---|");
+        System.out.println("| plan | scheme | bytes per token | inter-node bytes per token | exposed all-to-all time per step | step time | tokens/s "
+                + "| mean device utilisation | expert cache hit rate | simulated in |");
+        System.out.println("|---|---|---|---|---|---|---|---|---|---|");
         Map<String, List<double[]>> chart = new LinkedHashMap<>();
         for (Map.Entry<String, PlacementPlan> en : planned.entrySet()) {
             PlacementPlan plan = en.getValue();
@@ -98,7 +110,8 @@ final class SimulateCommand implements Callable<Integer> {
             }
             Dispatch dispatch = new Dispatch(plan, topo, in.experts());
             ClusterSimulator sim = new ClusterSimulator(new ClusterSimulator.Config(topo, intra, inter,
-                    LinkModel.parseDuration(expertTime), LinkModel.parseDuration(layerTime), hiddenBytes));
+                    LinkModel.parseDuration(expertTime), LinkModel.parseDuration(layerTime), hiddenBytes, cacheExperts,
+                    link(hostLink, "--host-link"), expertBytes));
             for (Scheme s : schemes) {
                 Iterable<ClusterSimulator.Step> steps = steps(in);
                 long total = in.records() == null ? tokens : in.records().stream().mapToLong(TraceRecord::length).sum();
@@ -112,11 +125,13 @@ final class SimulateCommand implements Callable<Integer> {
                 });
                 double secs = (System.nanoTime() - t0) / 1e9;
                 double perStepA2a = r.allToAllNanos() / 1e3 / Math.max(1, r.steps()), perStep = r.totalNanos() / 1e3 / Math.max(1, r.steps());
-                System.out.printf(Locale.ROOT, "| %s | %s | %.0f | %.0f | %.1f us | %.1f us | %.0f | %.1f%% | %.1f s |%n", en.getKey(), s.label(),
-                        (double) r.traffic().totalBytes() / r.tokens(), (double) r.traffic().interNodeBytes() / r.tokens(), perStepA2a, perStep,
-                        r.tokens() / (r.totalNanos() / 1e9), 100 * r.meanUtilisation(), secs);
+                System.out.printf(Locale.ROOT, "| %s | %s | %.0f | %.0f | %.1f us | %.1f us | %.0f | %.1f%% | %s | %.1f s |%n", en.getKey(),
+                        s.label(), (double) r.traffic().totalBytes() / r.tokens(), (double) r.traffic().interNodeBytes() / r.tokens(), perStepA2a,
+                        perStep, r.tokens() / (r.totalNanos() / 1e9), 100 * r.meanUtilisation(),
+                        cacheExperts == 0 ? "all resident" : String.format(Locale.ROOT, "%.1f%%", 100 * r.hitRate()), secs);
                 ObjectNode run = runs.addObject().put("plan", en.getKey()).put("scheme", s.name()).put("tokens", r.tokens()).put("steps", r.steps())
-                        .put("simulated_nanos", r.totalNanos()).put("all_to_all_nanos", r.allToAllNanos()).put("wall_seconds", secs);
+                        .put("simulated_nanos", r.totalNanos()).put("all_to_all_nanos", r.allToAllNanos()).put("wall_seconds", secs)
+                        .put("cache_hits", r.cacheHits()).put("cache_misses", r.cacheMisses());
                 r.traffic().summary().forEach((k, v) -> run.put(k, (Long) v));
                 ArrayNode lb = run.putArray("layer_bytes"), lt = run.putArray("layer_all_to_all_nanos"), ut = run.putArray("utilisation");
                 List<double[]> series = new ArrayList<>();

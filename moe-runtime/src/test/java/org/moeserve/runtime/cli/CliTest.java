@@ -248,6 +248,15 @@ class CliTest {
             assertEquals(4, run.get("utilisation").size());
         }
         assertTrue(Files.readString(svg).startsWith("<svg"));
+        // an expert cache of 2 experts per device (of 4 per layer x 6 layers): misses cost time, never bytes between devices
+        Path cached = tmp.resolve("cached.json");
+        Run c = run("simulate", "--trace", trace.toString(), "--plan", plan.toString(), "--topology", "2x2", "--scheme", "two",
+                "--cache-experts", "2", "--expert-bytes", "3000000", "--json", cached.toString());
+        assertEquals(0, c.exit(), c.err());
+        JsonNode withCache = new ObjectMapper().readTree(cached.toFile()).get("runs").get(0), without = j.get("runs").get(2);
+        assertTrue(withCache.get("cache_misses").asLong() > 0 && withCache.get("cache_hits").asLong() > 0, withCache.toString());
+        assertEquals(without.get("bytes").asLong(), withCache.get("bytes").asLong());
+        assertTrue(withCache.get("simulated_nanos").asLong() > without.get("simulated_nanos").asLong(), "misses take time");
         Run topo = run("simulate", "--trace", trace.toString(), "--plan", plan.toString(), "--topology", "1x2");
         assertEquals(1, topo.exit());
         assertTrue(topo.err().contains("plan for this topology"), topo.err());
