@@ -129,8 +129,8 @@ final class ServeCommand implements Callable<Integer> {
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             server.close();
             scheduler.close();
-            vertx.close();
-            if (clusterMember != null) clusterMember.close();
+            if (clusterMember != null) clusterMember.close(); // closes its clustered Vert.x
+            else vertx.close();
             if (c != null) c.close();
             par.close();
             stop.countDown();
