@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Peers on the same model and machine: llama.cpp (prebuilt CPU binaries from the npm package node-llama-cpp) decoding
+# the demo model exported to GGUF by `moe export-gguf`, against moe-serve's own decode benchmark, one stream, 1 and 2
+# threads, medians of REPS (default 7). Needs the npm registry once (installs into bench/target/peers); not run by CI.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+REPS="${1:-7}"
+PEERS="$ROOT/bench/target/peers"
+mkdir -p "$PEERS"
+if [ ! -d "$PEERS/node_modules/node-llama-cpp" ]; then
+  echo "peers: installing node-llama-cpp 3.22.1 (npm)..." >&2
+  (cd "$PEERS" && npm init -y >/dev/null && npm install --no-audit --no-fund --loglevel=error node-llama-cpp@3.22.1 >&2)
+fi
+cp "$ROOT/bench/scripts/llamacpp-decode.mjs" "$PEERS/"
+"$ROOT/moe" export-gguf --out "$PEERS/tiny-mixtral-kjv.gguf"
+PROMPT="In the beginning God created the"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+echo "moe-serve (./moe bench decode $REPS; 1 and 8 streams, 1 and 2 threads, 128 tokens each):"
+"$ROOT/moe" bench decode "$REPS" 2>/dev/null | grep '^|'
+echo "llama.cpp on the GGUF export (one stream, 128 tokens, greedy; prompt \"$PROMPT\"):"
+echo "| threads | decode tokens/s (median of $REPS) | min | max |"
+echo "|---|---|---|---|"
+for t in 1 2; do
+  node "$PEERS/llamacpp-decode.mjs" "$PEERS/tiny-mixtral-kjv.gguf" "$t" "$REPS" 128 "$PROMPT" > "$PEERS/llamacpp-$t.json"
+  node -e 'const r=require(process.argv[1]); console.log(`| ${r.threads} | ${r.median_tokens_per_s.toFixed(0)} | ${r.min.toFixed(0)} | ${r.max.toFixed(0)} |`)' "$PEERS/llamacpp-$t.json"
+done
+echo "llama.cpp's greedy continuation: $(node -e 'console.log(JSON.stringify(require(process.argv[1]).text))' "$PEERS/llamacpp-1.json")"
+echo "moe-serve's:                     $("$ROOT/moe" generate --prompt "$PROMPT" --greedy --max-tokens 128 --threads 1 2>/dev/null | head -c 2000 | python3 -c 'import sys,json; s=sys.stdin.read(); print(json.dumps(s.split("\n\nprefill")[0][len(sys.argv[1]):]))' "$PROMPT")"
