@@ -42,10 +42,7 @@ final class EpCalibration {
         try (MoeModel m = MoeModel.load(dir); Parallel two = new Parallel(2)) {
             int h = m.config().hiddenSize(), layers = m.config().moeLayers(), experts = m.config().experts();
             Topology topo = new Topology(1, 2, experts / 2, 1, 4);
-            long[][] load = new long[layers][experts];
-            for (long[] row : load) java.util.Arrays.fill(row, 1);
-            PlacementPlan plan = Baselines.contiguous().place(new PlacementProblem("uniform", layers, experts, m.config().topK(), topo, load,
-                    Map.of(), 4 * h));
+            PlacementPlan plan = Baselines.contiguous().place(PlacementProblem.uniform(layers, experts, m.config().topK(), topo, 4 * h));
             Dispatch dispatch = new Dispatch(plan, topo, experts);
 
             // 1. the constants, on one device, one thread
@@ -53,24 +50,10 @@ final class EpCalibration {
             double[] serialStep = new double[reps], serialMoe = new double[reps];
             for (int r = -2; r < reps; r++) {
                 Engine e = new Engine(m, Parallel.SERIAL);
-                long[] moeNs = {0};
-                ExpertParallel local = new ExpertParallel(m.config(), new ResidentExpertStore(m),
-                        new Dispatch(Baselines.contiguous().place(new PlacementProblem("one", layers, experts, m.config().topK(),
-                                new Topology(1, 1, experts, 1, 4), load, Map.of(), 4 * h)), new Topology(1, 1, experts, 1, 4), experts),
-                        Scheme.TWO_ALL_TO_ALL, Parallel.SERIAL);
-                e.setExecutor(timed(local, moeNs));
-                Generator g = new Generator(e);
-                boolean[] prefilled = {false};
-                g.generate(requests(), (i, t) -> { // the first token comes after the prefill: count decode steps only
-                    if (!prefilled[0]) {
-                        prefilled[0] = true;
-                        moeNs[0] = 0;
-                    }
-                });
+                double[] t = decode(e, e.executor());
                 if (r < 0) continue;
-                double steps = g.lastTiming().decodeTokens() / (double) STREAMS;
-                serialStep[r] = g.lastTiming().decodeNanos() / steps;
-                serialMoe[r] = moeNs[0] / steps;
+                serialStep[r] = t[0];
+                serialMoe[r] = t[1];
             }
             double restPerToken = (Bench.median(serialStep) - Bench.median(serialMoe)) / (STREAMS * layers);
 
@@ -87,21 +70,12 @@ final class EpCalibration {
                 List<ClusterSimulator.Step> steps = new ArrayList<>();
                 for (int r = -2; r < reps; r++) {
                     Engine e = new Engine(m, two);
-                    long[] moeNs = {0};
-                    e.setExecutor(timed(new ExpertParallel(m.config(), new ResidentExpertStore(m), dispatch, s, two), moeNs));
                     Map<Integer, Map<Long, int[][]>> byPos = new TreeMap<>();
                     e.addObserver((sid, pos, layer, ex, w) -> byPos.computeIfAbsent(pos, k -> new TreeMap<>())
                             .computeIfAbsent(sid, k -> new int[layers][])[layer] = ex);
-                    Generator g = new Generator(e);
-                    boolean[] prefilled = {false};
-                    g.generate(requests(), (i, t) -> {
-                        if (!prefilled[0]) {
-                            prefilled[0] = true;
-                            moeNs[0] = 0;
-                        }
-                    });
+                    double[] t = decode(e, new ExpertParallel(m.config(), new ResidentExpertStore(m), dispatch, s, two));
                     if (r < 0) continue;
-                    real[r] = moeNs[0] / (g.lastTiming().decodeTokens() / (double) STREAMS);
+                    real[r] = t[1];
                     if (r == 0) {
                         int prompt = requests().getFirst().prompt().length;
                         for (var en : byPos.entrySet()) {
@@ -125,6 +99,25 @@ final class EpCalibration {
             reqs.add(new Generator.Request(DecodeThroughput.PROMPTS[s].chars().toArray(), TOKENS, SamplingParams.GREEDY, false));
         }
         return reqs;
+    }
+
+    /**
+     * Generates the streams with {@code executor} timed: {decode step time, MoE time per decode step} in ns. The
+     * first token comes after the prefill, so the MoE clock restarts there and counts decode steps only.
+     */
+    static double[] decode(Engine e, ExpertExecutor executor) {
+        long[] moeNs = {0};
+        e.setExecutor(timed(executor, moeNs));
+        Generator g = new Generator(e);
+        boolean[] prefilled = {false};
+        g.generate(requests(), (i, t) -> {
+            if (!prefilled[0]) {
+                prefilled[0] = true;
+                moeNs[0] = 0;
+            }
+        });
+        double steps = g.lastTiming().decodeTokens() / (double) STREAMS;
+        return new double[]{g.lastTiming().decodeNanos() / steps, moeNs[0] / steps};
     }
 
     /** An executor that adds the time spent in its layers to {@code nanos[0]}. */

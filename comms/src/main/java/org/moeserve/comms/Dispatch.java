@@ -65,15 +65,18 @@ public final class Dispatch {
         return false;
     }
 
+    /** Where the token's outputs are combined (and where it is for the next layer): {@code ran} = its experts' devices. */
+    public static int combineAt(Scheme scheme, int[] ran, int home) { return scheme == Scheme.TWO_ALL_TO_ALL ? home : ran[0]; }
+
     /**
      * One token's moves at one MoE layer: it is on {@code at}, its experts are {@code experts} (highest weight
-     * first). Reports each message (from, to) to {@code sink} and returns where the token is afterwards.
+     * first). Fills {@code dev[j]} with the device that runs expert j, reports each message (from, to) to
+     * {@code sink} and returns where the token is afterwards.
      */
-    public int route(Scheme scheme, int layer, int[] experts, int at, int home, Sink sink) {
+    public int route(Scheme scheme, int layer, int[] experts, int at, int home, int[] dev, Sink sink) {
         int k = experts.length;
-        int[] dev = new int[k];
         for (int j = 0; j < k; j++) dev[j] = device(layer, experts[j], at);
-        int after = scheme == Scheme.TWO_ALL_TO_ALL ? home : dev[0];
+        int after = combineAt(scheme, dev, home);
         for (int j = 0; j < k; j++) {
             boolean dup = false; // the token travels to a device once, however many of its experts are there
             for (int i = 0; i < j; i++) dup |= dev[i] == dev[j];

@@ -35,6 +35,16 @@ public record PlacementProblem(String source, int layers, int experts, int topK,
         }
     }
 
+    /**
+     * A problem with no routing information: every expert equally loaded, no transitions. What a layout needs when
+     * only the shape matters (the cluster's default plan, tests and benchmarks of expert parallelism).
+     */
+    public static PlacementProblem uniform(int layers, int experts, int topK, Topology topology, int hiddenBytes) {
+        long[][] load = new long[layers][experts];
+        for (long[] row : load) java.util.Arrays.fill(row, 1);
+        return new PlacementProblem("uniform load", layers, experts, topK, topology, load, Map.of(), hiddenBytes);
+    }
+
     public int physicalPerLayer() { return topology.devices() * topology.slots(); }
 
     public int redundant() { return physicalPerLayer() - experts; }

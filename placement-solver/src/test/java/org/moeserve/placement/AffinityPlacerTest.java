@@ -14,6 +14,17 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class AffinityPlacerTest {
+    /** A top-1 problem over consecutive pairs, each layer's load being the transitions into and out of it. */
+    static PlacementProblem chain(String name, int layers, int experts, Topology topo, Map<String, long[][]> tr, int hiddenBytes) {
+        long[][] load = new long[layers][experts];
+        for (var en : tr.entrySet()) {
+            int[] ab = PlacementProblem.pair(en.getKey());
+            long[][] t = en.getValue();
+            for (int i = 0; i < experts; i++) for (int j = 0; j < experts; j++) { load[ab[0]][i] += t[i][j]; load[ab[1]][j] += t[i][j]; }
+        }
+        return new PlacementProblem(name, layers, experts, 1, topo, load, tr, hiddenBytes);
+    }
+
     /** perm[l]: a random relabelling of the experts per layer, so that contiguous layouts miss the paths. */
     static int[][] shuffled(SplittableRandom r, int layers, int experts) {
         int[][] perm = new int[layers][experts];
@@ -32,7 +43,6 @@ class AffinityPlacerTest {
         SplittableRandom r = new SplittableRandom(3);
         int layers = 8, experts = 8;
         int[][] perm = shuffled(r, layers, experts);
-        long[][] load = new long[layers][experts];
         Map<String, long[][]> tr = new HashMap<>();
         for (int l = 0; l + 1 < layers; l++) {
             long[][] t = new long[experts][experts];
@@ -43,9 +53,8 @@ class AffinityPlacerTest {
                 t[i][perm[l + 1][(path + 2) % experts]] += 5;
             }
             tr.put(l + "->" + (l + 1), t);
-            for (int i = 0; i < experts; i++) for (int j = 0; j < experts; j++) { load[l][i] += t[i][j]; load[l + 1][j] += t[i][j]; }
         }
-        return new PlacementProblem("synthetic", layers, experts, 1, new Topology(2, 2, slots, 1, 4), load, tr, 4096);
+        return chain("synthetic", layers, experts, new Topology(2, 2, slots, 1, 4), tr, 4096);
     }
 
     @Test
@@ -53,15 +62,13 @@ class AffinityPlacerTest {
         // 4 experts x 3 layers on 2 nodes x 1 device of 2 slots, no load cap to speak of: 6^3 plans, all tried
         SplittableRandom r = new SplittableRandom(11);
         int layers = 3, experts = 4;
-        long[][] load = new long[layers][experts];
         Map<String, long[][]> tr = new HashMap<>();
         for (int l = 0; l + 1 < layers; l++) {
             long[][] t = new long[experts][experts];
             for (int i = 0; i < experts; i++) for (int j = 0; j < experts; j++) t[i][j] = r.nextInt(50);
             tr.put(l + "->" + (l + 1), t);
-            for (int i = 0; i < experts; i++) for (int j = 0; j < experts; j++) { load[l][i] += t[i][j]; load[l + 1][j] += t[i][j]; }
         }
-        PlacementProblem p = new PlacementProblem("exhaustive", layers, experts, 1, new Topology(2, 1, 2, 1, 4), load, tr, 8);
+        PlacementProblem p = chain("exhaustive", layers, experts, new Topology(2, 1, 2, 1, 4), tr, 8);
         AffinityPlacer exact = new AffinityPlacer(new AffinityPlacer.Options(5, 100, 1, 0), s -> { });
         double dp = AffinityPlacer.cost(exact.place(p), p);
         assertTrue(exact.lastReport().status().startsWith("OPTIMAL"), exact.lastReport().status());
@@ -137,7 +144,6 @@ class AffinityPlacerTest {
         SplittableRandom r = new SplittableRandom(7);
         int layers = 4, experts = 192;
         int[][] perm = shuffled(r, layers, experts);
-        long[][] load = new long[layers][experts];
         Map<String, long[][]> tr = new HashMap<>();
         for (int l = 0; l + 1 < layers; l++) {
             long[][] t = new long[experts][experts];
@@ -148,9 +154,8 @@ class AffinityPlacerTest {
                 t[perm[l][path]][perm[l + 1][r.nextInt(experts)]] += 10;
             }
             tr.put(l + "->" + (l + 1), t);
-            for (int i = 0; i < experts; i++) for (int j = 0; j < experts; j++) { load[l][i] += t[i][j]; load[l + 1][j] += t[i][j]; }
         }
-        PlacementProblem p = new PlacementProblem("paths", layers, experts, 1, new Topology(4, 8, 7, 1, 4), load, tr, 8);
+        PlacementProblem p = chain("paths", layers, experts, new Topology(4, 8, 7, 1, 4), tr, 8);
         PlacementPlan eplb = Baselines.eplb(4).place(p);
         AffinityPlacer chain = new AffinityPlacer(new AffinityPlacer.Options(20, 1.10, 2, 0), s -> { });
         PlacementPlan plan = chain.place(p);

@@ -83,6 +83,7 @@ public final class ClusterSimulator {
         long[][] msg = new long[D][D];
         int[] perDevice = new int[D], jobs = new int[D];
         double[] work = new double[D];
+        int[] ran = new int[0];
         double[] ready = new double[D], attnEnd = new double[D], arrive = new double[D], computeEnd = new double[D];
         for (Step st : steps) {
             int n = st.sequences().length;
@@ -107,16 +108,16 @@ public final class ClusterSimulator {
                 long[][] comb = new long[D][D];
                 for (int t = 0; t < n; t++) {
                     int[] ex = st.experts()[t][l];
-                    for (int j = 0; j < ex.length; j++) {
-                        int d = dispatch.device(l, ex[j], at[t]);
-                        jobs[d]++;
-                        if (!caches.isEmpty()) loadNanos[d] += cache(caches.get(d), (long) l << 32 | ex[j], hits, misses);
-                    }
-                    at[t] = dispatch.route(scheme, l, ex, at[t], home[t], (kind, from, to) -> {
+                    if (ran.length != ex.length) ran = new int[ex.length];
+                    at[t] = dispatch.route(scheme, l, ex, at[t], home[t], ran, (kind, from, to) -> {
                         traffic.add(kind, layer, from, to, config.hiddenBytes());
                         if (kind == Dispatch.Kind.DISPATCH) msg[from][to] += config.hiddenBytes();
                         else comb[from][to] += config.hiddenBytes();
                     });
+                    for (int j = 0; j < ex.length; j++) {
+                        jobs[ran[j]]++;
+                        if (!caches.isEmpty()) loadNanos[ran[j]] += cache(caches.get(ran[j]), (long) l << 32 | ex[j], hits, misses);
+                    }
                 }
                 // dispatch phase
                 exchange(msg, attnEnd, arrive);

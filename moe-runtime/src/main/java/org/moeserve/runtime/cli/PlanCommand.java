@@ -7,18 +7,13 @@ import org.moeserve.placement.Placer;
 import org.moeserve.placement.Topology;
 import org.moeserve.placement.cpsat.AffinityPlacer;
 import org.moeserve.placement.greedy.Baselines;
-import org.moeserve.routing.RoutingStats;
-import org.moeserve.routing.TraceReader;
-import org.moeserve.routing.stats.TraceStatistics;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 import java.io.IOException;
 import java.nio.file.Path;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.Callable;
 
 /** {@code moe plan}: place experts on a cluster from routing data; every baseline and the affinity plan compared. */

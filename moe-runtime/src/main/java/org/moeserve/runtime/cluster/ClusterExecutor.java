@@ -75,23 +75,26 @@ public final class ClusterExecutor implements ExpertExecutor {
             Map<Integer, List<Job>> byDevice = new TreeMap<>();
             for (Job j : pending) byDevice.computeIfAbsent(d.device(ml, j.expert(), from), k -> new ArrayList<>()).add(j);
             Map<Integer, CompletableFuture<io.vertx.core.eventbus.Message<Buffer>>> remote = new TreeMap<>();
-            Map<Integer, List<Integer>> rowsOf = new TreeMap<>();
             Map<Integer, Map<Integer, List<Job>>> groupsOf = new TreeMap<>();
             for (var en : byDevice.entrySet()) {
                 Map<Integer, List<Job>> groups = new TreeMap<>();
                 for (Job j : en.getValue()) groups.computeIfAbsent(j.expert(), k -> new ArrayList<>()).add(j);
                 groupsOf.put(en.getKey(), groups);
                 if (en.getKey() == me) continue;
-                List<Integer> distinct = new ArrayList<>(new java.util.TreeSet<>(en.getValue().stream().map(Job::row).toList()));
-                rowsOf.put(en.getKey(), distinct);
-                Buffer b = Buffer.buffer().appendInt(layer).appendInt(ml).appendInt(distinct.size());
-                for (int r : distinct) for (float v : x[r]) b.appendFloat(v);
+                int[] slotOf = new int[rows]; // row -> its place among the rows sent (each row once per member)
+                java.util.Arrays.fill(slotOf, -1);
+                int distinct = 0;
+                for (Job j : en.getValue()) if (slotOf[j.row()] < 0) slotOf[j.row()] = distinct++;
+                Buffer b = Buffer.buffer().appendInt(layer).appendInt(ml).appendInt(distinct);
+                float[][] sentRows = new float[distinct][];
+                for (Job j : en.getValue()) sentRows[slotOf[j.row()]] = x[j.row()];
+                for (float[] row : sentRows) for (float v : row) b.appendFloat(v);
                 b.appendInt(groups.size());
                 for (var g : groups.entrySet()) {
                     b.appendInt(g.getKey()).appendInt(g.getValue().size());
-                    for (Job j : g.getValue()) b.appendInt(distinct.indexOf(j.row()));
+                    for (Job j : g.getValue()) b.appendInt(slotOf[j.row()]);
                 }
-                sent.addAndGet((long) distinct.size() * hidden * Float.BYTES);
+                sent.addAndGet((long) distinct * hidden * Float.BYTES);
                 calls.incrementAndGet();
                 remote.put(en.getKey(), member.vertx().eventBus().<Buffer>request("moe.experts." + p.members().get(en.getKey()), b,
                         new DeliveryOptions().setSendTimeout(callTimeout.toMillis())).toCompletionStage().toCompletableFuture());

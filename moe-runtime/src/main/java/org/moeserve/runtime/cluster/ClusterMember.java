@@ -196,10 +196,8 @@ public final class ClusterMember implements AutoCloseable {
         int experts = model.config().experts(), layers = model.config().moeLayers();
         if (given != null && given.phy2log()[0].length == devices * given.slots()) return given;
         int slots = (experts + devices - 1) / devices;
-        long[][] load = new long[layers][experts];
-        for (long[] row : load) java.util.Arrays.fill(row, 1);
-        return Baselines.contiguous().place(new PlacementProblem("cluster", layers, experts, model.config().topK(),
-                new Topology(1, devices, slots, 1, 4), load, java.util.Map.of(), 4 * model.config().hiddenSize()));
+        return Baselines.contiguous().place(PlacementProblem.uniform(layers, experts, model.config().topK(),
+                new Topology(1, devices, slots, 1, 4), 4 * model.config().hiddenSize()));
     }
 
     /**
@@ -215,7 +213,7 @@ public final class ClusterMember implements AutoCloseable {
             for (int l = 0; me >= 0 && l < moe.length; l++) {
                 if (moe[l] < 0) continue;
                 for (int e = 0; e < p.experts(); e++) {
-                    if (p.placement().devicesOf(moe[l], e).contains(me)) {
+                    if (p.dispatch().holds(moe[l], e, me)) {
                         load(l, moe[l], e);
                         owned.add((long) moe[l] * p.experts() + e);
                     }
@@ -262,7 +260,7 @@ public final class ClusterMember implements AutoCloseable {
             pos += 8;
             float[][] xg = new float[n][];
             for (int i = 0; i < n; i++, pos += 4) xg[i] = rows[in.getInt(pos)];
-            if (me < 0 || !p.placement().devicesOf(moeLayer, expert).contains(me)) {
+            if (me < 0 || !p.dispatch().holds(moeLayer, expert, me)) {
                 if (!loaded.contains((long) moeLayer * model.config().experts() + expert)) takenOver++;
             }
             float[][] y = new float[n][h];

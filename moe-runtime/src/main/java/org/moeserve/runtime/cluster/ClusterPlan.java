@@ -13,20 +13,22 @@ import java.util.List;
 
 /**
  * The plan a cluster runs: a placement over devices, device i being member {@code members.get(i)} (Vert.x node
- * ids), and a version that only grows. Stored as JSON in the distributed map; replaced whole.
+ * ids), and a version that only grows. Stored as JSON in the distributed map; replaced whole. Its {@link Dispatch}
+ * (the replica tables every routed row consults) is built once, with the plan.
  */
-public record ClusterPlan(long version, List<String> members, PlacementPlan placement, int experts) {
+public record ClusterPlan(long version, List<String> members, PlacementPlan placement, int experts, Dispatch dispatch) {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     public ClusterPlan {
         members = List.copyOf(members);
     }
 
-    public int indexOf(String node) { return members.indexOf(node); }
-
-    public Dispatch dispatch() {
-        return new Dispatch(placement, new Topology(1, members.size(), placement.slots(), 1, 4), experts);
+    public ClusterPlan(long version, List<String> members, PlacementPlan placement, int experts) {
+        this(version, members, placement, experts,
+                new Dispatch(placement, new Topology(1, members.size(), placement.slots(), 1, 4), experts));
     }
+
+    public int indexOf(String node) { return members.indexOf(node); }
 
     String toJson() {
         ObjectNode n = JSON.createObjectNode().put("version", version).put("experts", experts).put("slots", placement.slots())

@@ -94,16 +94,16 @@ public final class ExpertParallel implements ExpertExecutor {
             ran[r] = new int[k];
             float[][] copyOn = new float[devices][];
             copyOn[at[r]] = x[r];
+            for (int j = 0; j < k; j++) ran[r][j] = dispatch.device(ml, idx[r][j], at[r]);
             for (int j = 0; j < k; j++) {
-                int d = dispatch.device(ml, idx[r][j], at[r]);
-                ran[r][j] = d;
+                int d = ran[r][j];
                 if (copyOn[d] == null) {
                     copyOn[d] = x[r].clone();
                     t.add(Dispatch.Kind.DISPATCH, ml, at[r], d, (long) copyOn[d].length * Float.BYTES);
                 }
                 inbox.get(d).add(new Job(r, j, idx[r][j], copyOn[d]));
             }
-            after[r] = scheme == Scheme.TWO_ALL_TO_ALL ? home[r] : ran[r][0];
+            after[r] = Dispatch.combineAt(scheme, ran[r], home[r]);
         }
         // ---- each device runs its experts over its inbox (devices in parallel) ----
         float[][][] out = new float[rows][][];

@@ -47,9 +47,7 @@ class ExpertParallelTest {
     static void close() { model.close(); }
 
     static PlacementPlan plan(String which) {
-        long[][] load = new long[6][16];
-        for (long[] row : load) java.util.Arrays.fill(row, 1);
-        PlacementProblem p = new PlacementProblem("uniform", 6, 16, 2, TOPO, load, Map.of(), 4 * model.config().hiddenSize());
+        PlacementProblem p = PlacementProblem.uniform(6, 16, 2, TOPO, 4 * model.config().hiddenSize());
         return (which.equals("random") ? Baselines.random(3) : Baselines.contiguous()).place(p);
     }
 
