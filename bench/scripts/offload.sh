@@ -5,10 +5,13 @@
 #  2. a budget sweep with a hit-rate picture (bench/target/offload/hit-rate-vs-budget.svg);
 #  3. cache-sim at the matched link (one expert load = one layer's compute: 2.34 GB/s, 63 us, as measured live);
 #  4. the live end-to-end run: ./moe bench offload.
+# QUICK=1 (the suite's quick mode): a shorter sweep, no matched-link replay, 3 live reps. MOE_RESULTS: where the plot goes.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 W="$ROOT/bench/target/offload"; P="$ROOT/bench/target/predictors"
 mkdir -p "$W"
+PLOT="${MOE_RESULTS:-$W}/offload-hit-rate-vs-budget.svg"
+if [ -n "${QUICK:-}" ]; then BUDGETS=10%,25%,50%; REPS=3; else BUDGETS=10%,20%,25%,33%,50%,75%; REPS=7; fi
 MOE="$ROOT/moe"
 T="$ROOT/../shared/traces/tiny-mixtral-kjv-heldout.trace.jsonl"
 M="$ROOT/models/tiny-mixtral-kjv"
@@ -18,7 +21,8 @@ echo "### 25% resident, 16 GB/s link, 80 us per layer"
 "$MOE" cache-sim --trace "$T" --model "$M" --predictor learned --weights "$P/learned.bin" --policy predictive --budget 25% 2>/dev/null | grep '^| 25'
 echo; echo "### sweep"
 "$MOE" cache-sim --trace "$T" --model "$M" --fit "$P/train.trace.jsonl" --policy lru,lfu,pin,predictive \
-  --budget 10%,20%,25%,33%,50%,75% --plot "$W/hit-rate-vs-budget.svg" 2>/dev/null
+  --budget "$BUDGETS" --plot "$PLOT" 2>/dev/null
+if [ -z "${QUICK:-}" ]; then
 echo; echo "### matched link: 2.34 GB/s, no latency, 63 us per layer"
 for pr in lookahead-gate learned; do
   "$MOE" cache-sim --trace "$T" --model "$M" --predictor $pr --weights "$P/learned.bin" --policy predictive --budget 25% \
@@ -26,5 +30,6 @@ for pr in lookahead-gate learned; do
 done
 "$MOE" cache-sim --trace "$T" --model "$M" --policy lru,oracle --budget 25% --link 2.34GB/s --link-latency 0 \
   --layer-time 63us 2>/dev/null | grep '^| 25'
-echo; echo "### live"
-"$MOE" bench offload 7 2>/dev/null
+fi
+echo; echo "### live decode, 25% resident"
+"$MOE" bench offload "$REPS" 2>/dev/null

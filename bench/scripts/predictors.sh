@@ -7,6 +7,7 @@
 #  4. every predictor evaluated on the held-out trace in ../shared (the last 200 kB of each source, never trained
 #     on) and on FOLDOC, at K = 2 (the router's top-k) and K = 4; statistics-only predictors on the OLMoE paper data.
 # Usage: bench/scripts/predictors.sh [WORKDIR]   (default bench/target/predictors)
+# QUICK=1 (the suite's quick mode): 16 training sequences per source, K = 2 only, statistics fitted on arxiv only.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 W="${1:-$ROOT/bench/target/predictors}"
@@ -18,6 +19,7 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]} (Debian packages)" >&2
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+if [ -n "${QUICK:-}" ]; then SEQS=16; FSEQS=8; else SEQS=48; FSEQS=16; fi
 set +o pipefail # head closes the pipes early on purpose
 bible -f Gen1:1-Rev22:21 2>/dev/null | head -c 300000 > "$W/bible.txt"
 zcat /usr/share/doc/jargon-text/jargon.txt.gz | head -c 300000 > "$W/jargon.txt"
@@ -31,12 +33,13 @@ for f in bible jargon fortunes pydoc foldoc; do
 done
 
 "$MOE" trace --input "$W/bible.txt" --input "$W/jargon.txt" --input "$W/fortunes.txt" --input "$W/pydoc.txt" \
-  --max-sequences 48 --out "$W/train.trace.jsonl"
-"$MOE" trace --input "$W/foldoc.txt" --max-sequences 16 --out "$W/foldoc.trace.jsonl"
+  --max-sequences "$SEQS" --out "$W/train.trace.jsonl"
+"$MOE" trace --input "$W/foldoc.txt" --max-sequences "$FSEQS" --out "$W/foldoc.trace.jsonl"
 "$MOE" predictor train --trace "$W/train.trace.jsonl" --out "$W/learned.bin"
 
+if [ -n "${QUICK:-}" ]; then KS="2"; FITS="arxiv"; else KS="2 4"; FITS="arxiv github"; fi
 HELDOUT="$ROOT/../shared/traces/tiny-mixtral-kjv-heldout.trace.jsonl"
-for k in 2 4; do
+for k in $KS; do
   for t in "$HELDOUT" "$W/foldoc.trace.jsonl"; do
     echo; echo "### $(basename "$t"), K=$k"
     "$MOE" predictor eval --trace "$t" --model "$ROOT/models/tiny-mixtral-kjv" --fit "$W/train.trace.jsonl" \
@@ -46,7 +49,7 @@ for k in 2 4; do
 done
 S="$ROOT/../shared/data/olmoe-paper-stats"
 for m in olmoe mistral; do
-  for fit in arxiv github; do
+  for fit in $FITS; do
     echo; echo "### $m statistics, fitted on $fit"
     "$MOE" predictor eval-stats --fit "$S/$m-$fit.json" $(for d in arxiv book c4 github wikipedia; do echo --test "$S/$m-$d.json"; done) 2>/dev/null
   done

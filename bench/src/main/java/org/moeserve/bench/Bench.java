@@ -19,7 +19,12 @@ public final class Bench {
             case "simulate" -> SimulateScale.main(rest);
             case "ep-calibrate" -> EpCalibration.main(rest);
             case "jmh" -> org.openjdk.jmh.Main.main(rest);
+            case "suite" -> org.moeserve.bench.suite.Suite.main(rest);
+            case "report" -> org.moeserve.bench.suite.Suite.main(new String[]{"--report"});
             case "list" -> System.out.println("""
+                    the whole suite (regenerates BENCHMARKS.md from bench/results/*.json):
+                      suite [--quick|--full] [--only STEP,..] [--skip STEP,..]   run the benchmarks, then the report
+                      report             BENCHMARKS.md and its plots again from bench/results, nothing rerun
                     benchmarks (./moe bench NAME):
                       bandwidth [reps]   matrix-vector 4096x4096 BF16/F32 vs a STREAM triad, 1 and 2 threads
                       decode [reps]      decode tokens/s on the demo model: 1 and 8 streams, 1 and 2 threads
@@ -37,19 +42,7 @@ public final class Bench {
     }
 
     static String machine() {
-        return Runtime.getRuntime().availableProcessors() + " cores, " + System.getProperty("os.arch") + ", JDK "
-                + Runtime.version() + ", " + cpuModel();
-    }
-
-    private static String cpuModel() {
-        try {
-            for (String l : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/cpuinfo"))) {
-                if (l.startsWith("model name")) return l.substring(l.indexOf(':') + 1).trim();
-            }
-        } catch (java.io.IOException ignored) {
-            // not Linux: leave the model out
-        }
-        return "unknown CPU";
+        return org.moeserve.bench.suite.Machine.describe();
     }
 
     static double median(double[] xs) {

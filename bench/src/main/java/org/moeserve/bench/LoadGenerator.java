@@ -36,6 +36,10 @@ final class LoadGenerator {
     public static void main(String[] args) throws Exception {
         String url = args.length > 0 ? args[0] : "http://127.0.0.1:8000";
         URI uri = URI.create(url);
+        if (uri.getHost() == null) {
+            throw new IllegalArgumentException("usage: ./moe bench load [URL] [CLIENTS,..] [REQUESTS] [MAX_TOKENS] [WARMUP]; '"
+                    + url + "' is not a server URL such as http://127.0.0.1:8000");
+        }
         if (!List.of("127.0.0.1", "localhost", "[::1]").contains(uri.getHost())) {
             throw new IllegalArgumentException("load tests run on loopback only; " + uri.getHost() + " is not a loopback host");
         }

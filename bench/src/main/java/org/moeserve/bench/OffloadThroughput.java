@@ -79,17 +79,19 @@ final class OffloadThroughput {
             }
             double base = Bench.median(tps.get("resident"));
             System.out.println("| configuration | decode tokens/s (median of " + reps + ") | vs all-resident | vs LRU, same link "
-                    + "| hit rate | stall per token | prefetch precision |");
-            System.out.println("|---|---|---|---|---|---|---|");
+                    + "| hit rate | stall per token | prefetch precision | link GB/s | bytes over link per token |");
+            System.out.println("|---|---|---|---|---|---|---|---|---|");
             for (String c : configs) {
                 double v = Bench.median(tps.get(c));
                 String vsLru = "";
                 if (c.startsWith("predictive")) vsLru = String.format(Locale.ROOT, "%.2fx", v / Bench.median(tps.get(c.replace("predictive", "lru"))));
                 CacheStats s = stats.get(c);
-                System.out.printf(Locale.ROOT, "| %s | %.0f | %.2fx | %s | %s | %s | %s |%n", c, v, v / base, vsLru,
+                String link = c.equals("resident") ? "-" : String.format(Locale.ROOT, "%.2f", (c.endsWith("matched") ? matched : 16e9) / 1e9);
+                System.out.printf(Locale.ROOT, "| %s | %.0f | %.2fx | %s | %s | %s | %s | %s | %s |%n", c, v, v / base, vsLru,
                         s == null ? "1" : String.format(Locale.ROOT, "%.3f", s.hitRate()),
                         s == null ? "0" : String.format(Locale.ROOT, "%.0f us", s.stallNanos() / 1e3 / tokens),
-                        s == null || s.prefetchIssued() == 0 ? "-" : String.format(Locale.ROOT, "%.3f", s.prefetchPrecision()));
+                        s == null || s.prefetchIssued() == 0 ? "-" : String.format(Locale.ROOT, "%.3f", s.prefetchPrecision()),
+                        link, s == null ? "0" : String.format(Locale.ROOT, "%.0f", (double) s.bytesMoved() / tokens));
             }
             System.out.println("(spread of decode tokens/s per configuration: " + spread(tps) + ")");
         }
