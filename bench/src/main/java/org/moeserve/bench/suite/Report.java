@@ -119,8 +119,8 @@ public final class Report {
                 One command runs every benchmark below, keeps the results as JSON (`bench/results/STEP.json`), and
                 regenerates this file and its plots (`bench/results/*.svg`):
 
-                    ./moe bench suite --quick    # a few minutes: everyday use
-                    ./moe bench suite            # the full mode: more reps, longer solves, the large-scale runs
+                    ./moe bench suite --quick    # everyday use: about 4.5 minutes on the 2-vCPU development machine
+                    ./moe bench suite            # the full mode: more reps, longer solves, larger runs: about 11 minutes
 
                 `--only decode,offload` or `--skip peers` run some steps (the others keep their last results);
                 `./moe bench report` rewrites this file from the JSON without running anything. Every section names
@@ -129,7 +129,8 @@ public final class Report {
                 one run. Peers need the npm registry and Maven Central once; a step that failed says so in its section.
 
                 """);
-        sb.append("## Summary\n\n| step | mode, date | headline | limit beside it |\n|---|---|---|---|\n");
+        sb.append("## Summary\n\n| step | mode, date, time | headline | limit beside it |\n|---|---|---|---|\n");
+        double total = 0;
         for (String name : ORDER) {
             Suite.StepResult r = results.get(name);
             if (r == null) {
@@ -137,9 +138,11 @@ public final class Report {
                 continue;
             }
             String[] h = r.failed() ? new String[]{"failed: see its section", ""} : safe(() -> headline(name));
-            sb.append(String.format(Locale.ROOT, "| [%s](#%s) | %s, %s | %s | %s |%n", name, anchor(r.title()), r.mode(), r.date(), h[0], h[1]));
+            sb.append(String.format(Locale.ROOT, "| [%s](#%s) | %s, %s, %.0f s | %s | %s |%n", name, anchor(r.title()), r.mode(),
+                    r.date(), r.seconds(), h[0], h[1]));
+            total += r.seconds();
         }
-        sb.append('\n');
+        sb.append(String.format(Locale.ROOT, "%nThe steps above took %.1f minutes together.%n%n", total / 60));
         for (String name : ORDER) {
             Suite.StepResult r = results.get(name);
             if (r != null) section(sb, r);
@@ -235,7 +238,7 @@ public final class Report {
                 footprint.perToken(1) / 1e6, footprint.nonExpert() / 1e6, footprint.topK(), footprint.experts(),
                 footprint.sparseLayers(), footprint.expertBytes() / 1e3, footprint.total() / 1e6));
         List<String> cats = new ArrayList<>();
-        double[] measured = new double[8], roof = new double[8];
+        List<double[]> pairs = new ArrayList<>();
         tables(sb, r, t -> {
             int s = t.column("streams"), th = t.column("threads"), v = t.column("decode tokens/s");
             if (s < 0 || th < 0 || v < 0) return null;
@@ -245,20 +248,12 @@ public final class Report {
                 int streams = (int) Table.number(row.get(s)), threads = (int) Table.number(row.get(th));
                 double bw = triad(threads), rl = bw * 1e9 / footprint.perToken(streams), tps = Table.number(row.get(v));
                 out.add(List.of(fmt1(bw), fmt0(rl), pct(tps / rl)));
-                if (cats.size() < measured.length) {
-                    measured[cats.size()] = tps;
-                    roof[cats.size()] = rl;
-                    cats.add(streams + " x " + threads + "t");
-                }
+                cats.add(streams + " x " + threads + "t");
+                pairs.add(new double[]{tps, rl});
             }
             return out;
         });
-        if (!cats.isEmpty()) {
-            Map<String, double[]> series = new LinkedHashMap<>();
-            series.put("measured", java.util.Arrays.copyOf(measured, cats.size()));
-            series.put("roofline (triad)", java.util.Arrays.copyOf(roof, cats.size()));
-            plots.put("decode.svg", Svg.bars("Decode tokens/s: streams x threads", "tokens/s", cats, series));
-        }
+        pairPlot("decode.svg", "Decode tokens/s: streams x threads", "tokens/s", cats, pairs, "measured", "roofline (triad)");
     }
 
     private void kernels(StringBuilder sb, Suite.StepResult r) {
@@ -281,12 +276,7 @@ public final class Report {
             }
             return out;
         });
-        if (!cats.isEmpty()) {
-            Map<String, double[]> series = new LinkedHashMap<>();
-            series.put("scalar", vals.stream().mapToDouble(v -> v[0]).toArray());
-            series.put("vector", vals.stream().mapToDouble(v -> v[1]).toArray());
-            plots.put("kernels.svg", Svg.bars("4096x4096 matrix-vector product (lower is better)", "ms", cats, series));
-        }
+        pairPlot("kernels.svg", "4096x4096 matrix-vector product (lower is better)", "ms", cats, vals, "scalar", "vector");
     }
 
     private static final Pattern PREDICTOR = Pattern.compile("^(\\S+), K=(\\d+):");
@@ -369,12 +359,16 @@ public final class Report {
             }
             return out;
         });
-        if (!cats.isEmpty()) {
-            Map<String, double[]> series = new LinkedHashMap<>();
-            series.put("decode tokens/s", live.stream().mapToDouble(v -> v[0]).toArray());
-            series.put("link roofline", live.stream().mapToDouble(v -> v[1]).toArray());
-            plots.put("offload-live.svg", Svg.bars("Live decode, 25% of experts resident", "tokens/s", cats, series));
-        }
+        pairPlot("offload-live.svg", "Live decode, 25% of experts resident", "tokens/s", cats, live, "decode tokens/s", "link roofline");
+    }
+
+    /** Two bars per category: {@code pairs.get(i)} = {first, second} value of category i. */
+    private void pairPlot(String file, String title, String yLabel, List<String> cats, List<double[]> pairs, String first, String second) {
+        if (cats.isEmpty()) return;
+        Map<String, double[]> series = new LinkedHashMap<>();
+        series.put(first, pairs.stream().mapToDouble(v -> v[0]).toArray());
+        series.put(second, pairs.stream().mapToDouble(v -> v[1]).toArray());
+        plots.put(file, Svg.bars(title, yLabel, cats, series));
     }
 
     private void peers(StringBuilder sb, Suite.StepResult r) {

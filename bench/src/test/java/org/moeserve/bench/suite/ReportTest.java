@@ -127,7 +127,7 @@ class ReportTest {
         assertTrue(md.contains("| predictive@matched | 500 | 0.9 | 2.00 | 1000000 | 2,000 | 25% |"), md);
         assertTrue(md.contains("| llama.cpp | 1,500 | 100 | 2.00x | 24.00x |"), md); // 3000/1500 and 2400/100
         assertTrue(md.contains("**Failed** (exit 2) at `./moe plan --trace nope`"), md);
-        assertTrue(md.contains("| [placement](#placement) | quick, 2026-11-23 10:00 UTC | failed: see its section |"), md);
+        assertTrue(md.contains("| [placement](#placement) | quick, 2026-11-23 10:00 UTC, 1 s | failed: see its section |"), md);
         assertTrue(md.contains("| predictors | not run yet |"), md);
         assertTrue(md.endsWith("## Analysis\n\nhand-written\n"), md);
         assertTrue(md.contains("![decode.svg](bench/results/decode.svg)"), md);
