@@ -92,7 +92,8 @@ public final class Svg {
      */
     public static String bars(String title, String yLabel, List<String> categories, Map<String, double[]> series) {
         int n = categories.size(), k = Math.max(1, series.size());
-        int left = 70, right = 220, top = 40, bottom = 70, group = Math.max(60, Math.min(140, 24 * k + 20));
+        int longest = categories.stream().mapToInt(String::length).max().orElse(0);
+        int left = 70, right = 220, top = 40, bottom = 70, group = Math.max(Math.max(60, 7 * longest + 10), Math.min(140, 24 * k + 20));
         int w = left + n * group + right, h = 440, pw = n * group, ph = h - top - bottom;
         double max = 0;
         for (double[] v : series.values()) for (double x : v) if (!Double.isNaN(x)) max = Math.max(max, x);
