@@ -4,7 +4,7 @@
 #  1. cache-sim on the held-out trace, 25% of experts resident, 16 GB/s link: every policy, Belady's bound;
 #  2. a budget sweep with a hit-rate picture (bench/target/offload/hit-rate-vs-budget.svg);
 #  3. cache-sim at the matched link (one expert load = one layer's compute: 2.34 GB/s, 63 us, as measured live);
-#  4. the live end-to-end run: ./moe bench offload.
+#  4. the live end-to-end run, at 10%, 25% and 50% of the experts resident: ./moe bench offload.
 # QUICK=1 (the suite's quick mode): a shorter sweep, no matched-link replay, 3 live reps. MOE_RESULTS: where the plot goes.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -12,6 +12,7 @@ W="$ROOT/bench/target/offload"; P="$ROOT/bench/target/predictors"
 mkdir -p "$W"
 PLOT="${MOE_RESULTS:-$W}/offload-hit-rate-vs-budget.svg"
 if [ -n "${QUICK:-}" ]; then BUDGETS=10%,25%,50%; REPS=3; else BUDGETS=10%,20%,25%,33%,50%,75%; REPS=7; fi
+LIVE_BUDGETS=10%,25%,50%
 MOE="$ROOT/moe"
 T="$ROOT/../shared/traces/tiny-mixtral-kjv-heldout.trace.jsonl"
 M="$ROOT/models/tiny-mixtral-kjv"
@@ -31,5 +32,5 @@ done
 "$MOE" cache-sim --trace "$T" --model "$M" --policy lru,oracle --budget 25% --link 2.34GB/s --link-latency 0 \
   --layer-time 63us 2>/dev/null | grep '^| 25'
 fi
-echo; echo "### live decode, 25% resident"
-"$MOE" bench offload "$REPS" 2>/dev/null
+echo; echo "### live decode against the budget"
+"$MOE" bench offload "$REPS" "$LIVE_BUDGETS" 2>/dev/null

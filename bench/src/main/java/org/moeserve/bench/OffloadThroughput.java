@@ -27,13 +27,15 @@ import java.util.Map;
  * same process: bandwidth = expert bytes / (all-resident decode step time / layers), so loading one expert takes
  * about one layer's compute. Then, interleaved rep by rep: all resident; predictive (lookahead-gate prefetch,
  * H=2, K=2, deadlines); LRU loading on demand. The same three again on a 16 GB/s link (PCIe-class) for reference.
- * Medians of decode tokens/s; the link is modelled.
+ * Medians of decode tokens/s; the link is modelled. Usage: {@code ./moe bench offload [reps] [budgets]}, budgets as
+ * fractions of all experts (default 25%; e.g. 10%,25%,50%): every policy and link runs at each budget.
  */
 final class OffloadThroughput {
     static final int[] PROMPT = "And it came to pass, when the king heard".chars().toArray();
 
     public static void main(String[] args) {
         int reps = args.length > 0 ? Integer.parseInt(args[0]) : 5, tokens = 128;
+        String[] budgets = (args.length > 1 ? args[1] : "25%").split(",");
         Path dir = Path.of(System.getProperty("moe.home", ".")).resolve("models/tiny-mixtral-kjv");
         try (MoeModel m = MoeModel.load(dir); Parallel one = new Parallel(1)) {
             int layers = m.config().moeLayers();
@@ -49,20 +51,30 @@ final class OffloadThroughput {
                     m.expertBytes(), matched / 1e9);
             Map<String, double[]> tps = new LinkedHashMap<>();
             Map<String, CacheStats> stats = new LinkedHashMap<>();
-            List<String> configs = List.of("resident", "predictive@matched", "lru@matched", "predictive@16GB/s", "lru@16GB/s");
+            int all = layers * m.config().experts();
+            List<String> configs = new java.util.ArrayList<>(List.of("100%|resident"));
+            for (String b : budgets) {
+                double f = Double.parseDouble(b.strip().replace("%", "")) / 100;
+                if (!(f > 0 && f < 1)) throw new IllegalArgumentException("budget " + b + ": give a share of the experts between 0% and 100%, e.g. 25%");
+                for (String c : List.of("predictive@matched", "lru@matched", "predictive@16GB/s", "lru@16GB/s")) {
+                    configs.add(b.strip() + " (" + Math.max(m.config().topK(), (int) (f * all)) + ")|" + c);
+                }
+            }
             for (String c : configs) tps.put(c, new double[reps]);
             for (int r = -1; r < reps; r++) {
-                for (String c : configs) {
+                for (String bc : configs) {
+                    String c = bc.substring(bc.indexOf('|') + 1);
+                    int slots = bc.startsWith("100%") ? all : Integer.parseInt(bc.substring(bc.indexOf('(') + 1, bc.indexOf(')')));
                     if (c.equals("resident")) {
                         double v = decode(resident, tokens);
-                        if (r >= 0) tps.get(c)[r] = v;
+                        if (r >= 0) tps.get(bc)[r] = v;
                         continue;
                     }
                     String policy = c.substring(0, c.indexOf('@'));
                     double bw = c.endsWith("matched") ? matched : 16e9;
-                    try (ExpertCache cache = new ExpertCache(new ExpertCache.Config(24 * m.expertBytes(), m.expertBytes(),
+                    try (ExpertCache cache = new ExpertCache(new ExpertCache.Config(slots * m.expertBytes(), m.expertBytes(),
                             new LinkModel(bw, 0), true), CachedExpertStore.source(m),
-                            Policies.create(policy, layers, 24, m.config().topK(), null, null), Clock.SYSTEM)) {
+                            Policies.create(policy, layers, slots, m.config().topK(), null, null), Clock.SYSTEM)) {
                         Engine e = new Engine(m, new CachedExpertStore(m, cache), one);
                         if (policy.equals("predictive")) {
                             new Prefetcher(LookaheadGates.of(m), cache, m.config(), 2, m.config().topK()).attach(e);
@@ -71,23 +83,24 @@ final class OffloadThroughput {
                         cache.resetStats();
                         double v = decode(e, tokens);
                         if (r >= 0) {
-                            tps.get(c)[r] = v;
-                            stats.put(c, cache.stats());
+                            tps.get(bc)[r] = v;
+                            stats.put(bc, cache.stats());
                         }
                     }
                 }
             }
-            double base = Bench.median(tps.get("resident"));
-            System.out.println("| configuration | decode tokens/s (median of " + reps + ") | vs all-resident | vs LRU, same link "
+            double base = Bench.median(tps.get("100%|resident"));
+            System.out.println("| budget (slots) | configuration | decode tokens/s (median of " + reps + ") | vs all-resident | vs LRU, same link "
                     + "| hit rate | stall per token | prefetch precision | link GB/s | bytes over link per token |");
-            System.out.println("|---|---|---|---|---|---|---|---|---|");
-            for (String c : configs) {
-                double v = Bench.median(tps.get(c));
+            System.out.println("|---|---|---|---|---|---|---|---|---|---|");
+            for (String bc : configs) {
+                String c = bc.substring(bc.indexOf('|') + 1);
+                double v = Bench.median(tps.get(bc));
                 String vsLru = "";
-                if (c.startsWith("predictive")) vsLru = String.format(Locale.ROOT, "%.2fx", v / Bench.median(tps.get(c.replace("predictive", "lru"))));
-                CacheStats s = stats.get(c);
+                if (c.startsWith("predictive")) vsLru = String.format(Locale.ROOT, "%.2fx", v / Bench.median(tps.get(bc.replace("predictive", "lru"))));
+                CacheStats s = stats.get(bc);
                 String link = c.equals("resident") ? "-" : String.format(Locale.ROOT, "%.2f", (c.endsWith("matched") ? matched : 16e9) / 1e9);
-                System.out.printf(Locale.ROOT, "| %s | %.0f | %.2fx | %s | %s | %s | %s | %s | %s |%n", c, v, v / base, vsLru,
+                System.out.printf(Locale.ROOT, "| %s | %s | %.0f | %.2fx | %s | %s | %s | %s | %s | %s |%n", bc.substring(0, bc.indexOf('|')), c, v, v / base, vsLru,
                         s == null ? "1" : String.format(Locale.ROOT, "%.3f", s.hitRate()),
                         s == null ? "0" : String.format(Locale.ROOT, "%.0f us", s.stallNanos() / 1e3 / tokens),
                         s == null || s.prefetchIssued() == 0 ? "-" : String.format(Locale.ROOT, "%.3f", s.prefetchPrecision()),
@@ -102,7 +115,7 @@ final class OffloadThroughput {
         tps.forEach((k, v) -> {
             double[] s = v.clone();
             Arrays.sort(s);
-            sb.append(String.format(Locale.ROOT, "%s %.0f-%.0f; ", k, s[0], s[s.length - 1]));
+            sb.append(String.format(Locale.ROOT, "%s %.0f-%.0f; ", k.replace('|', ' '), s[0], s[s.length - 1]));
         });
         return sb.toString();
     }

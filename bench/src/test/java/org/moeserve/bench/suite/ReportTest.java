@@ -108,8 +108,9 @@ class ReportTest {
         res.put("offload", step("offload",
                 table("", "replaying 1000 tokens x 6 layers; link 16.00 GB/s, 10.0 us latency", List.of("budget", "policy", "hit rate", "moved MB"),
                         List.of(List.of("25% (24)", "lru", "0.357", "1.6"))),
-                table("live", "", List.of("configuration", "decode tokens/s (median of 3)", "hit rate", "link GB/s", "bytes over link per token"),
-                        List.of(List.of("predictive@matched", "500", "0.9", "2.00", "1000000"), List.of("lru@matched", "400", "0.4", "2.00", "2000000")))));
+                table("live", "", List.of("budget (slots)", "configuration", "decode tokens/s (median of 3)", "hit rate", "link GB/s", "bytes over link per token"),
+                        List.of(List.of("25% (24)", "predictive@matched", "500", "0.9", "2.00", "1000000"),
+                                List.of("25% (24)", "lru@matched", "400", "0.4", "2.00", "2000000")))));
         res.put("peers", step("peers",
                 table("moe-serve (./moe bench decode 3)", "", List.of("streams", "threads", "decode tokens/s (median of 3)"),
                         List.of(List.of("1", "1", "3000"), List.of("8", "1", "9999"), List.of("1", "2", "2400"))),
@@ -124,7 +125,8 @@ class ReportTest {
         String roofRow = String.format(Locale.ROOT, "| 1 | 1 | 2000 | 20.0 | %,.0f | %.0f%% |", roof, 100 * 2000 / roof);
         assertTrue(md.contains(roofRow), "decode row with its roofline: " + roofRow + "\n" + md);
         assertTrue(md.contains("| 25% (24) | lru | 0.357 | 1.6 | 1,600 | 10,000,000 |"), md); // 1.6 MB / 1000 tokens over 16 GB/s
-        assertTrue(md.contains("| predictive@matched | 500 | 0.9 | 2.00 | 1000000 | 2,000 | 25% |"), md);
+        assertTrue(md.contains("| 25% (24) | predictive@matched | 500 | 0.9 | 2.00 | 1000000 | 2,000 | 25% |"), md);
+        assertTrue(md.contains("predictive 500 vs LRU 400 tokens/s at the matched link, 25% resident | predictive at 25% of its link roofline |"), md);
         assertTrue(md.contains("| llama.cpp | 1,500 | 100 | 2.00x | 24.00x |"), md); // 3000/1500 and 2400/100
         assertTrue(md.contains("**Failed** (exit 2) at `./moe plan --trace nope`"), md);
         assertTrue(md.contains("| [placement](#placement) | quick, 2026-11-23 10:00 UTC, 1 s | failed: see its section |"), md);
