@@ -20,6 +20,7 @@ public final class Bench {
             case "ep-calibrate" -> EpCalibration.main(rest);
             case "jmh" -> org.openjdk.jmh.Main.main(rest);
             case "suite" -> org.moeserve.bench.suite.Suite.main(rest);
+            case "jmh-table" -> org.moeserve.bench.suite.Jmh.main(rest);
             case "report" -> org.moeserve.bench.suite.Suite.main(new String[]{"--report"});
             case "list" -> System.out.println("""
                     the whole suite (regenerates BENCHMARKS.md from bench/results/*.json):

@@ -15,6 +15,7 @@ import org.moeserve.runtime.kernel.Parallel;
 import org.moeserve.runtime.model.MoeModel;
 
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -49,64 +50,62 @@ final class OffloadThroughput {
             System.out.printf(Locale.ROOT, "all-resident decode step %.0f us = %.1f us per layer; expert %d bytes; "
                     + "matched link %.2f GB/s (one expert per layer's compute)%n", Bench.median(step) / 1e3, layerNanos / 1e3,
                     m.expertBytes(), matched / 1e9);
-            Map<String, double[]> tps = new LinkedHashMap<>();
-            Map<String, CacheStats> stats = new LinkedHashMap<>();
             int all = layers * m.config().experts();
-            List<String> configs = new java.util.ArrayList<>(List.of("100%|resident"));
+            List<Config> configs = new ArrayList<>(List.of(new Config("100%", all, "resident", 0, "resident")));
             for (String b : budgets) {
                 double f = Double.parseDouble(b.strip().replace("%", "")) / 100;
                 if (!(f > 0 && f < 1)) throw new IllegalArgumentException("budget " + b + ": give a share of the experts between 0% and 100%, e.g. 25%");
-                for (String c : List.of("predictive@matched", "lru@matched", "predictive@16GB/s", "lru@16GB/s")) {
-                    configs.add(b.strip() + " (" + Math.max(m.config().topK(), (int) (f * all)) + ")|" + c);
-                }
+                int slots = Math.max(m.config().topK(), (int) (f * all));
+                for (String policy : List.of("predictive", "lru")) configs.add(new Config(b.strip(), slots, policy, matched, "matched"));
+                for (String policy : List.of("predictive", "lru")) configs.add(new Config(b.strip(), slots, policy, 16e9, "16GB/s"));
             }
-            for (String c : configs) tps.put(c, new double[reps]);
+            Map<Config, double[]> tps = new LinkedHashMap<>();
+            Map<Config, CacheStats> stats = new LinkedHashMap<>();
+            for (Config c : configs) tps.put(c, new double[reps]);
             for (int r = -1; r < reps; r++) {
-                for (String bc : configs) {
-                    String c = bc.substring(bc.indexOf('|') + 1);
-                    int slots = bc.startsWith("100%") ? all : Integer.parseInt(bc.substring(bc.indexOf('(') + 1, bc.indexOf(')')));
-                    if (c.equals("resident")) {
+                for (Config c : configs) {
+                    if (c.policy().equals("resident")) {
                         double v = decode(resident, tokens);
-                        if (r >= 0) tps.get(bc)[r] = v;
+                        if (r >= 0) tps.get(c)[r] = v;
                         continue;
                     }
-                    String policy = c.substring(0, c.indexOf('@'));
-                    double bw = c.endsWith("matched") ? matched : 16e9;
-                    try (ExpertCache cache = new ExpertCache(new ExpertCache.Config(slots * m.expertBytes(), m.expertBytes(),
-                            new LinkModel(bw, 0), true), CachedExpertStore.source(m),
-                            Policies.create(policy, layers, slots, m.config().topK(), null, null), Clock.SYSTEM)) {
+                    try (ExpertCache cache = new ExpertCache(new ExpertCache.Config(c.slots() * m.expertBytes(), m.expertBytes(),
+                            new LinkModel(c.linkBw(), 0), true), CachedExpertStore.source(m),
+                            Policies.create(c.policy(), layers, c.slots(), m.config().topK(), null, null), Clock.SYSTEM)) {
                         Engine e = new Engine(m, new CachedExpertStore(m, cache), one);
-                        if (policy.equals("predictive")) {
+                        if (c.policy().equals("predictive")) {
                             new Prefetcher(LookaheadGates.of(m), cache, m.config(), 2, m.config().topK()).attach(e);
                         }
                         decode(e, 16); // fill the cache
                         cache.resetStats();
                         double v = decode(e, tokens);
                         if (r >= 0) {
-                            tps.get(bc)[r] = v;
-                            stats.put(bc, cache.stats());
+                            tps.get(c)[r] = v;
+                            stats.put(c, cache.stats());
                         }
                     }
                 }
             }
-            double base = Bench.median(tps.get("100%|resident"));
+            double base = Bench.median(tps.get(configs.getFirst()));
             System.out.println("| budget (slots) | configuration | decode tokens/s (median of " + reps + ") | vs all-resident | vs LRU, same link "
                     + "| hit rate | stall per token | prefetch precision | link GB/s | bytes over link per token |");
             System.out.println("|---|---|---|---|---|---|---|---|---|---|");
-            for (String bc : configs) {
-                String c = bc.substring(bc.indexOf('|') + 1);
-                double v = Bench.median(tps.get(bc));
-                String vsLru = "";
-                if (c.startsWith("predictive")) vsLru = String.format(Locale.ROOT, "%.2fx", v / Bench.median(tps.get(bc.replace("predictive", "lru"))));
-                CacheStats s = stats.get(bc);
-                String link = c.equals("resident") ? "-" : String.format(Locale.ROOT, "%.2f", (c.endsWith("matched") ? matched : 16e9) / 1e9);
-                System.out.printf(Locale.ROOT, "| %s | %s | %.0f | %.2fx | %s | %s | %s | %s | %s | %s |%n", bc.substring(0, bc.indexOf('|')), c, v, v / base, vsLru,
+            Map<String, double[]> byLabel = new LinkedHashMap<>();
+            for (Config c : configs) {
+                double v = Bench.median(tps.get(c));
+                byLabel.put(c.budgetLabel() + " " + c.label(), tps.get(c));
+                String vsLru = c.policy().equals("predictive")
+                        ? String.format(Locale.ROOT, "%.2fx", v / Bench.median(tps.get(new Config(c.budget(), c.slots(), "lru", c.linkBw(), c.linkName()))))
+                        : "";
+                CacheStats s = stats.get(c);
+                System.out.printf(Locale.ROOT, "| %s | %s | %.0f | %.2fx | %s | %s | %s | %s | %s | %s |%n", c.budgetLabel(), c.label(), v, v / base, vsLru,
                         s == null ? "1" : String.format(Locale.ROOT, "%.3f", s.hitRate()),
                         s == null ? "0" : String.format(Locale.ROOT, "%.0f us", s.stallNanos() / 1e3 / tokens),
                         s == null || s.prefetchIssued() == 0 ? "-" : String.format(Locale.ROOT, "%.3f", s.prefetchPrecision()),
-                        link, s == null ? "0" : String.format(Locale.ROOT, "%.0f", (double) s.bytesMoved() / tokens));
+                        s == null ? "-" : String.format(Locale.ROOT, "%.2f", c.linkBw() / 1e9),
+                        s == null ? "0" : String.format(Locale.ROOT, "%.0f", (double) s.bytesMoved() / tokens));
             }
-            System.out.println("(spread of decode tokens/s per configuration: " + spread(tps) + ")");
+            System.out.println("(spread of decode tokens/s per configuration: " + spread(byLabel) + ")");
         }
     }
 
@@ -115,9 +114,16 @@ final class OffloadThroughput {
         tps.forEach((k, v) -> {
             double[] s = v.clone();
             Arrays.sort(s);
-            sb.append(String.format(Locale.ROOT, "%s %.0f-%.0f; ", k.replace('|', ' '), s[0], s[s.length - 1]));
+            sb.append(String.format(Locale.ROOT, "%s %.0f-%.0f; ", k, s[0], s[s.length - 1]));
         });
         return sb.toString();
+    }
+
+    /** One configuration of the run: a budget of {@code slots} experts, a policy, a modelled link. */
+    record Config(String budget, int slots, String policy, double linkBw, String linkName) {
+        String budgetLabel() { return policy.equals("resident") ? budget : budget + " (" + slots + ")"; }
+
+        String label() { return policy.equals("resident") ? policy : policy + "@" + linkName; }
     }
 
     /** Decode tokens/s of one greedy generation. */

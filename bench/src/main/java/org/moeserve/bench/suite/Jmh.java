@@ -11,11 +11,22 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 
-/** JMH's JSON result file (-rf json) of MatVecBenchmark as one table: scalar and vector ms per dtype and threads. */
-final class Jmh {
+/**
+ * {@code ./moe bench jmh-table FILE}: JMH's JSON result file (-rf json) of MatVecBenchmark printed as one Markdown
+ * table, scalar and vector ms per dtype and threads, like every other harness prints its results.
+ */
+public final class Jmh {
     private Jmh() {}
 
-    static Suite.Run table(Path file) throws IOException {
+    public static void main(String[] args) throws IOException {
+        if (args.length != 1) {
+            System.err.println("usage: ./moe bench jmh-table FILE   (FILE: what ./moe bench jmh MatVecBenchmark -rf json -rff FILE wrote)");
+            System.exit(2);
+        }
+        System.out.print(table(Path.of(args[0])));
+    }
+
+    static String table(Path file) throws IOException {
         JsonNode root = new ObjectMapper().readTree(file.toFile());
         Map<String, double[]> byParams = new LinkedHashMap<>(); // "dtype|threads" -> {scalar, vector, scalar err, vector err}
         for (JsonNode b : root) {
@@ -32,9 +43,8 @@ final class Jmh {
             rows.add(List.of(p[0], p[1], fmt(v[0], v[2]), fmt(v[1], v[3]),
                     String.format(Locale.ROOT, "%.1fx", v[0] / v[1])));
         });
-        Table t = new Table("", "JMH average time per 4096x4096 product, ms (± JMH's 99.9% error)",
-                List.of("dtype", "threads", "scalar ms", "vector ms", "speed-up"), rows, null);
-        return new Suite.Run("(read from " + file.getFileName() + ", JMH's -rf json)", 0, 0, List.of(t), List.of(), "");
+        return "JMH average time per 4096x4096 product, ms (± JMH's 99.9% error)\n"
+                + new Table("", "", List.of("dtype", "threads", "scalar ms", "vector ms", "speed-up"), rows, null).markdown(null, null);
     }
 
     private static String fmt(double score, double err) {

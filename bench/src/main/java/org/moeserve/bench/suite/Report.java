@@ -166,7 +166,7 @@ public final class Report {
     private void section(StringBuilder sb, Suite.StepResult r) {
         sb.append("## ").append(r.title()).append("\n\n").append(r.what()).append("\n\n");
         sb.append(String.format(Locale.ROOT, "*%s mode, %s, %.0f s; %s.* Commands:%n%n", r.mode(), r.date(), r.seconds(), r.machine()));
-        for (Suite.Run run : r.runs()) if (run.exit() != 0 || !run.command().startsWith("(")) sb.append("    ").append(run.command()).append('\n');
+        for (Suite.Run run : r.runs()) sb.append("    ").append(run.command()).append('\n');
         sb.append('\n');
         for (Suite.Run run : r.runs()) {
             if (run.exit() != 0) {
@@ -394,13 +394,8 @@ public final class Report {
                     + "same thread count (Jlama picks its own threads: compared with moe-serve's best).\n\n");
             sb.append("| engine | 1 thread tokens/s | 2 threads tokens/s | moe-serve / engine, 1 thread | moe-serve / engine, 2 threads |\n|---|---|---|---|---|\n");
             double[] ours = tps.get("moe-serve");
-            tps.forEach((k, v) -> {
-                double best = Math.max(ours[0], ours[1]);
-                String r1 = Double.isNaN(v[0]) ? (Double.isNaN(v[1]) ? "-" : "") : ratio(ours[0] / v[0]);
-                String r2 = Double.isNaN(v[1]) ? "-" : ratio(ours[1] / v[1]);
-                if (k.startsWith("Jlama")) r1 = ratio(best / v[0]) + " (vs moe-serve's best)";
-                sb.append(String.format(Locale.ROOT, "| %s | %s | %s | %s | %s |%n", k, fmt0(v[0]), Double.isNaN(v[1]) ? "-" : fmt0(v[1]), r1, r2));
-            });
+            tps.forEach((k, v) -> sb.append(String.format(Locale.ROOT, "| %s | %s | %s | %s | %s |%n", k, fmt0(v[0]), fmt0(v[1]),
+                    ratio(speedup(k, ours, v, 0)) + (ownThreads(k) ? " (vs moe-serve's best)" : ""), ratio(speedup(k, ours, v, 1)))));
             sb.append('\n');
             Map<String, double[]> series = new LinkedHashMap<>();
             tps.forEach((k, v) -> series.put(k, v));
@@ -411,6 +406,14 @@ public final class Report {
         sb.append("\n<details><summary>Every table of the run</summary>\n\n");
         tables(sb, r, null);
         sb.append("</details>\n\n");
+    }
+
+    /** Jlama picks its own thread count (its figure sits in the 1-thread slot); it is compared with moe-serve's best. */
+    private static boolean ownThreads(String engine) { return engine.startsWith("Jlama"); }
+
+    /** moe-serve's tokens/s over the peer's, at thread slot t (0: 1 thread, 1: 2 threads). */
+    private static double speedup(String engine, double[] ours, double[] peer, int t) {
+        return (ownThreads(engine) && t == 0 ? Math.max(ours[0], ours[1]) : ours[t]) / peer[t];
     }
 
     private static Map<String, double[]> peerTokens(Suite.StepResult r) {
@@ -543,7 +546,7 @@ public final class Report {
                 double[] ours = tps.get("moe-serve");
                 StringBuilder s = new StringBuilder("moe-serve, 1 thread: ");
                 tps.forEach((k, v) -> {
-                    if (!k.equals("moe-serve")) s.append(ratio((k.startsWith("Jlama") ? Math.max(ours[0], ours[1]) : ours[0]) / v[0])).append(' ').append(k).append("; ");
+                    if (!k.equals("moe-serve")) s.append(ratio(speedup(k, ours, v, 0))).append(' ').append(k).append("; ");
                 });
                 yield new String[]{s.toString().replaceAll("; $", ""), "-"};
             }
