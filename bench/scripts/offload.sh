@@ -18,18 +18,18 @@ T="$ROOT/../shared/traces/tiny-mixtral-kjv-heldout.trace.jsonl"
 M="$ROOT/models/tiny-mixtral-kjv"
 [ -f "$P/learned.bin" ] || { echo "offload.sh: run bench/scripts/predictors.sh first (it trains $P/learned.bin)" >&2; exit 1; }
 echo "### 25% resident, 16 GB/s link, 80 us per layer"
-"$MOE" cache-sim --trace "$T" --model "$M" --fit "$P/train.trace.jsonl" --policy lru,lfu,pin,predictive,oracle --budget 25% 2>/dev/null
-"$MOE" cache-sim --trace "$T" --model "$M" --predictor learned --weights "$P/learned.bin" --policy predictive --budget 25% 2>/dev/null | grep '^| 25'
+"$MOE" cache-sim --trace "$T" --model "$M" --fit-trace "$P/train.trace.jsonl" --policy lru,lfu,pin,predictive,oracle --expert-budget 25% 2>/dev/null
+"$MOE" cache-sim --trace "$T" --model "$M" --predictor learned --predictor-weights "$P/learned.bin" --policy predictive --expert-budget 25% 2>/dev/null | grep '^| 25'
 echo; echo "### sweep"
-"$MOE" cache-sim --trace "$T" --model "$M" --fit "$P/train.trace.jsonl" --policy lru,lfu,pin,predictive \
-  --budget "$BUDGETS" --plot "$PLOT" 2>/dev/null
+"$MOE" cache-sim --trace "$T" --model "$M" --fit-trace "$P/train.trace.jsonl" --policy lru,lfu,pin,predictive \
+  --expert-budget "$BUDGETS" --svg "$PLOT" 2>/dev/null
 if [ -z "${QUICK:-}" ]; then
 echo; echo "### matched link: 2.34 GB/s, no latency, 63 us per layer"
 for pr in lookahead-gate learned; do
-  "$MOE" cache-sim --trace "$T" --model "$M" --predictor $pr --weights "$P/learned.bin" --policy predictive --budget 25% \
-    --link 2.34GB/s --link-latency 0 --layer-time 63us --horizon 2 --prefetch-k 2 2>/dev/null | grep '^| 25'
+  "$MOE" cache-sim --trace "$T" --model "$M" --predictor $pr --predictor-weights "$P/learned.bin" --policy predictive --expert-budget 25% \
+    --link 2.34GB/s,0 --layer-time 63us --horizon 2 --prefetch-k 2 2>/dev/null | grep '^| 25'
 done
-"$MOE" cache-sim --trace "$T" --model "$M" --policy lru,oracle --budget 25% --link 2.34GB/s --link-latency 0 \
+"$MOE" cache-sim --trace "$T" --model "$M" --policy lru,oracle --expert-budget 25% --link 2.34GB/s,0 \
   --layer-time 63us 2>/dev/null | grep '^| 25'
 fi
 echo; echo "### live decode against the budget"

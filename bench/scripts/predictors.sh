@@ -42,8 +42,8 @@ HELDOUT="$ROOT/../shared/traces/tiny-mixtral-kjv-heldout.trace.jsonl"
 for k in $KS; do
   for t in "$HELDOUT" "$W/foldoc.trace.jsonl"; do
     echo; echo "### $(basename "$t"), K=$k"
-    "$MOE" predictor eval --trace "$t" --model "$ROOT/models/tiny-mixtral-kjv" --fit "$W/train.trace.jsonl" \
-      --weights "$W/learned.bin" --predictor popularity,affinity,lookahead-gate,learned,oracle --horizon 3 --k "$k" \
+    "$MOE" predictor eval --trace "$t" --model "$ROOT/models/tiny-mixtral-kjv" --fit-trace "$W/train.trace.jsonl" \
+      --predictor-weights "$W/learned.bin" --predictor popularity,affinity,lookahead-gate,learned,oracle --horizon 3 --prefetch-k "$k" \
       2>/dev/null
   done
 done
@@ -51,6 +51,6 @@ S="$ROOT/../shared/data/olmoe-paper-stats"
 for m in olmoe mistral; do
   for fit in $FITS; do
     echo; echo "### $m statistics, fitted on $fit"
-    "$MOE" predictor eval-stats --fit "$S/$m-$fit.json" $(for d in arxiv book c4 github wikipedia; do echo --test "$S/$m-$d.json"; done) 2>/dev/null
+    "$MOE" predictor eval-stats --fit-stats "$S/$m-$fit.json" $(for d in arxiv book c4 github wikipedia; do echo --test "$S/$m-$d.json"; done) 2>/dev/null
   done
 done

@@ -1,45 +1,229 @@
 package org.moeserve.bench;
 
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.concurrent.Callable;
 
 /**
- * Entry point of {@code ./moe bench NAME [args]}. Each benchmark prints a Markdown table ready for
- * BENCHMARKS.md, with the machine and the medians; numbers measured side by side come from one process.
+ * Entry point of {@code ./moe bench NAME [args]} (picocli, like the moe commands: --help everywhere, a bad value is
+ * a usage error with exit 2). Each benchmark prints a Markdown table ready for BENCHMARKS.md, with the machine and
+ * the medians; numbers measured side by side come from one process. Arguments stay positional, as the suite and
+ * the scripts call them.
  */
-public final class Bench {
-    public static void main(String[] args) throws Exception {
-        String name = args.length == 0 ? "list" : args[0];
-        String[] rest = Arrays.copyOfRange(args, Math.min(1, args.length), args.length);
-        switch (name) {
-            case "bandwidth" -> KernelBandwidth.main(rest);
-            case "decode" -> DecodeThroughput.main(rest);
-            case "offload" -> OffloadThroughput.main(rest);
-            case "load" -> LoadGenerator.main(rest);
-            case "placement" -> PlacementScale.main(rest);
-            case "simulate" -> SimulateScale.main(rest);
-            case "ep-calibrate" -> EpCalibration.main(rest);
-            case "jmh" -> org.openjdk.jmh.Main.main(rest);
-            case "suite" -> org.moeserve.bench.suite.Suite.main(rest);
-            case "jmh-table" -> org.moeserve.bench.suite.Jmh.main(rest);
-            case "report" -> org.moeserve.bench.suite.Suite.main(new String[]{"--report"});
-            case "list" -> System.out.println("""
-                    the whole suite (regenerates BENCHMARKS.md from bench/results/*.json):
-                      suite [--quick|--full] [--only STEP,..] [--skip STEP,..]   run the benchmarks, then the report
-                      report             BENCHMARKS.md and its plots again from bench/results, nothing rerun
-                    benchmarks (./moe bench NAME):
-                      bandwidth [reps]   matrix-vector 4096x4096 BF16/F32 vs a STREAM triad, 1 and 2 threads
-                      decode [reps]      decode tokens/s on the demo model: 1 and 8 streams, 1 and 2 threads
-                      offload [reps]     decode tokens/s with 25% of the experts resident: predictive vs LRU vs all
-                      load [URL] [1,8,32] [requests] [max_tokens]   streaming load on a running moe serve (loopback)
-                      placement [seconds]  expert placement at DeepSeek-V3 size (256 x 58 layers, 64 devices)
-                      simulate [tokens] [s]  the cluster simulator at DeepSeek-V3 size: 100k tokens, 64 devices, 3 plans x 2 schemes
-                      ep-calibrate [reps]  the simulator's step time against real in-process expert parallelism (2 devices)
-                      jmh [JMH args]     the JMH microbenchmarks (org.moeserve.bench.jmh.*)""");
-            default -> {
-                System.err.println("moe bench: unknown benchmark " + name + "; ./moe bench list names them");
-                System.exit(2);
+@Command(name = "bench", mixinStandardHelpOptions = true,
+        description = "moe-serve's benchmarks; 'suite' runs them all and regenerates BENCHMARKS.md.",
+        subcommands = {Bench.Suite.class, Bench.Report.class, Bench.Bandwidth.class, Bench.Decode.class, Bench.Offload.class,
+                Bench.Load.class, Bench.Placement.class, Bench.Simulate.class, Bench.EpCalibrate.class, Bench.JmhRun.class,
+                Bench.JmhTable.class, Bench.ListSteps.class})
+public final class Bench implements Runnable {
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() { spec.commandLine().usage(System.out); }
+
+    public static void main(String[] args) {
+        CommandLine cl = new CommandLine(new Bench());
+        cl.setExecutionExceptionHandler((ex, cmd, parsed) -> {
+            if (ex instanceof IllegalArgumentException) { // a value the benchmark refused: a usage error
+                cmd.getErr().println("moe bench " + cmd.getCommandName() + ": " + ex.getMessage());
+                cmd.usage(cmd.getErr());
+                return 2;
             }
+            throw ex;
+        });
+        System.exit(cl.execute(args));
+    }
+
+    /** A harness's main with its (validated) positional arguments, as it always took them. */
+    interface Harness {
+        void main(String[] args) throws Exception;
+    }
+
+    static Integer harness(Harness h, Object... args) throws Exception {
+        List<String> a = new ArrayList<>();
+        for (Object o : args) if (o != null) a.add(String.valueOf(o));
+        h.main(a.toArray(String[]::new));
+        return 0;
+    }
+
+    static int positive(int v, String what) {
+        if (v < 1) throw new IllegalArgumentException(what + " is " + v + " but must be >= 1");
+        return v;
+    }
+
+    @Command(name = "suite", mixinStandardHelpOptions = true,
+            description = "Every benchmark, each as its own process, then BENCHMARKS.md and its plots from bench/results/*.json.")
+    static final class Suite implements Callable<Integer> {
+        @Option(names = "--quick", description = "Fewer reps and smaller sizes (everyday checks; quote the full run).")
+        boolean quick;
+
+        @Option(names = "--full", description = "The full run (default).")
+        boolean full;
+
+        @Option(names = "--only", paramLabel = "STEP", split = ",", description = "Run only these steps; the others keep their last results.")
+        List<String> only = new ArrayList<>();
+
+        @Option(names = "--skip", paramLabel = "STEP", split = ",", description = "Run all but these steps.")
+        List<String> skip = new ArrayList<>();
+
+        @Override
+        public Integer call() throws Exception {
+            if (quick && full) throw new IllegalArgumentException("--quick and --full exclude each other");
+            return org.moeserve.bench.suite.Suite.main(quick, false, new LinkedHashSet<>(only), new LinkedHashSet<>(skip));
         }
+    }
+
+    @Command(name = "report", mixinStandardHelpOptions = true, description = "BENCHMARKS.md and its plots again from bench/results; nothing rerun.")
+    static final class Report implements Callable<Integer> {
+        @Override
+        public Integer call() throws Exception { return org.moeserve.bench.suite.Suite.main(false, true, new LinkedHashSet<>(), new LinkedHashSet<>()); }
+    }
+
+    @Command(name = "list", mixinStandardHelpOptions = true, description = "The suite's steps.")
+    static final class ListSteps implements Callable<Integer> {
+        @Override
+        public Integer call() {
+            System.out.println("suite steps: " + String.join(", ", org.moeserve.bench.suite.Suite.stepNames()));
+            System.out.println("benchmarks: ./moe bench --help");
+            return 0;
+        }
+    }
+
+    @Command(name = "bandwidth", mixinStandardHelpOptions = true,
+            description = "Matrix-vector 4096x4096 BF16/F32 against a STREAM triad, 1 and 2 threads.")
+    static final class Bandwidth implements Callable<Integer> {
+        @Parameters(index = "0", arity = "0..1", paramLabel = "REPS", description = "Repetitions (default 15).")
+        Integer reps;
+
+        @Override
+        public Integer call() throws Exception { return harness(KernelBandwidth::main, reps == null ? null : positive(reps, "REPS")); }
+    }
+
+    @Command(name = "decode", mixinStandardHelpOptions = true, description = "Decode tokens/s on the demo model: 1 and 8 streams, 1 and 2 threads.")
+    static final class Decode implements Callable<Integer> {
+        @Parameters(index = "0", arity = "0..1", paramLabel = "REPS", description = "Repetitions (default 7).")
+        Integer reps;
+
+        @Override
+        public Integer call() throws Exception { return harness(DecodeThroughput::main, reps == null ? null : positive(reps, "REPS")); }
+    }
+
+    @Command(name = "offload", mixinStandardHelpOptions = true,
+            description = "Live decode tokens/s with part of the experts resident: every policy and link against all-resident.")
+    static final class Offload implements Callable<Integer> {
+        @Parameters(index = "0", arity = "0..1", paramLabel = "REPS", description = "Repetitions (default 5).")
+        Integer reps;
+
+        @Parameters(index = "1", arity = "0..1", paramLabel = "BUDGETS", description = "Shares of all experts, e.g. 10%,25%,50% (default 25%).")
+        String budgets;
+
+        @Override
+        public Integer call() throws Exception {
+            if (budgets != null) {
+                for (String b : budgets.split(",")) {
+                    if (!b.strip().matches("[0-9.]+%")) throw new IllegalArgumentException("BUDGETS names " + b + "; give shares like 25%");
+                }
+            }
+            return harness(OffloadThroughput::main, reps == null ? (budgets == null ? null : 5) : positive(reps, "REPS"), budgets);
+        }
+    }
+
+    @Command(name = "load", mixinStandardHelpOptions = true, description = "Streaming load on a running moe serve (loopback).")
+    static final class Load implements Callable<Integer> {
+        @Parameters(index = "0", arity = "0..1", paramLabel = "URL", description = "The server (default http://127.0.0.1:8000).")
+        String url;
+
+        @Parameters(index = "1", arity = "0..1", paramLabel = "CLIENTS", description = "Concurrent clients per run, e.g. 1,8,32 (default).")
+        String clients;
+
+        @Parameters(index = "2", arity = "0..1", paramLabel = "REQUESTS", description = "Requests per client (default 3).")
+        Integer requests;
+
+        @Parameters(index = "3", arity = "0..1", paramLabel = "MAX_TOKENS", description = "max_tokens per request (default 64).")
+        Integer maxTokens;
+
+        @Parameters(index = "4", arity = "0..1", paramLabel = "WARMUP", description = "Warm-up requests (default 8).")
+        Integer warmup;
+
+        @Override
+        public Integer call() throws Exception {
+            if (clients != null) for (String c : clients.split(",")) {
+                if (!c.strip().matches("[1-9][0-9]{0,4}")) throw new IllegalArgumentException("CLIENTS names " + c + "; give counts like 1,8,32");
+            }
+            if (requests != null) positive(requests, "REQUESTS");
+            if (maxTokens != null) positive(maxTokens, "MAX_TOKENS");
+            if (warmup != null && warmup < 0) throw new IllegalArgumentException("WARMUP is " + warmup + " but must be >= 0");
+            return harness(LoadGenerator::main, url, clients, requests, maxTokens, warmup);
+        }
+    }
+
+    @Command(name = "placement", mixinStandardHelpOptions = true,
+            description = "Expert placement at DeepSeek-V3 size (256 experts x 58 layers, 64 devices).")
+    static final class Placement implements Callable<Integer> {
+        @Parameters(index = "0", arity = "0..1", paramLabel = "SECONDS", description = "Solver time limit (default 55).")
+        Double seconds;
+
+        @Override
+        public Integer call() throws Exception {
+            if (seconds != null && !(seconds > 0)) throw new IllegalArgumentException("SECONDS is " + seconds + " but must be > 0");
+            return harness(PlacementScale::main, seconds);
+        }
+    }
+
+    @Command(name = "simulate", mixinStandardHelpOptions = true,
+            description = "The cluster simulator at DeepSeek-V3 size: 3 plans x 2 schemes on 64 devices.")
+    static final class Simulate implements Callable<Integer> {
+        @Parameters(index = "0", arity = "0..1", paramLabel = "TOKENS", description = "Tokens (default 100000).")
+        Long tokens;
+
+        @Parameters(index = "1", arity = "0..1", paramLabel = "SECONDS", description = "Placement time limit (default 30).")
+        Double seconds;
+
+        @Override
+        public Integer call() throws Exception {
+            if (tokens != null && tokens < 1) throw new IllegalArgumentException("TOKENS is " + tokens + " but must be >= 1");
+            if (seconds != null && !(seconds > 0)) throw new IllegalArgumentException("SECONDS is " + seconds + " but must be > 0");
+            return harness(SimulateScale::main, tokens, seconds);
+        }
+    }
+
+    @Command(name = "ep-calibrate", mixinStandardHelpOptions = true,
+            description = "The simulator's step time against real in-process expert parallelism (2 devices).")
+    static final class EpCalibrate implements Callable<Integer> {
+        @Parameters(index = "0", arity = "0..1", paramLabel = "REPS", description = "Repetitions (default 5).")
+        Integer reps;
+
+        @Override
+        public Integer call() throws Exception { return harness(EpCalibration::main, reps == null ? null : positive(reps, "REPS")); }
+    }
+
+    @Command(name = "jmh", description = "The JMH microbenchmarks (org.moeserve.bench.jmh.*); every argument goes to JMH (jmh -h lists them).")
+    static final class JmhRun implements Callable<Integer> {
+        @CommandLine.Unmatched
+        List<String> args = new ArrayList<>();
+
+        @Override
+        public Integer call() throws Exception {
+            org.openjdk.jmh.Main.main(args.toArray(String[]::new));
+            return 0;
+        }
+    }
+
+    @Command(name = "jmh-table", mixinStandardHelpOptions = true, description = "JMH's JSON result as the suite's Markdown table.")
+    static final class JmhTable implements Callable<Integer> {
+        @Parameters(index = "0", paramLabel = "FILE", description = "JMH's -rf json output.")
+        String file;
+
+        @Override
+        public Integer call() throws Exception { return harness(org.moeserve.bench.suite.Jmh::main, file); }
     }
 
     static String machine() {

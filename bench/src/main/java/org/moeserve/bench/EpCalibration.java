@@ -1,6 +1,6 @@
 package org.moeserve.bench;
 
-import org.moeserve.cache.transfer.LinkModel;
+import org.moeserve.units.LinkModel;
 import org.moeserve.comms.Dispatch;
 import org.moeserve.comms.Scheme;
 import org.moeserve.comms.sim.ClusterSimulator;
@@ -41,7 +41,7 @@ final class EpCalibration {
         Path dir = Path.of(System.getProperty("moe.home", ".")).resolve("models/tiny-mixtral-kjv");
         try (MoeModel m = MoeModel.load(dir); Parallel two = new Parallel(2)) {
             int h = m.config().hiddenSize(), layers = m.config().moeLayers(), experts = m.config().experts();
-            Topology topo = new Topology(1, 2, experts / 2, 1, 4);
+            Topology topo = Topology.of(1, 2, experts / 2);
             PlacementPlan plan = Baselines.contiguous().place(PlacementProblem.uniform(layers, experts, m.config().topK(), topo, 4 * h));
             Dispatch dispatch = new Dispatch(plan, topo, experts);
 
@@ -71,8 +71,12 @@ final class EpCalibration {
                 for (int r = -2; r < reps; r++) {
                     Engine e = new Engine(m, two);
                     Map<Integer, Map<Long, int[][]>> byPos = new TreeMap<>();
-                    e.addObserver((sid, pos, layer, ex, w) -> byPos.computeIfAbsent(pos, k -> new TreeMap<>())
-                            .computeIfAbsent(sid, k -> new int[layers][])[layer] = ex);
+                    e.addListener((rt, ml) -> {
+                        if (ml < rt.moeLayers() - 1) return;
+                        for (int row = 0; row < rt.rows(); row++) {
+                            byPos.computeIfAbsent(rt.position(row), k -> new TreeMap<>()).put(rt.sequence(row), rt.path(row));
+                        }
+                    });
                     double[] t = decode(e, new ExpertParallel(m.config(), new ResidentExpertStore(m), dispatch, s, two));
                     if (r < 0) continue;
                     real[r] = t[1];
@@ -148,7 +152,7 @@ final class EpCalibration {
                     java.util.Arrays.fill(x[0], 0.01f);
                     for (int k = 0; k < experts / devices; k++) {
                         long t0 = System.nanoTime();
-                        for (int i = 0; i < n; i++) Engine.expertForward(m.expert(0, dev * (experts / devices) + k), x, 1, y);
+                        for (int i = 0; i < n; i++) org.moeserve.runtime.engine.ExpertFfn.SWIGLU.apply(m.expert(0, dev * (experts / devices) + k), x, 1, y, org.moeserve.runtime.kernel.Parallel.SERIAL);
                         per[dev][k] = (System.nanoTime() - t0) / (double) n;
                     }
                 }));

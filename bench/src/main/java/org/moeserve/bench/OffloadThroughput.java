@@ -4,12 +4,13 @@ import org.moeserve.cache.CacheStats;
 import org.moeserve.cache.Clock;
 import org.moeserve.cache.ExpertCache;
 import org.moeserve.cache.policy.Policies;
-import org.moeserve.cache.transfer.LinkModel;
+import org.moeserve.units.LinkModel;
 import org.moeserve.runtime.engine.CachedExpertStore;
 import org.moeserve.runtime.engine.Engine;
 import org.moeserve.runtime.engine.Generator;
 import org.moeserve.runtime.engine.LookaheadGates;
-import org.moeserve.runtime.engine.Prefetcher;
+import org.moeserve.cache.prefetch.Prefetcher;
+import org.moeserve.runtime.engine.LivePrefetch;
 import org.moeserve.runtime.engine.SamplingParams;
 import org.moeserve.runtime.kernel.Parallel;
 import org.moeserve.runtime.model.MoeModel;
@@ -74,7 +75,7 @@ final class OffloadThroughput {
                             Policies.create(c.policy(), layers, c.slots(), m.config().topK(), null, null), Clock.SYSTEM)) {
                         Engine e = new Engine(m, new CachedExpertStore(m, cache), one);
                         if (c.policy().equals("predictive")) {
-                            new Prefetcher(LookaheadGates.of(m), cache, m.config(), 2, m.config().topK()).attach(e);
+                            new LivePrefetch(new Prefetcher(LookaheadGates.of(m), cache, layers, 2, m.config().topK(), 0, true)).attach(e);
                         }
                         decode(e, 16); // fill the cache
                         cache.resetStats();

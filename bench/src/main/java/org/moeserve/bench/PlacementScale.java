@@ -65,7 +65,7 @@ final class PlacementScale {
             }
             tr.put(l + "->" + (l + 1), t);
         }
-        return new PlacementProblem("synthetic DeepSeek-V3 size", layers, experts, 8, new Topology(8, 8, 5, 1, 4),
+        return new PlacementProblem("synthetic DeepSeek-V3 size", layers, experts, 8, Topology.of(8, 8, 5),
                 load, tr, 7168 * 2);
     }
 

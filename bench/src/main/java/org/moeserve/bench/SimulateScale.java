@@ -1,6 +1,6 @@
 package org.moeserve.bench;
 
-import org.moeserve.cache.transfer.LinkModel;
+import org.moeserve.units.LinkModel;
 import org.moeserve.comms.Dispatch;
 import org.moeserve.comms.Scheme;
 import org.moeserve.comms.sim.ClusterSimulator;

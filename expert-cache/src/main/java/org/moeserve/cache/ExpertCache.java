@@ -5,7 +5,7 @@ import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import org.moeserve.cache.policy.EvictionPolicy;
 import org.moeserve.cache.transfer.Link;
-import org.moeserve.cache.transfer.LinkModel;
+import org.moeserve.units.LinkModel;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;

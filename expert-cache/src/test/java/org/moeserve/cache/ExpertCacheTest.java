@@ -1,5 +1,6 @@
 package org.moeserve.cache;
 
+import org.moeserve.units.Units;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import org.junit.jupiter.api.Test;
 import org.moeserve.cache.policy.BeladyPolicy;
@@ -8,7 +9,7 @@ import org.moeserve.cache.policy.LruPolicy;
 import org.moeserve.cache.policy.PinPolicy;
 import org.moeserve.cache.policy.PredictivePolicy;
 import org.moeserve.cache.transfer.Link;
-import org.moeserve.cache.transfer.LinkModel;
+import org.moeserve.units.LinkModel;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -36,11 +37,11 @@ class ExpertCacheTest {
 
     @Test
     void linkModelParsesAndTimes() {
-        assertEquals(16e9, LinkModel.parseBandwidth("16GB/s"));
-        assertEquals(2.5 * 1024 * 1024 * 1024, LinkModel.parseBandwidth("2.5GiB/s"));
-        assertEquals(10_000, LinkModel.parseDuration("10us"));
+        assertEquals(16e9, Units.parseBandwidth("16GB/s"));
+        assertEquals(2.5 * 1024 * 1024 * 1024, Units.parseBandwidth("2.5GiB/s"));
+        assertEquals(10_000, Units.parseDuration("10us"));
         assertEquals(1100, LINK.nanosFor(EXPERT));
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> LinkModel.parseBandwidth("fast"));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Units.parseBandwidth("fast"));
         assertTrue(e.getMessage().contains("16GB/s"), e.getMessage());
     }
 

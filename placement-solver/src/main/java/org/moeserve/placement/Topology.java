@@ -16,6 +16,33 @@ public record Topology(int nodes, int devicesPerNode, int slots, double intraNod
         }
     }
 
+    /** Default hop costs: a hop between nodes costs 4x one inside a node (NVLink ~450 GB/s vs a NIC ~100 GB/s). */
+    public static final double INTRA_NODE_COST = 1, INTER_NODE_COST = 4;
+
+    /** The topology every command and member uses unless told other hop costs. */
+    public static Topology of(int nodes, int devicesPerNode, int slots) {
+        return new Topology(nodes, devicesPerNode, slots, INTRA_NODE_COST, INTER_NODE_COST);
+    }
+
+    /**
+     * "NODESxDEVICES" (e.g. "2x4") with {@code slots} per device. Errors name the text and what it should look like,
+     * and the product is bounded so a typo cannot ask for billions of devices.
+     */
+    public static Topology parse(String spec, int slots) {
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("([0-9]{1,6})x([0-9]{1,6})").matcher(spec.trim());
+        if (!m.matches()) {
+            throw new IllegalArgumentException("topology is \"" + spec + "\" but must read NODESxDEVICES, e.g. 2x4 (2 nodes of 4 devices)");
+        }
+        int nodes = Integer.parseInt(m.group(1)), per = Integer.parseInt(m.group(2));
+        if ((long) nodes * per > MAX_DEVICES) {
+            throw new IllegalArgumentException("topology " + spec + " has " + (long) nodes * per + " devices; at most " + MAX_DEVICES + " are supported");
+        }
+        return of(nodes, per, slots);
+    }
+
+    /** More devices than any cluster the planner and simulator are meant for. */
+    public static final int MAX_DEVICES = 65_536;
+
     public int devices() { return nodes * devicesPerNode; }
 
     public int node(int device) { return device / devicesPerNode; }

@@ -54,7 +54,7 @@ class AffinityPlacerTest {
             }
             tr.put(l + "->" + (l + 1), t);
         }
-        return chain("synthetic", layers, experts, new Topology(2, 2, slots, 1, 4), tr, 4096);
+        return chain("synthetic", layers, experts, Topology.of(2, 2, slots), tr, 4096);
     }
 
     @Test
@@ -68,7 +68,7 @@ class AffinityPlacerTest {
             for (int i = 0; i < experts; i++) for (int j = 0; j < experts; j++) t[i][j] = r.nextInt(50);
             tr.put(l + "->" + (l + 1), t);
         }
-        PlacementProblem p = chain("exhaustive", layers, experts, new Topology(2, 1, 2, 1, 4), tr, 8);
+        PlacementProblem p = chain("exhaustive", layers, experts, Topology.of(2, 1, 2), tr, 8);
         AffinityPlacer exact = new AffinityPlacer(new AffinityPlacer.Options(5, 100, 1, 0), s -> { });
         double dp = AffinityPlacer.cost(exact.place(p), p);
         assertTrue(exact.lastReport().status().startsWith("OPTIMAL"), exact.lastReport().status());
@@ -155,7 +155,7 @@ class AffinityPlacerTest {
             }
             tr.put(l + "->" + (l + 1), t);
         }
-        PlacementProblem p = chain("paths", layers, experts, new Topology(4, 8, 7, 1, 4), tr, 8);
+        PlacementProblem p = chain("paths", layers, experts, Topology.of(4, 8, 7), tr, 8);
         PlacementPlan eplb = Baselines.eplb(4).place(p);
         AffinityPlacer chain = new AffinityPlacer(new AffinityPlacer.Options(20, 1.10, 2, 0), s -> { });
         PlacementPlan plan = chain.place(p);
@@ -173,11 +173,11 @@ class AffinityPlacerTest {
     @Test
     void badProblemsAreRefusedWithTheReason() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> new PlacementProblem("x", 1, 16, 2, new Topology(1, 2, 4, 1, 4), new long[1][16], Map.of(), 8));
+                () -> new PlacementProblem("x", 1, 16, 2, Topology.of(1, 2, 4), new long[1][16], Map.of(), 8));
         assertTrue(e.getMessage().contains("fewer than the 16 experts"), e.getMessage());
-        assertThrows(IllegalArgumentException.class, () -> new Topology(0, 4, 2, 1, 4));
+        assertThrows(IllegalArgumentException.class, () -> Topology.of(0, 4, 2));
         IllegalArgumentException pair = assertThrows(IllegalArgumentException.class,
-                () -> new PlacementProblem("x", 2, 2, 1, new Topology(1, 2, 1, 1, 4), new long[2][2], Map.of("1->5", new long[2][2]), 8));
+                () -> new PlacementProblem("x", 2, 2, 1, Topology.of(1, 2, 1), new long[2][2], Map.of("1->5", new long[2][2]), 8));
         assertTrue(pair.getMessage().contains("1->5"), pair.getMessage());
     }
 

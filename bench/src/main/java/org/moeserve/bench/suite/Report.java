@@ -1,7 +1,7 @@
 package org.moeserve.bench.suite;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import org.moeserve.runtime.cli.Svg;
+import org.moeserve.runtime.plot.Svg;
 import org.moeserve.runtime.model.ExpertWeights;
 import org.moeserve.runtime.model.MoeModel;
 import org.moeserve.runtime.model.Tensor;

@@ -11,7 +11,6 @@ import java.time.Instant;
 import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
@@ -70,11 +69,11 @@ public final class Suite {
                     "Experts of consecutive layers placed on devices so that a token's path crosses devices as little "
                             + "as possible, load balanced; every baseline and the affinity solver (CP-SAT, exact DP "
                             + "where small).",
-                    List.of("./moe plan --trace " + TRACE + " --devices-per-node 4 --time-limit 5s",
-                            "./moe plan --stats " + STATS + "/mistral-arxiv.json --devices-per-node 4"),
-                    List.of("./moe plan --trace " + TRACE + " --devices-per-node 4 --time-limit 20s",
-                            "./moe plan --stats " + STATS + "/mistral-arxiv.json --devices-per-node 4",
-                            "./moe plan --stats " + STATS + "/olmoe-arxiv.json --nodes 2 --devices-per-node 4 --time-limit 20s",
+                    List.of("./moe plan --trace " + TRACE + " --topology 1x4 --time-limit 5s",
+                            "./moe plan --stats " + STATS + "/mistral-arxiv.json --topology 1x4"),
+                    List.of("./moe plan --trace " + TRACE + " --topology 1x4 --time-limit 20s",
+                            "./moe plan --stats " + STATS + "/mistral-arxiv.json --topology 1x4",
+                            "./moe plan --stats " + STATS + "/olmoe-arxiv.json --topology 2x4 --time-limit 20s",
                             "./moe bench placement 50")),
             new Step("serving", "Serving under load",
                     "`moe serve` on loopback, a load generator in another process streaming completions from 1, 8 "
@@ -104,51 +103,34 @@ public final class Suite {
     }
 
     private static String planThen(String command) {
-        return "./moe plan --trace " + TRACE + " --devices-per-node 4 --time-limit 5s --out " + PLAN + " >/dev/null && " + command;
+        return "./moe plan --trace " + TRACE + " --topology 1x4 --time-limit 5s --out " + PLAN + " >/dev/null && " + command;
     }
 
-    public static void main(String[] args) throws Exception {
-        boolean quick = false, reportOnly = false;
-        Set<String> only = new LinkedHashSet<>(), skip = new LinkedHashSet<>();
-        for (int i = 0; i < args.length; i++) {
-            switch (args[i]) {
-                case "--quick" -> quick = true;
-                case "--full" -> quick = false;
-                case "--report" -> reportOnly = true;
-                case "--only" -> only.addAll(names(args, ++i));
-                case "--skip" -> skip.addAll(names(args, ++i));
-                default -> usage("unknown option " + args[i]);
-            }
-        }
+    /** The step names, in order. */
+    public static List<String> stepNames() { return STEPS.stream().map(Step::name).toList(); }
+
+    /**
+     * Runs the steps (all, or {@code only}, less {@code skip}) then writes BENCHMARKS.md; with {@code reportOnly}
+     * just the report. Returns the exit code: 1 if a step failed.
+     */
+    public static int main(boolean quick, boolean reportOnly, Set<String> only, Set<String> skip) throws Exception {
+        for (String n : only) if (!stepNames().contains(n)) throw new IllegalArgumentException("no step named " + n + "; steps: " + stepNames());
+        for (String n : skip) if (!stepNames().contains(n)) throw new IllegalArgumentException("no step named " + n + "; steps: " + stepNames());
         Path root = Path.of(System.getProperty("moe.home", ".")).toAbsolutePath().normalize();
         Path results = root.resolve("bench/results");
-        if (!reportOnly) {
-            boolean ok = run(root, results, quick, only, skip);
-            Report.write(root);
-            System.out.println("suite: wrote " + root.relativize(root.resolve("BENCHMARKS.md")) + " and bench/results/");
-            if (!ok) {
-                System.err.println("suite: some steps failed; their logs are in bench/target/suite/ and their sections say so");
-                System.exit(1);
-            }
-        } else {
+        if (reportOnly) {
             Report.write(root);
             System.out.println("suite: regenerated BENCHMARKS.md from bench/results/*.json");
+            return 0;
         }
-    }
-
-    private static List<String> names(String[] args, int i) {
-        if (i >= args.length) usage(args[i - 1] + " needs a comma-separated list of steps");
-        List<String> ns = Arrays.asList(args[i].split(","));
-        for (String n : ns) {
-            if (STEPS.stream().noneMatch(s -> s.name().equals(n))) usage("no step named " + n);
+        boolean ok = run(root, results, quick, only, skip);
+        Report.write(root);
+        System.out.println("suite: wrote " + root.relativize(root.resolve("BENCHMARKS.md")) + " and bench/results/");
+        if (!ok) {
+            System.err.println("suite: some steps failed; their logs are in bench/target/suite/ and their sections say so");
+            return 1;
         }
-        return ns;
-    }
-
-    private static void usage(String why) {
-        System.err.println("moe bench suite: " + why + "\nusage: ./moe bench suite [--quick|--full] [--only STEP,...] "
-                + "[--skip STEP,...] [--report]\nsteps: " + String.join(", ", STEPS.stream().map(Step::name).toList()));
-        System.exit(2);
+        return 0;
     }
 
     static boolean run(Path root, Path results, boolean quick, Set<String> only, Set<String> skip) throws IOException, InterruptedException {

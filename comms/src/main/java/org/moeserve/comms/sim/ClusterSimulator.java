@@ -1,6 +1,6 @@
 package org.moeserve.comms.sim;
 
-import org.moeserve.cache.transfer.LinkModel;
+import org.moeserve.units.LinkModel;
 import org.moeserve.comms.Dispatch;
 import org.moeserve.comms.Scheme;
 import org.moeserve.comms.Traffic;

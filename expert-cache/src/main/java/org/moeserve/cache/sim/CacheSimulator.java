@@ -6,9 +6,9 @@ import org.moeserve.cache.ExpertCache;
 import org.moeserve.cache.ExpertKey;
 import org.moeserve.cache.policy.BeladyPolicy;
 import org.moeserve.cache.policy.EvictionPolicy;
-import org.moeserve.cache.transfer.LinkModel;
+import org.moeserve.cache.prefetch.Prefetcher;
+import org.moeserve.units.LinkModel;
 import org.moeserve.routing.predict.ExpertPredictor;
-import org.moeserve.routing.predict.PredictorEvaluation;
 import org.moeserve.routing.predict.TokenSample;
 
 import java.util.ArrayList;
@@ -21,7 +21,8 @@ import java.util.List;
  * <pre>
  *   attention: clock += layerNanos/2 ; acquire the layer's experts (stalls if not loaded) ;
  *   experts:   clock += layerNanos/2 ; release ; cancel stale prefetches for this layer ;
- *   predict:   prefetch the top-K predicted experts of the next H layers (the last layer wraps to the next token)
+ *   predict:   the {@link Prefetcher} (the same one live offload runs): top-K predicted experts of the next H
+ *              layers, the last layer wrapping to the next token
  * </pre>
  *
  * Tokens run one after another in the order given (sequence by sequence). With no predictor, loading is on demand.
@@ -65,11 +66,20 @@ public final class CacheSimulator {
      */
     public static Result run(List<TokenSample> tokens, int layers, EvictionPolicy policy, ExpertPredictor predictor,
                              boolean oracle, Options o) {
+        return run(tokens, layers, policy, predictor, oracle, o, null);
+    }
+
+    /** As above, telling {@code log} every prefetch the predictor's prefetcher asks for. */
+    public static Result run(List<TokenSample> tokens, int layers, EvictionPolicy policy, ExpertPredictor predictor,
+                             boolean oracle, Options o, Prefetcher.DecisionLog log) {
         Clock.Virtual clock = new Clock.Virtual();
         long computeNanos = 0;
         try (ExpertCache cache = new ExpertCache(new ExpertCache.Config(o.budgetBytes(), o.expertBytes(), o.link(), false),
                 null, policy, clock)) {
             long half = o.layerNanos() / 2;
+            Prefetcher prefetcher = oracle || predictor == null ? null
+                    : new Prefetcher(predictor, cache, layers, o.horizon(), o.prefetchK(), o.layerNanos(), o.deadlines());
+            if (prefetcher != null && log != null) prefetcher.setLog(log);
             for (int t = 0; t < tokens.size(); t++) {
                 TokenSample s = tokens.get(t);
                 TokenSample next = t + 1 < tokens.size() ? tokens.get(t + 1) : null;
@@ -81,25 +91,12 @@ public final class CacheSimulator {
                     clock.advance(o.layerNanos() - half);
                     computeNanos += o.layerNanos();
                     for (ExpertKey k : now) cache.release(k);
-                    cache.cancelStale(l);
+                    if (prefetcher != null) prefetcher.layerDone(l, clock.nanoTime());
+                    else cache.cancelStale(l);
                     if (oracle) {
                         prefetchTruth(cache, s, next, l, layers, o.horizon());
-                    } else if (predictor != null) {
-                        if (l < layers - 1) {
-                            float[][] scores = predictor.predict(s.context(l), o.horizon());
-                            for (int j = 0; j < scores.length; j++) {
-                                long deadline = o.deadlines() ? clock.nanoTime() + j * o.layerNanos() + half : Long.MAX_VALUE;
-                                for (int e : PredictorEvaluation.topK(scores[j], o.prefetchK())) {
-                                    cache.prefetch(new ExpertKey(l + 1 + j, e), j + 1, deadline);
-                                }
-                            }
-                        }
-                        // the next token's first layers: guess it repeats this token's experts (temporal reuse)
-                        int wrap = l + o.horizon() - (layers - 1);
-                        for (int m = 0; m < Math.min(wrap, layers); m++) {
-                            long deadline = o.deadlines() ? clock.nanoTime() + (layers - l + m - 1) * o.layerNanos() + half : Long.MAX_VALUE;
-                            for (int e : s.path()[m]) if (e >= 0) cache.prefetch(new ExpertKey(m, e), layers - l + m, deadline);
-                        }
+                    } else if (prefetcher != null) {
+                        prefetcher.afterLayer(s.context(l), clock.nanoTime());
                     }
                 }
             }

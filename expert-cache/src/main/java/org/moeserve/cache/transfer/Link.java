@@ -1,5 +1,7 @@
 package org.moeserve.cache.transfer;
 
+import org.moeserve.units.LinkModel;
+
 import java.util.ArrayList;
 import java.util.List;
 

@@ -5,7 +5,7 @@ import org.moeserve.cache.ExpertKey;
 import org.moeserve.cache.policy.BeladyPolicy;
 import org.moeserve.cache.policy.LruPolicy;
 import org.moeserve.cache.policy.PredictivePolicy;
-import org.moeserve.cache.transfer.LinkModel;
+import org.moeserve.units.LinkModel;
 import org.moeserve.routing.predict.OraclePredictor;
 import org.moeserve.routing.predict.TokenSample;
 

@@ -11,7 +11,6 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-import org.moeserve.routing.TraceReader;
 import org.moeserve.routing.predict.ExpertPredictor;
 import org.moeserve.routing.stats.TraceStatistics;
 import org.moeserve.cache.ExpertCache;
@@ -56,20 +55,11 @@ final class GenerateCommand implements Callable<Integer> {
 
     @Option(names = "--predictor", paramLabel = "NAME",
             description = "Run an expert-path predictor online as layers finish and report its precision and cost: "
-                    + "lookahead-gate, learned (with --predictor-weights), popularity or affinity (with --fit).")
+                    + "lookahead-gate, learned (with --predictor-weights), popularity or affinity (with --fit-trace).")
     String predictor;
 
-    @Option(names = "--predictor-weights", paramLabel = "FILE", description = "The learned predictor's file.")
-    Path predictorWeights;
-
-    @Option(names = "--fit", paramLabel = "FILE",
-            description = "Trace to fit statistics on: the popularity/affinity predictors, the pin policy's load profile.")
-    Path fit;
-
-    @Option(names = "--expert-budget", paramLabel = "B",
-            description = "Keep only this much of the experts in fast memory (25%, 24 experts, 6MB); the rest load "
-                    + "over a modelled link. Default: all resident.")
-    String expertBudget;
+    @Mixin
+    PredictorOptions predictorOptions = new PredictorOptions();
 
     @Mixin
     OffloadOptions offload = new OffloadOptions();
@@ -80,41 +70,42 @@ final class GenerateCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         model.validate();
+        offload.validate(false);
         SamplingParams sampling = new SamplingParams(greedy ? 0 : temperature, topP, seed);
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         try (MoeModel m = MoeModel.load(model.modelDir());
              Tokenizer tok = Tokenizer.load(m.dir(), m.config());
              Parallel par = new Parallel(model.threads)) {
             int[] ids = tok.encode(prompt);
-            int budget = Math.min(maxTokens, m.config().maxPositions() - ids.length);
-            if (budget < maxTokens) {
-                System.err.printf("moe generate: the model's context is %d tokens; generating at most %d%n",
-                        m.config().maxPositions(), Math.max(0, budget));
-            }
             Engine engine;
             ExpertCache cache = null;
-            if (expertBudget != null) {
-                TraceStatistics st = fitStats();
-                cache = offload.cache(m, expertBudget, st == null ? null : st.loads());
+            if (offload.offloading()) {
+                TraceStatistics st = predictorOptions.stats(null);
+                cache = offload.cache(m, st == null ? null : st.loads());
                 engine = new Engine(m, new CachedExpertStore(m, cache), par);
                 offload.attachPrefetcher(engine, cache, m, predictor == null ? LookaheadGates.of(m) : predictorFor(m));
             } else {
                 engine = new Engine(m, par);
             }
+            int budget = Math.min(maxTokens, engine.room(ids.length));
+            if (budget < maxTokens) {
+                System.err.printf("moe generate: the model's context is %d tokens; generating at most %d%n",
+                        m.config().maxPositions(), budget);
+            }
             if (!noWarmup) { // one untimed pass so that tokens/s measure compiled code, not the JIT at work
-                new Generator(engine).generate(new Generator.Request(ids, Math.min(8, Math.max(0, budget)),
+                new Generator(engine).generate(new Generator.Request(ids, Math.min(8, budget),
                         SamplingParams.GREEDY, false), t -> { });
                 if (cache != null) cache.resetStats();
             }
             PredictorTap tap = null;
             if (predictor != null) {
-                tap = new PredictorTap(predictorFor(m), m.config(), offload.horizon, m.config().topK());
+                tap = new PredictorTap(predictorFor(m), offload.horizon, m.config().topK());
                 tap.attach(engine);
             }
             Generator gen = new Generator(engine);
             TextStream text = new TextStream();
             out.print(prompt);
-            Generator.Result r = gen.generate(new Generator.Request(ids, Math.max(0, budget), sampling, !ignoreEos),
+            Generator.Result r = gen.generate(new Generator.Request(ids, budget, sampling, !ignoreEos),
                     t -> out.print(text.push(tok.tokenBytes(t))));
             out.println(text.finish());
             Generator.Timing t = gen.lastTiming();
@@ -125,7 +116,7 @@ final class GenerateCommand implements Callable<Integer> {
                     r.stop().name().toLowerCase(Locale.ROOT), m.name(), par.threads());
             if (cache != null) {
                 out.println("expert cache: " + cache.policy().name() + ", " + cache.slots() + " of "
-                        + totalExperts(m) + " experts resident (" + expertBudget + "), link " + offload.linkModel()
+                        + OffloadOptions.totalExperts(m) + " experts resident (" + offload.budget() + "), link " + offload.link
                         + " [modelled link]");
                 out.println("  " + cache.stats().summary() + " (after warm-up)");
                 cache.close();
@@ -141,20 +132,12 @@ final class GenerateCommand implements Callable<Integer> {
         return 0;
     }
 
-    static long totalExperts(MoeModel m) { return (long) m.config().moeLayers() * m.config().experts(); }
-
-    private TraceStatistics fitStats() throws IOException {
-        if (fit == null) return null;
-        TraceReader.Trace t = TraceReader.read(fit);
-        return new TraceStatistics(t.header(), t.records());
-    }
-
     private ExpertPredictor predictorFor(MoeModel m) throws IOException {
         if (predictor.equals("oracle")) {
             throw new IllegalArgumentException("--predictor oracle needs the future, so it runs only on recorded traces "
                     + "(moe predictor eval, moe cache-sim)");
         }
-        return Predictors.create(predictor, m, fitStats(), predictorWeights, m.config().moeLayers(),
+        return Predictors.create(predictor, m, predictorOptions.stats(null), predictorOptions.weights, m.config().moeLayers(),
                 m.config().experts());
     }
 

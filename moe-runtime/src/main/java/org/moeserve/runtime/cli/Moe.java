@@ -22,6 +22,11 @@ public final class Moe implements Runnable {
     public static CommandLine commandLine() {
         CommandLine cl = new CommandLine(new Moe());
         cl.setExecutionExceptionHandler((ex, cmd, parsed) -> {
+            if (ex instanceof UsageError) { // a flag's value the command refused: like picocli's own usage errors
+                cmd.getErr().println("moe " + cmd.getCommandName() + ": " + ex.getMessage());
+                cmd.usage(cmd.getErr());
+                return 2;
+            }
             if (ex instanceof IllegalArgumentException || ex instanceof org.moeserve.runtime.model.CheckpointException
                     || ex instanceof org.moeserve.routing.TraceFormatException || ex instanceof java.io.IOException) {
                 cmd.getErr().println("moe " + cmd.getCommandName() + ": " + ex.getMessage());

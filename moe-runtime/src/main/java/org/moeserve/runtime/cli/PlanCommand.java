@@ -1,5 +1,7 @@
 package org.moeserve.runtime.cli;
 
+import org.moeserve.runtime.plot.Svg;
+import org.moeserve.units.Units;
 import org.moeserve.placement.PlacementPlan;
 import org.moeserve.placement.PlacementProblem;
 import org.moeserve.placement.PlanMetrics;
@@ -32,17 +34,16 @@ final class PlanCommand implements Callable<Integer> {
     @ArgGroup(exclusive = true, multiplicity = "1")
     Source source;
 
-    @Option(names = "--nodes", paramLabel = "N", description = "Nodes (default ${DEFAULT-VALUE}).")
-    int nodes = 1;
-
-    @Option(names = "--devices-per-node", paramLabel = "G", required = true, description = "Devices per node.")
-    int devicesPerNode;
+    @Option(names = "--topology", paramLabel = "NODESxDEVICES", required = true, converter = Converters.TopologySpec.class,
+            description = "e.g. 2x4: nodes x devices per node.")
+    Converters.Shape topology;
 
     @Option(names = "--replicas", paramLabel = "R", description = "Redundant expert slots per layer (default ${DEFAULT-VALUE}).")
     int replicas = 0;
 
-    @Option(names = "--time-limit", paramLabel = "T", description = "CP-SAT time limit (default ${DEFAULT-VALUE}).")
-    String timeLimit = "30s";
+    @Option(names = "--time-limit", paramLabel = "T", converter = Converters.Duration.class,
+            description = "CP-SAT time limit (default 30s).")
+    long timeLimitNanos = 30_000_000_000L;
 
     @Option(names = "--balance", paramLabel = "F", description = "Max/mean device load allowed per layer, or EPLB's if looser (default ${DEFAULT-VALUE}).")
     double balance = 1.10;
@@ -69,7 +70,7 @@ final class PlanCommand implements Callable<Integer> {
     @Option(names = "--out", paramLabel = "FILE", description = "Where to write the affinity plan (moe-plan/1).")
     Path out;
 
-    @Option(names = "--heatmap", paramLabel = "PREFIX",
+    @Option(names = "--svg", paramLabel = "PREFIX",
             description = "Write PREFIX-load.svg (device load per layer) and PREFIX-affinity.svg (the first pair's transitions, "
                     + "experts grouped by device: locality shows as blocks on the diagonal).")
     String heatmap;
@@ -79,7 +80,8 @@ final class PlanCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        PlacementProblem p = problem();
+        int nodes = topology.nodes(), devicesPerNode = topology.devicesPerNode();
+        PlacementProblem p = problem(nodes, devicesPerNode);
         System.out.printf("placing %d layers x %d experts (top-%d) on %d node(s) x %d devices, %d slots each; %s%n", p.layers(),
                 p.experts(), p.topK(), nodes, devicesPerNode, p.topology().slots(), p.source());
         System.out.println("| solver | transitions crossing devices | crossing nodes | all-to-all bytes per token and layer "
@@ -92,7 +94,7 @@ final class PlanCommand implements Callable<Integer> {
             System.out.println(PlanMetrics.of(plan, p).row(b.name(), (System.nanoTime() - t0) / 1e9, "-"));
         }
         AffinityPlacer cp = new AffinityPlacer(new AffinityPlacer.Options(
-                org.moeserve.cache.transfer.LinkModel.parseDuration(timeLimit) / 1e9, balance,
+                timeLimitNanos / 1e9, balance,
                 Runtime.getRuntime().availableProcessors(), decompose ? 0 : AffinityPlacer.Options.DEFAULT.maxMonolithic()),
                 System.err::println);
         PlacementPlan before = current == null ? null : readPlan(current);
@@ -164,11 +166,10 @@ final class PlanCommand implements Callable<Integer> {
         return new PlacementPlan(p.version() + 1, "re-placement", p.slots(), p.phy2log());
     }
 
-    private PlacementProblem problem() throws IOException {
+    private PlacementProblem problem(int nodes, int devicesPerNode) throws IOException {
         RoutingInput in = RoutingInput.read(source.trace, source.stats);
         int experts = in.experts();
         int devices = nodes * devicesPerNode;
-        if (devices < 1) throw new IllegalArgumentException("--nodes x --devices-per-node is " + devices + " but must be >= 1");
         if ((experts + replicas) % devices != 0) {
             throw new IllegalArgumentException(experts + " experts + " + replicas + " replicas do not fill " + devices
                     + " devices evenly; choose --replicas so that experts + replicas is a multiple of the devices");

@@ -1,7 +1,7 @@
 package org.moeserve.runtime.cli;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
+
+
 import org.moeserve.routing.RoutingStats;
 import org.moeserve.routing.TraceReader;
 import org.moeserve.routing.TraceRecord;
@@ -16,6 +16,7 @@ import org.moeserve.runtime.engine.PathRecorder;
 import org.moeserve.runtime.kernel.Parallel;
 import org.moeserve.runtime.model.MoeModel;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.io.IOException;
@@ -109,51 +110,48 @@ final class PredictorCommand implements Runnable {
         @Option(names = "--horizon", paramLabel = "H", description = "Lookahead distances 1..H (default ${DEFAULT-VALUE}).")
         int horizon = 3;
 
-        @Option(names = "--k", paramLabel = "K", description = "Experts predicted per layer (default: the model's top-k).")
+        @Option(names = "--prefetch-k", paramLabel = "K",
+                description = "Experts predicted (what a prefetcher fetches) per layer (default: the model's top-k).")
         Integer k;
 
-        @Option(names = "--fit", paramLabel = "FILE",
-                description = "Trace(s) to fit popularity and affinity on (default: the evaluated trace, in-sample).")
-        List<Path> fit;
+        @Mixin
+        PredictorOptions predictorOptions = new PredictorOptions(); // --fit-trace defaults to the evaluated trace (in-sample)
 
-        @Option(names = "--weights", paramLabel = "FILE", description = "The learned predictor (from moe predictor train).")
-        Path weights;
-
-        @Option(names = "--json", description = "Print JSON instead of tables.")
-        boolean json;
+        @Option(names = "--json", paramLabel = "FILE", description = "Write the results as JSON (- for stdout, instead of the tables).")
+        Path json;
 
         @Option(names = "--threads", paramLabel = "N", description = "Compute threads for the model.")
         int threads = Runtime.getRuntime().availableProcessors();
 
         @Override
         public Integer call() throws IOException {
+            if (horizon < 1) throw new UsageError("--horizon is " + horizon + " but must be >= 1");
+            if (k != null && k < 1) throw new UsageError("--prefetch-k is " + k + " but must be >= 1");
             TraceReader.Trace t = readAll(traces);
             int kk = k == null ? t.header().topK() : k;
-            TraceReader.Trace fitTrace = fit == null ? t : readAll(fit);
-            TraceStatistics stats = new TraceStatistics(fitTrace.header(), fitTrace.records());
+            TraceStatistics stats = predictorOptions.stats(t);
+            String fit = predictorOptions.fitName();
+            boolean table = !Output.isStdout(json);
             List<Map<String, Object>> results = new ArrayList<>();
             try (MoeModel m = model == null ? null : MoeModel.load(model); Parallel par = new Parallel(threads)) {
                 List<ExpertPredictor> ps = new ArrayList<>();
                 for (String name : predictors) {
-                    ps.add(Predictors.create(name, m, stats, weights, t.header().layers(), t.header().experts()));
+                    ps.add(Predictors.create(name, m, stats, predictorOptions.weights, t.header().layers(), t.header().experts()));
                 }
                 List<TokenSample> samples = samples(t, m, par, "evaluation trace");
                 for (ExpertPredictor p : ps) {
                     PredictorEvaluation ev = PredictorEvaluation.run(p, samples, t.header().layers(), horizon, kk);
                     Map<String, Object> r = ev.toMap();
                     boolean fitted = p.name().equals("popularity") || p.name().equals("affinity");
-                    r.put("fit", fit == null ? "in-sample" : fit.toString());
+                    r.put("fit", fit == null ? "in-sample" : fit);
                     results.add(r);
-                    if (!json) {
+                    if (table) {
                         System.out.println(ev.table() + (fitted
                                 ? "(fitted on " + (fit == null ? "the evaluated trace: in-sample" : fit) + ")\n" : ""));
                     }
                 }
             }
-            if (json) {
-                System.out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT)
-                        .writeValueAsString(results.size() == 1 ? results.getFirst() : results));
-            }
+            if (json != null) Output.json(json, results.size() == 1 ? results.getFirst() : results, "moe predictor eval");
             return 0;
         }
     }
@@ -201,7 +199,7 @@ final class PredictorCommand implements Runnable {
     @Command(name = "eval-stats", mixinStandardHelpOptions = true,
             description = "Statistics-only predictors on moe-stats/1 counts: top-1 at layer b from top-1 at layer a.")
     static final class EvalStats implements Callable<Integer> {
-        @Option(names = "--fit", required = true, paramLabel = "FILE", description = "moe-stats/1 to fit on.")
+        @Option(names = "--fit-stats", required = true, paramLabel = "STATS", description = "moe-stats/1 to fit on.")
         Path fit;
 
         @Option(names = "--test", required = true, paramLabel = "FILE", description = "moe-stats/1 to score on (repeatable).")
@@ -210,16 +208,17 @@ final class PredictorCommand implements Runnable {
         @Option(names = "--pair", paramLabel = "A->B", description = "Layer pair (default: every pair the fit file has).")
         String pair;
 
-        @Option(names = "--json", description = "Print JSON instead of a table.")
-        boolean json;
+        @Option(names = "--json", paramLabel = "FILE", description = "Write the rows as JSON (- for stdout, instead of the table).")
+        Path json;
 
         @Override
         public Integer call() throws IOException {
+            boolean table = !Output.isStdout(json);
             RoutingStats f = RoutingStats.read(fit);
             List<String> pairs = pair != null ? List.of(pair) : new ArrayList<>(f.transitionsTop1().keySet());
             if (pairs.isEmpty()) throw new IllegalArgumentException(fit + " has no transitions_top1 to fit on");
             List<Map<String, Object>> rows = new ArrayList<>();
-            if (!json) {
+            if (table) {
                 System.out.printf("fit: %s (%s, %s); accuracy of the top-1 expert at layer b given the top-1 at layer a%n",
                         fit.getFileName(), f.model(), f.domain());
                 System.out.printf("| test | pair | popularity acc@1 | affinity acc@1 | popularity acc@%d | affinity acc@%d |%n",
@@ -243,13 +242,13 @@ final class PredictorCommand implements Runnable {
                     r.put("affinity_acck", ak.accuracy());
                     r.put("k", f.topK());
                     rows.add(r);
-                    if (!json) {
+                    if (table) {
                         System.out.printf(Locale.ROOT, "| %s | %s | %.3f | %.3f | %.3f | %.3f |%n", t.domain(), p,
                                 p1.accuracy(), a1.accuracy(), pk.accuracy(), ak.accuracy());
                     }
                 }
             }
-            if (json) System.out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(rows));
+            if (json != null) Output.json(json, rows, "moe predictor eval-stats");
             return 0;
         }
     }

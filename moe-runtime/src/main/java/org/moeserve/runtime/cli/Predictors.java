@@ -28,7 +28,7 @@ final class Predictors {
             throws IOException {
         return switch (name) {
             case "popularity", "affinity" -> {
-                if (stats == null) throw new IllegalArgumentException(name + " needs statistics to fit on: pass --fit TRACE");
+                if (stats == null) throw new IllegalArgumentException(name + " needs statistics to fit on: pass --fit-trace TRACE");
                 yield name.equals("popularity") ? new PopularityPredictor(stats.loads()) : new AffinityPredictor(stats.transitions(1));
             }
             case "lookahead-gate" -> {
@@ -37,11 +37,11 @@ final class Predictors {
             }
             case "learned" -> {
                 if (model == null) throw new IllegalArgumentException("learned reads hidden states: pass --model DIR");
-                if (weights == null) throw new IllegalArgumentException("learned needs its file: pass --weights FILE (made by moe predictor train)");
+                if (weights == null) throw new IllegalArgumentException("learned needs its file: pass --predictor-weights FILE (made by moe predictor train)");
                 yield LearnedPathPredictor.load(weights);
             }
             case "oracle" -> new OraclePredictor(layers, experts);
-            default -> throw new IllegalArgumentException("--predictor is " + name + " but must be one of " + String.join(", ", NAMES));
+            default -> throw new UsageError("--predictor is " + name + " but must be one of " + String.join(", ", NAMES));
         };
     }
 }

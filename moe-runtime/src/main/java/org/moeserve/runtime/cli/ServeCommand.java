@@ -1,8 +1,8 @@
 package org.moeserve.runtime.cli;
 
 import org.moeserve.runtime.cluster.ClusterExecutor;
-import org.moeserve.runtime.cluster.ClusterMember;
-import org.moeserve.runtime.cluster.ClusterPlan;
+import org.moeserve.comms.cluster.ClusterMember;
+import org.moeserve.comms.cluster.ClusterPlan;
 
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
@@ -58,9 +58,6 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--max-body", paramLabel = "BYTES", description = "Request body limit (default ${DEFAULT-VALUE}).")
     long maxBody = 1 << 20;
 
-    @Option(names = "--expert-budget", paramLabel = "B", description = "Experts kept in fast memory (25%, 24, 6MB); default all.")
-    String expertBudget;
-
     @Mixin
     OffloadOptions offload = new OffloadOptions();
 
@@ -84,6 +81,7 @@ final class ServeCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         model.validate();
+        offload.validate(false);
         ApiServer.Options opts = new ApiServer.Options(host, port, apiKey, maxBody);
         PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
         MoeModel m = MoeModel.load(model.modelDir());
@@ -91,8 +89,8 @@ final class ServeCommand implements Callable<Integer> {
         Parallel par = new Parallel(model.threads);
         Engine engine;
         ExpertCache cache = null;
-        if (expertBudget != null) {
-            cache = offload.cache(m, expertBudget, null);
+        if (offload.offloading()) {
+            cache = offload.cache(m, null);
             cache.bindTo(registry);
             engine = new Engine(m, new CachedExpertStore(m, cache), par);
             offload.attachPrefetcher(engine, cache, m, LookaheadGates.of(m));
@@ -106,10 +104,10 @@ final class ServeCommand implements Callable<Integer> {
         Vertx vertx;
         ClusterMember member = null;
         if (cluster != null) {
-            if (expertBudget != null) throw new IllegalArgumentException("--cluster and --expert-budget cannot be combined yet; choose one");
+            if (offload.offloading()) throw new IllegalArgumentException("--cluster and --expert-budget cannot be combined yet; choose one");
             java.util.List<String> peers = clusterMembers != null ? java.util.List.of(clusterMembers.split(","))
                     : ClusterMember.Options.ports(clusterHost, clusterPort);
-            member = ClusterMember.join(m, new ClusterMember.Options(cluster, clusterHost, clusterPort, peers, 4,
+            member = ClusterMember.join(ClusterExecutor.host(m), new ClusterMember.Options(cluster, clusterHost, clusterPort, peers, 4,
                     plan == null ? null : org.moeserve.placement.PlacementPlan.read(plan)));
             engine.setExecutor(new ClusterExecutor(member, java.time.Duration.ofSeconds(10), java.time.Duration.ofSeconds(60)));
             vertx = member.vertx();
@@ -122,7 +120,7 @@ final class ServeCommand implements Callable<Integer> {
         ApiServer server = new ApiServer(vertx, scheduler, tok, m.name(), registry, opts);
         int bound = server.start();
         System.out.printf("moe serve: %s on http://%s:%d/v1 (OpenAI-compatible; WebSocket /v1/stream; /health, /metrics)%s%n",
-                m.name(), host, bound, cache == null ? "" : "; " + cache.slots() + " experts resident, " + offload.linkModel());
+                m.name(), host, bound, cache == null ? "" : "; " + cache.slots() + " experts resident, " + offload.link + " [modelled link]");
         CountDownLatch stop = new CountDownLatch(1);
         ExpertCache c = cache;
         ClusterMember clusterMember = member;

@@ -1,10 +1,12 @@
 package org.moeserve.runtime.cli;
 
+import org.moeserve.runtime.plot.Svg;
+import org.moeserve.units.Units;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import org.moeserve.cache.transfer.LinkModel;
+import org.moeserve.units.LinkModel;
 import org.moeserve.comms.Dispatch;
 import org.moeserve.comms.Scheme;
 import org.moeserve.comms.sim.ClusterSimulator;
@@ -39,36 +41,43 @@ final class SimulateCommand implements Callable<Integer> {
             description = "A moe-plan/1 file, or a baseline made on the spot: contiguous, round-robin, random, eplb. Repeatable.")
     List<String> plans;
 
-    @Option(names = "--topology", paramLabel = "NODESxDEVICES", required = true, description = "e.g. 2x4: nodes x devices per node.")
-    String topology;
+    @Option(names = "--topology", paramLabel = "NODESxDEVICES", required = true, converter = Converters.TopologySpec.class,
+            description = "e.g. 2x4: nodes x devices per node.")
+    Converters.Shape topology;
 
     @Option(names = "--scheme", paramLabel = "S", description = "two, exflow or both (default ${DEFAULT-VALUE}).")
     String scheme = "both";
 
-    @Option(names = "--intra-link", paramLabel = "BW,LAT", description = "Link inside a node (default ${DEFAULT-VALUE}: NVLink-class).")
-    String intraLink = "450GB/s,3us";
+    @Option(names = "--intra-link", paramLabel = "BW[,LAT]", converter = Converters.Link.class,
+            description = "Link inside a node (default 450GB/s,3us: NVLink-class).")
+    LinkModel intraLink = new LinkModel(450e9, 3_000);
 
-    @Option(names = "--inter-link", paramLabel = "BW,LAT", description = "Link between nodes, per device (default ${DEFAULT-VALUE}: 400 Gb/s).")
-    String interLink = "50GB/s,10us";
+    @Option(names = "--inter-link", paramLabel = "BW[,LAT]", converter = Converters.Link.class,
+            description = "Link between nodes, per device (default 50GB/s,10us: 400 Gb/s).")
+    LinkModel interLink = new LinkModel(50e9, 10_000);
 
-    @Option(names = "--expert-time", paramLabel = "T", description = "Compute per token through one expert (default ${DEFAULT-VALUE}).")
-    String expertTime = "1us";
+    @Option(names = "--expert-time", paramLabel = "T", converter = Converters.Duration.class,
+            description = "Compute per token through one expert (default 1us).")
+    long expertNanos = 1_000;
 
-    @Option(names = "--layer-time", paramLabel = "T", description = "Attention and the rest of a layer, per token (default ${DEFAULT-VALUE}).")
-    String layerTime = "2us";
+    @Option(names = "--layer-time", paramLabel = "T", converter = Converters.Duration.class,
+            description = "Attention and the rest of a layer, per token (default 2us).")
+    long layerNanos = 2_000;
 
     @Option(names = "--hidden-bytes", paramLabel = "B", description = "Bytes of a token's activation (default ${DEFAULT-VALUE}: 4096 x bf16).")
     int hiddenBytes = 8192;
 
-    @Option(names = "--cache-experts", paramLabel = "N",
-            description = "Experts each device keeps in fast memory (LRU); the others load over --host-link. Default: all resident.")
-    int cacheExperts;
+    @Option(names = "--expert-budget", paramLabel = "B", converter = Converters.Budget.class,
+            description = "Experts each device keeps in fast memory (LRU): a number (24), a share of the experts its plan gives "
+                    + "it (25%%) or memory (6GB); the others load over --host-link. Default: all resident.")
+    Converters.ExpertBudget expertBudget;
 
-    @Option(names = "--host-link", paramLabel = "BW,LAT", description = "Where cache misses load from (default ${DEFAULT-VALUE}: PCIe 5).")
-    String hostLink = "50GB/s,10us";
+    @Option(names = "--host-link", paramLabel = "BW[,LAT]", converter = Converters.Link.class,
+            description = "Where cache misses load from (default 50GB/s,10us: PCIe 5).")
+    LinkModel hostLink = new LinkModel(50e9, 10_000);
 
-    @Option(names = "--expert-bytes", paramLabel = "B",
-            description = "Bytes of one expert, for cache misses (default ${DEFAULT-VALUE}: DeepSeek-V3, 3 x 7168 x 2048 x bf16).")
+    @Option(names = "--expert-bytes", paramLabel = "B", converter = Converters.Bytes.class,
+            description = "Bytes of one expert, for cache misses (default 88080384: DeepSeek-V3, 3 x 7168 x 2048 x bf16).")
     long expertBytes = 3L * 7168 * 2048 * 2;
 
     @Option(names = "--batch", paramLabel = "N", description = "Tokens per step (default ${DEFAULT-VALUE}).")
@@ -86,32 +95,31 @@ final class SimulateCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         RoutingInput in = RoutingInput.read(source.trace, source.stats);
-        String[] nd = topology.toLowerCase(Locale.ROOT).split("x");
-        if (nd.length != 2) throw new IllegalArgumentException("--topology is '" + topology + "' but must read NODESxDEVICES, e.g. 2x4");
-        int nodes = Integer.parseInt(nd[0].trim()), perNode = Integer.parseInt(nd[1].trim());
+        int nodes = topology.nodes(), perNode = topology.devicesPerNode();
+        java.io.PrintStream tout = Output.table(json);
         List<Scheme> schemes = scheme.equalsIgnoreCase("both") ? List.of(Scheme.values()) : List.of(Scheme.parse(scheme));
-        LinkModel intra = link(intraLink, "--intra-link"), inter = link(interLink, "--inter-link");
         Map<String, PlacementPlan> planned = new LinkedHashMap<>();
         for (String p : plans) planned.put(Files.exists(Path.of(p)) ? Path.of(p).getFileName().toString() : p, plan(p, in, nodes, perNode));
         ObjectNode out = new ObjectMapper().createObjectNode().put("format", "moe-simulation/1").put("source", in.description())
-                .put("topology", topology).put("tokens", in.records() == null ? tokens : in.records().stream().mapToLong(TraceRecord::length).sum());
+                .put("topology", nodes + "x" + perNode).put("tokens", in.records() == null ? tokens : in.records().stream().mapToLong(TraceRecord::length).sum());
         ArrayNode runs = out.putArray("runs");
-        System.out.printf("simulating %s on %d node(s) x %d devices (%s inside a node, %s between), %d MoE layers x %d experts, top-%d%n",
-                in.description(), nodes, perNode, intraLink, interLink, in.layers(), in.experts(), in.topK());
-        System.out.println("| plan | scheme | bytes per token | inter-node bytes per token | exposed all-to-all time per step | step time | tokens/s "
+        tout.printf("simulating %s on %d node(s) x %d devices (%s inside a node, %s between), %d MoE layers x %d experts, top-%d%n",
+                in.description(), nodes, perNode, Units.formatLink(intraLink), Units.formatLink(interLink), in.layers(), in.experts(), in.topK());
+        tout.println("| plan | scheme | bytes per token | inter-node bytes per token | exposed all-to-all time per step | step time | tokens/s "
                 + "| mean device utilisation | expert cache hit rate | simulated in |");
-        System.out.println("|---|---|---|---|---|---|---|---|---|---|");
+        tout.println("|---|---|---|---|---|---|---|---|---|---|");
         Map<String, List<double[]>> chart = new LinkedHashMap<>();
         for (Map.Entry<String, PlacementPlan> en : planned.entrySet()) {
             PlacementPlan plan = en.getValue();
-            Topology topo = new Topology(nodes, perNode, plan.slots(), 1, 4);
+            Topology topo = Topology.of(nodes, perNode, plan.slots());
             if (plan.layers() != in.layers()) {
                 throw new IllegalArgumentException(en.getKey() + " has " + plan.layers() + " layers but the routing has " + in.layers());
             }
             Dispatch dispatch = new Dispatch(plan, topo, in.experts());
-            ClusterSimulator sim = new ClusterSimulator(new ClusterSimulator.Config(topo, intra, inter,
-                    LinkModel.parseDuration(expertTime), LinkModel.parseDuration(layerTime), hiddenBytes, cacheExperts,
-                    link(hostLink, "--host-link"), expertBytes));
+            int cacheExperts = expertBudget == null ? 0
+                    : (int) Math.min(Integer.MAX_VALUE, expertBudget.bytes((long) plan.layers() * plan.slots(), expertBytes) / expertBytes);
+            ClusterSimulator sim = new ClusterSimulator(new ClusterSimulator.Config(topo, intraLink, interLink,
+                    expertNanos, layerNanos, hiddenBytes, cacheExperts, hostLink, expertBytes));
             for (Scheme s : schemes) {
                 Iterable<ClusterSimulator.Step> steps = steps(in);
                 long total = in.records() == null ? tokens : in.records().stream().mapToLong(TraceRecord::length).sum();
@@ -125,10 +133,10 @@ final class SimulateCommand implements Callable<Integer> {
                 });
                 double secs = (System.nanoTime() - t0) / 1e9;
                 double perStepA2a = r.allToAllNanos() / 1e3 / Math.max(1, r.steps()), perStep = r.totalNanos() / 1e3 / Math.max(1, r.steps());
-                System.out.printf(Locale.ROOT, "| %s | %s | %.0f | %.0f | %.1f us | %.1f us | %.0f | %.1f%% | %s | %.1f s |%n", en.getKey(),
+                tout.printf(Locale.ROOT, "| %s | %s | %.0f | %.0f | %.1f us | %.1f us | %.0f | %.1f%% | %s | %.1f s |%n", en.getKey(),
                         s.label(), (double) r.traffic().totalBytes() / r.tokens(), (double) r.traffic().interNodeBytes() / r.tokens(), perStepA2a,
                         perStep, r.tokens() / (r.totalNanos() / 1e9), 100 * r.meanUtilisation(),
-                        cacheExperts == 0 ? "all resident" : String.format(Locale.ROOT, "%.1f%%", 100 * r.hitRate()), secs);
+                        expertBudget == null ? "all resident" : String.format(Locale.ROOT, "%.1f%%", 100 * r.hitRate()), secs);
                 ObjectNode run = runs.addObject().put("plan", en.getKey()).put("scheme", s.name()).put("tokens", r.tokens()).put("steps", r.steps())
                         .put("simulated_nanos", r.totalNanos()).put("all_to_all_nanos", r.allToAllNanos()).put("wall_seconds", secs)
                         .put("cache_hits", r.cacheHits()).put("cache_misses", r.cacheMisses());
@@ -144,10 +152,7 @@ final class SimulateCommand implements Callable<Integer> {
                 chart.put(en.getKey() + " / " + s.label(), series);
             }
         }
-        if (json != null) {
-            new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(json.toFile(), out);
-            System.err.println("moe simulate: wrote " + json);
-        }
+        if (json != null) Output.json(json, out, "moe simulate");
         if (svg != null) {
             double max = 0;
             for (List<double[]> s : chart.values()) for (double[] p : s) max = Math.max(max, p[1]);
@@ -188,7 +193,6 @@ final class SimulateCommand implements Callable<Integer> {
 
     private PlacementPlan plan(String name, RoutingInput in, int nodes, int perNode) throws IOException {
         int devices = nodes * perNode;
-        if (devices < 1) throw new IllegalArgumentException("--topology " + topology + " has no devices");
         var baseline = switch (name) {
             case "contiguous" -> Baselines.contiguous();
             case "round-robin" -> Baselines.roundRobin();
@@ -205,12 +209,6 @@ final class SimulateCommand implements Callable<Integer> {
         }
         int slots = (in.experts() + devices - 1) / devices;
         return baseline.place(new PlacementProblem(in.description(), in.layers(), in.experts(), in.topK(),
-                new Topology(nodes, perNode, slots, 1, 4), in.load(), in.transitions(), hiddenBytes));
-    }
-
-    private static LinkModel link(String spec, String flag) {
-        String[] p = spec.split(",");
-        if (p.length != 2) throw new IllegalArgumentException(flag + " is '" + spec + "' but must read BANDWIDTH,LATENCY, e.g. 50GB/s,10us");
-        return new LinkModel(LinkModel.parseBandwidth(p[0]), LinkModel.parseDuration(p[1]));
+                Topology.of(nodes, perNode, slots), in.load(), in.transitions(), hiddenBytes));
     }
 }

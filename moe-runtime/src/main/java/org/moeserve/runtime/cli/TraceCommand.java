@@ -58,8 +58,7 @@ final class TraceCommand implements Callable<Integer> {
                 throw new IllegalArgumentException("--chunk is " + len + " but must be in 1.." + ctx + " (the context)");
             }
             Engine engine = new Engine(m, par);
-            RoutingTracer tracer = new RoutingTracer(m.config());
-            TraceHeader header = new TraceHeader(m.name(), tracer.moeLayers(), m.config().experts(), m.config().topK(),
+            TraceHeader header = new TraceHeader(m.name(), m.config().moeLayers(), m.config().experts(), m.config().topK(),
                     "moe-serve trace: prefill of " + len + "-token chunks; token ids are the model's");
             int total = 0;
             try (TraceWriter w = new TraceWriter(out, header)) {
@@ -70,7 +69,7 @@ final class TraceCommand implements Callable<Integer> {
                     int n = 0;
                     for (int off = 0; off < ids.length && n < maxSequences; off += len, n++) {
                         int[] part = java.util.Arrays.copyOfRange(ids, off, Math.min(ids.length, off + len));
-                        w.write(tracer.trace(engine, dom + "-" + n, dom, part));
+                        w.write(RoutingTracer.trace(engine, dom + "-" + n, dom, part));
                     }
                     total += n;
                     System.err.printf("moe trace: %s: %d tokens, %d sequences%n", in, ids.length, n);

@@ -12,31 +12,26 @@ import java.lang.foreign.MemorySegment;
 /**
  * Experts served from the expert cache's fast tier: the engine's {@link ExpertStore} over an {@link ExpertCache}.
  * A slot holds one expert as [gate | up | down], byte copies of the checkpoint's tensors, so the weights (and
- * the output) are exactly those of the all-resident run. Cache keys use MoE layer numbers.
+ * the output) are exactly those of the all-resident run.
  */
 public final class CachedExpertStore implements ExpertStore {
     private final MoeModel model;
     private final ExpertCache cache;
-    private final int[] moeIndex;
 
     public CachedExpertStore(MoeModel model, ExpertCache cache) {
         this.model = model;
         this.cache = cache;
-        this.moeIndex = model.config().moeLayerIndex();
     }
 
     /** The model's checkpoint as the cache's slow tier. */
     public static ExpertSource source(MoeModel model) {
-        int[] modelLayer = new int[model.config().layers()];
-        int n = 0;
-        for (int l = 0; l < model.config().layers(); l++) if (model.config().isSparse(l)) modelLayer[n++] = l;
         return new ExpertSource() {
             @Override
             public long expertBytes() { return model.expertBytes(); }
 
             @Override
             public void copyTo(ExpertKey k, MemorySegment dst) {
-                ExpertWeights w = model.expert(modelLayer[k.layer()], k.expert());
+                ExpertWeights w = model.expert(k.layer(), k.expert());
                 long off = 0;
                 for (Tensor t : new Tensor[]{w.gate(), w.up(), w.down()}) {
                     MemorySegment.copy(t.data(), 0, dst, off, t.data().byteSize());
@@ -49,9 +44,9 @@ public final class CachedExpertStore implements ExpertStore {
     public ExpertCache cache() { return cache; }
 
     @Override
-    public ExpertWeights acquire(int layer, int expert) {
-        MemorySegment slot = cache.acquire(new ExpertKey(moeIndex[layer], expert));
-        ExpertWeights src = model.expert(layer, expert); // shapes and dtypes only
+    public ExpertWeights acquire(int moeLayer, int expert) {
+        MemorySegment slot = cache.acquire(new ExpertKey(moeLayer, expert));
+        ExpertWeights src = model.expert(moeLayer, expert); // shapes and dtypes only
         long g = src.gate().data().byteSize(), u = src.up().data().byteSize(), d = src.down().data().byteSize();
         return new ExpertWeights(
                 new Tensor(src.gate().name(), src.gate().dtype(), src.gate().shape(), slot.asSlice(0, g)),
@@ -60,5 +55,5 @@ public final class CachedExpertStore implements ExpertStore {
     }
 
     @Override
-    public void release(int layer, int expert) { cache.release(new ExpertKey(moeIndex[layer], expert)); }
+    public void release(int moeLayer, int expert) { cache.release(new ExpertKey(moeLayer, expert)); }
 }

@@ -1,5 +1,7 @@
 package org.moeserve.runtime.engine;
 
+import org.moeserve.comms.ExpertGroups;
+import org.moeserve.routing.Router;
 import org.moeserve.runtime.kernel.Kernels;
 import org.moeserve.runtime.kernel.Parallel;
 import org.moeserve.runtime.model.ExpertWeights;
@@ -7,7 +9,6 @@ import org.moeserve.runtime.model.Family;
 import org.moeserve.runtime.model.ModelConfig;
 import org.moeserve.runtime.model.MoeModel;
 
-import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicLong;
@@ -22,11 +23,14 @@ import java.util.concurrent.atomic.AtomicLong;
  *   q,k,v = xb Wq^T, xb Wk^T, xb Wv^T ; q/k norm ; RoPE ; k,v -> each sequence's KV cache
  *   x += causal GQA attention(q, cache) Wo^T
  *   xb = RMSNorm(x)
- *   MoE: router softmax -> top-k (observers told) -> rows grouped by expert -> SwiGLU expert -> weighted sum
- *   x += that
+ *   MoE: {@link Router} (gate, softmax, top-k) -> executor: rows grouped by expert ({@link ExpertGroups}),
+ *        each expert's {@link ExpertFfn} once over its group -> weighted sum in each row's top-k order
+ *   x += that ; listeners told the MoE layer is done
  * </pre>
  *
- * Experts come only through the {@link ExpertStore}. A row's arithmetic never depends on which other rows share
+ * The forward returns the logits and its {@link Routing} (what every row routed at every MoE layer). Model layer
+ * numbers stay inside this class: everything it hands out (routing, the store, the executor, listeners) numbers MoE
+ * layers. Experts come only through the {@link ExpertStore}. A row's arithmetic never depends on which other rows share
  * its batch or how many threads run, so batched, incremental and single-sequence runs give the same bits.
  * Not thread-safe: one forward at a time (the scheduler owns the engine).
  */
@@ -36,8 +40,9 @@ public final class Engine {
     private final ExpertStore experts;
     private final Parallel par;
     private final Rope rope;
-    private final List<RoutingObserver> observers = new CopyOnWriteArrayList<>();
-    private final List<LayerObserver> layerObservers = new CopyOnWriteArrayList<>();
+    private final Router[] routers;   // per MoE layer
+    private final int[] moeIndex;     // model layer -> MoE layer, -1 if dense
+    private final List<MoeLayerListener> listeners = new CopyOnWriteArrayList<>();
     private final AtomicLong nextSequenceId = new AtomicLong();
     private volatile ExpertExecutor executor = new LocalExecutor();
 
@@ -55,7 +60,12 @@ public final class Engine {
         this.experts = experts;
         this.par = par;
         this.rope = new Rope(c.headDim(), c.ropeTheta(), c.maxPositions());
+        this.routers = RouterGate.of(model, par);
+        this.moeIndex = c.moeLayerIndex();
     }
+
+    /** What a forward returns: the logits asked for and what every row routed. */
+    public record Forward(float[][] logits, Routing routing) {}
 
     public Engine(MoeModel model, Parallel par) { this(model, new ResidentExpertStore(model), par); }
 
@@ -68,26 +78,27 @@ public final class Engine {
 
     public ModelConfig config() { return c; }
 
-    public void addObserver(RoutingObserver o) { observers.add(o); }
+    /** The router of a MoE layer (the one the lookahead-gate predictor guesses with). */
+    public Router router(int moeLayer) { return routers[moeLayer]; }
 
-    public void removeObserver(RoutingObserver o) { observers.remove(o); }
+    public void addListener(MoeLayerListener l) { listeners.add(l); }
 
-    public void addLayerObserver(LayerObserver o) { layerObservers.add(o); }
-
-    public void removeLayerObserver(LayerObserver o) { layerObservers.remove(o); }
+    public void removeListener(MoeLayerListener l) { listeners.remove(l); }
 
     public Sequence newSequence() {
         return new Sequence(nextSequenceId.getAndIncrement(), new KVCache(c.layers(), c.kvDim(), 64, c.maxPositions()));
     }
 
-    /** Runs the steps; returns the logits of each step's last token, one row per step. */
-    public float[][] forward(List<Step> steps) { return forward(steps, false); }
+    /** Runs the steps; the logits of each step's last token (one row per step) and the routing. */
+    public Forward forward(List<Step> steps) { return forward(steps, false, false); }
 
     /**
      * Runs the steps. With {@code allPositions} the logits of every token come back (rows in step order, then
-     * token order); otherwise those of each step's last token.
+     * token order); otherwise those of each step's last token. With {@code keepHidden} the routing holds the hidden
+     * state after every MoE layer (it does anyway when a listener needs it). Sequences must have room for the
+     * steps' tokens: admission checks that ({@link #checkFits}); here it is an invariant.
      */
-    public float[][] forward(List<Step> steps, boolean allPositions) {
+    public Forward forward(List<Step> steps, boolean allPositions, boolean keepHidden) {
         // ---- rows: (sequence, position, token) ----
         int rows = 0;
         for (Step s : steps) rows += s.tokens().length;
@@ -99,9 +110,8 @@ public final class Engine {
             Sequence seq = s.sequence();
             int end = seq.length() + s.tokens().length;
             if (end > c.maxPositions()) {
-                throw new IllegalArgumentException("sequence " + seq.id() + " would reach " + end + " tokens but the "
-                        + "model's context is " + c.maxPositions() + " (max_position_embeddings); shorten the prompt "
-                        + "or ask for fewer tokens");
+                throw new IllegalStateException("sequence " + seq.id() + " would reach " + end + " tokens past the context of "
+                        + c.maxPositions() + "; admission should have refused it");
             }
             for (int i = 0; i < s.tokens().length; i++, r++) {
                 int t = s.tokens()[i];
@@ -127,6 +137,17 @@ public final class Engine {
         for (r = 0; r < rows; r++) model.embed().row(tok[r], x[r]);
         long[] seqIds = new long[rows];
         for (r = 0; r < rows; r++) seqIds[r] = seqOf[r].id();
+        int[] stepEnd = new int[steps.size()];
+        int[][][] before = new int[rows][][];
+        r = 0;
+        for (int s = 0; s < steps.size(); s++) {
+            before[r] = steps.get(s).sequence().lastPath();
+            r += steps.get(s).tokens().length;
+            stepEnd[s] = r;
+        }
+        boolean keep = keepHidden;
+        for (MoeLayerListener o : listeners) keep |= o.needsHidden();
+        Routing routing = new Routing(seqIds, pos, tok, stepEnd, before, routers.length, keep);
         ExpertExecutor.StepRun run = executor.begin(seqIds);
 
         for (int l = 0; l < c.layers(); l++) {
@@ -151,11 +172,13 @@ public final class Engine {
 
             // ---- MLP: MoE block or dense ----
             for (r = 0; r < rows; r++) Kernels.rmsnorm(xb[r], x[r], 0, layer.postAttentionNorm(), h, c.rmsNormEps());
-            if (layer.sparse()) moe(l, layer, xb, out, seqOf, pos, rows, run);
-            else swigluMlp(layer.dense(), xb, rows, out, par);
+            int m = moeIndex[l];
+            if (m >= 0) moe(m, xb, out, rows, run, routing);
+            else ExpertFfn.SWIGLU.apply(layer.dense(), xb, rows, out, par);
             for (r = 0; r < rows; r++) Kernels.axpy(1f, out[r], 0, x[r], 0, h);
-            for (LayerObserver o : layerObservers) {
-                for (r = 0; r < rows; r++) o.onLayerEnd(seqOf[r].id(), pos[r], l, x[r].clone());
+            if (m >= 0) {
+                if (keep) for (r = 0; r < rows; r++) routing.setHidden(m, r, x[r].clone());
+                for (MoeLayerListener o : listeners) o.onMoeLayer(routing, m);
             }
         }
 
@@ -177,9 +200,28 @@ public final class Engine {
         for (int i = 0; i < pick.length; i++) Kernels.rmsnorm(normed[i], x[pick[i]], 0, model.finalNorm(), h, c.rmsNormEps());
         float[][] logits = new float[pick.length][c.vocabSize()];
         Kernels.matmul(model.lmHead(), normed, pick.length, logits, par);
-        for (Step s : steps) s.sequence().append(s.tokens());
-        return logits;
+        for (int s = 0; s < steps.size(); s++) {
+            steps.get(s).sequence().append(steps.get(s).tokens());
+            steps.get(s).sequence().setLastPath(routing.path(routing.lastRow(s)));
+        }
+        return new Forward(logits, routing);
     }
+
+    /**
+     * Admission's check, the one place the context length is enforced: a prompt of {@code promptTokens} must leave
+     * room for at least one generated token. Throws with what to do.
+     */
+    public void checkFits(int promptTokens) {
+        if (promptTokens < 1) throw new IllegalArgumentException("the prompt is empty; give at least one token");
+        if (promptTokens >= c.maxPositions()) {
+            throw new IllegalArgumentException("the prompt has " + promptTokens + " tokens but the model's context is "
+                    + c.maxPositions() + " (max_position_embeddings), which must hold the prompt and at least one "
+                    + "generated token; shorten the prompt");
+        }
+    }
+
+    /** Tokens a sequence holding {@code length} tokens may still generate (the context's room). */
+    public int room(int length) { return Math.max(0, c.maxPositions() - length); }
 
     private void normQk(MoeModel.Layer layer, float[][] q, float[][] k, int rows) {
         Family.QkNorm mode = c.family().qkNorm;
@@ -211,97 +253,43 @@ public final class Engine {
         });
     }
 
-    /** One expert applied to rows of x, on this thread (for executors that run experts elsewhere: cluster members). */
-    public static void expertForward(ExpertWeights w, float[][] x, int rows, float[][] out) { swigluMlp(w, x, rows, out, Parallel.SERIAL); }
-
-    /** down(silu(gate x) * up x) for rows of x: a dense layer, or one expert's group of rows. */
-    static void swigluMlp(ExpertWeights w, float[][] x, int rows, float[][] out, Parallel par) {
-        int inter = w.gate().rows();
-        float[][] g = new float[rows][inter], u = new float[rows][inter];
-        Kernels.matmul(w.gate(), x, rows, g, par);
-        Kernels.matmul(w.up(), x, rows, u, par);
-        for (int r = 0; r < rows; r++) Kernels.swiglu(g[r], u[r], inter);
-        Kernels.matmul(w.down(), g, rows, out, par);
-    }
-
-    /** The MoE block: route, group rows by expert, run each expert once over its group, combine. */
-    private void moe(int l, MoeModel.Layer layer, float[][] xb, float[][] out, Sequence[] seqOf, int[] pos, int rows,
-                     ExpertExecutor.StepRun run) {
-        int e = c.experts(), topK = c.topK(), h = c.hiddenSize();
-        // ---- route: softmax over all experts, top-k, optional renormalisation ----
-        float[][] probs = new float[rows][e];
-        Kernels.matmul(layer.router(), xb, rows, probs, par);
-        int[][] idx = new int[rows][topK];
-        float[][] w = new float[rows][topK];
-        int[] count = new int[e];
-        for (int r = 0; r < rows; r++) {
-            Kernels.softmax(probs[r], 0, e);
-            Kernels.topK(probs[r], e, topK, idx[r], w[r]);
-            if (c.normTopKProb()) {
-                float sum = 0;
-                for (int j = 0; j < topK; j++) sum += w[r][j];
-                for (int j = 0; j < topK; j++) w[r][j] /= sum;
-            }
-            for (int j = 0; j < topK; j++) count[idx[r][j]]++;
-        }
-        for (RoutingObserver o : observers) {
-            for (int r = 0; r < rows; r++) o.onRouting(seqOf[r].id(), pos[r], l, idx[r].clone(), w[r].clone());
-        }
+    /** The MoE block: route, hand the rows to the executor, combine each row's experts in its own top-k order. */
+    private void moe(int m, float[][] xb, float[][] out, int rows, ExpertExecutor.StepRun run, Routing routing) {
+        int topK = c.topK(), h = c.hiddenSize();
+        Router.Decision d = routers[m].route(xb, rows);
+        routing.set(m, d);
         float[][][] contrib = new float[rows][topK][];
-        run.run(l, xb, rows, idx, contrib);
-        // ---- combine in the row's own top-k order (independent of grouping) ----
+        run.run(m, xb, rows, d.experts(), contrib);
         for (int r = 0; r < rows; r++) {
             java.util.Arrays.fill(out[r], 0f);
-            for (int j = 0; j < topK; j++) Kernels.axpy(w[r][j], contrib[r][j], 0, out[r], 0, h);
+            for (int j = 0; j < topK; j++) Kernels.axpy(d.weights()[r][j], contrib[r][j], 0, out[r], 0, h);
         }
     }
 
-    /** Every expert here, from the engine's store: rows grouped by expert, each expert run once over its group. */
+    /** Every expert here, from the engine's store: each expert run once over its group of rows. */
     private final class LocalExecutor implements ExpertExecutor, ExpertExecutor.StepRun {
         @Override
         public StepRun begin(long[] sequences) { return this; }
 
         @Override
-        public void run(int l, float[][] xb, int rows, int[][] idx, float[][][] contrib) {
-            int e = c.experts(), topK = c.topK(), h = c.hiddenSize();
-            int[] count = new int[e];
-            for (int r = 0; r < rows; r++) for (int j = 0; j < topK; j++) count[idx[r][j]]++;
-            // ---- group: members[e] = rows routed to expert e, slot[e] = which of the row's k choices ----
-            int[][] members = new int[e][], slot = new int[e][];
-            List<Integer> active = new ArrayList<>();
-            for (int ex = 0; ex < e; ex++) {
-                if (count[ex] == 0) continue;
-                members[ex] = new int[count[ex]];
-                slot[ex] = new int[count[ex]];
-                count[ex] = 0;
-                active.add(ex);
-            }
-            for (int r = 0; r < rows; r++) {
-                for (int j = 0; j < topK; j++) {
-                    int ex = idx[r][j];
-                    members[ex][count[ex]] = r;
-                    slot[ex][count[ex]++] = j;
-                }
-            }
-            // ---- compute: many active experts -> one per thread; few -> threads inside each product ----
-            boolean acrossExperts = active.size() >= par.threads();
+        public void run(int m, float[][] xb, int rows, int[][] idx, float[][][] contrib) {
+            List<ExpertGroups.Group> groups = ExpertGroups.of(idx, rows, c.experts());
+            // many active experts -> one per thread; few -> threads inside each product
+            boolean acrossExperts = groups.size() >= par.threads();
             Parallel inner = acrossExperts ? Parallel.SERIAL : par;
             Parallel.Body runExpert = a -> {
-                int ex = active.get(a);
-                int n = members[ex].length;
-                float[][] xg = new float[n][];
-                for (int i = 0; i < n; i++) xg[i] = xb[members[ex][i]];
-                float[][] y = new float[n][h];
-                ExpertWeights weights = experts.acquire(l, ex);
+                ExpertGroups.Group g = groups.get(a);
+                float[][] y = new float[g.size()][c.hiddenSize()];
+                ExpertWeights weights = experts.acquire(m, g.expert());
                 try {
-                    swigluMlp(weights, xg, n, y, inner);
+                    ExpertFfn.SWIGLU.apply(weights, g.gather(xb), g.size(), y, inner);
                 } finally {
-                    experts.release(l, ex);
+                    experts.release(m, g.expert());
                 }
-                for (int i = 0; i < n; i++) contrib[members[ex][i]][slot[ex][i]] = y[i];
+                g.scatter(y, contrib);
             };
-            if (acrossExperts) par.forEach(active.size(), runExpert);
-            else for (int a = 0; a < active.size(); a++) runExpert.run(a);
+            if (acrossExperts) par.forEach(groups.size(), runExpert);
+            else for (int a = 0; a < groups.size(); a++) runExpert.run(a);
         }
     }
 }

@@ -1,14 +1,13 @@
 package org.moeserve.runtime.engine;
 
 import org.moeserve.comms.Dispatch;
+import org.moeserve.comms.ExpertGroups;
 import org.moeserve.comms.Scheme;
 import org.moeserve.comms.Traffic;
 import org.moeserve.runtime.kernel.Parallel;
 import org.moeserve.runtime.model.ExpertWeights;
 import org.moeserve.runtime.model.ModelConfig;
 
-import java.util.ArrayList;
-import java.util.List;
 
 /**
  * In-process expert parallelism: {@code devices} partitions of one JVM, each holding only the experts the plan gives
@@ -16,7 +15,8 @@ import java.util.List;
  * device's inbox when it is not already there), each device runs its experts over its inbox, and the outputs are
  * sent to where the row is combined: its home device (two all-to-alls) or the device of its first expert, where it
  * then stays (ExFlow's context-coherent scheme); see {@link Scheme}. Every copy between devices is counted in
- * {@link #traffic()} as it is made, so the counts are measured, not modelled. Devices run in parallel; each row's
+ * {@link #traffic()} through {@link Dispatch#route}, the rule the simulator counts with, and the copies follow
+ * exactly its messages. Devices run in parallel; each row's
  * arithmetic is the same as on one device, so greedy output is identical.
  */
 public final class ExpertParallel implements ExpertExecutor {
@@ -24,8 +24,7 @@ public final class ExpertParallel implements ExpertExecutor {
     private final Scheme scheme;
     private final ExpertStore store;
     private final Parallel par;
-    private final int[] moeIndex;
-    private final int hidden;
+    private final int hidden, experts;
     private volatile Traffic traffic;
 
     public ExpertParallel(ModelConfig config, ExpertStore store, Dispatch dispatch, Scheme scheme, Parallel par) {
@@ -37,8 +36,8 @@ public final class ExpertParallel implements ExpertExecutor {
         this.scheme = scheme;
         this.store = store;
         this.par = par;
-        this.moeIndex = config.moeLayerIndex();
         this.hidden = config.hiddenSize();
+        this.experts = config.experts();
         this.traffic = new Traffic(dispatch.topology(), config.moeLayers());
     }
 
@@ -52,11 +51,11 @@ public final class ExpertParallel implements ExpertExecutor {
     public Dispatch dispatch() { return dispatch; }
 
     /** Device d's view of the expert store: only the experts the plan gives it. */
-    private ExpertWeights acquire(int device, int moeLayer, int layer, int expert) {
+    private ExpertWeights acquire(int device, int moeLayer, int expert) {
         if (!dispatch.holds(moeLayer, expert, device)) {
             throw new IllegalStateException("device " + device + " does not hold expert " + expert + " of MoE layer " + moeLayer);
         }
-        return store.acquire(layer, expert);
+        return store.acquire(moeLayer, expert);
     }
 
     @Override
@@ -67,8 +66,8 @@ public final class ExpertParallel implements ExpertExecutor {
         Traffic t = traffic;
         return new StepRun() {
             @Override
-            public void run(int layer, float[][] x, int n, int[][] idx, float[][][] contrib) {
-                step(t, layer, x, n, idx, contrib, home, at);
+            public void run(int moeLayer, float[][] x, int n, int[][] idx, float[][][] contrib) {
+                step(t, moeLayer, x, n, idx, contrib, home, at);
             }
 
             @Override
@@ -79,63 +78,43 @@ public final class ExpertParallel implements ExpertExecutor {
         };
     }
 
-    /** One row's work on one device: its input (the device's own copy) and where the output goes. */
-    private record Job(int row, int slot, int expert, float[] input) { }
-
-    private void step(Traffic t, int layer, float[][] x, int rows, int[][] idx, float[][][] contrib, int[] home, int[] at) {
-        int ml = moeIndex[layer], devices = dispatch.devices();
-        List<List<Job>> inbox = new ArrayList<>();
-        for (int d = 0; d < devices; d++) inbox.add(new ArrayList<>());
+    private void step(Traffic t, int ml, float[][] x, int rows, int[][] idx, float[][][] contrib, int[] home, int[] at) {
+        int devices = dispatch.devices();
+        long rowBytes = (long) hidden * Float.BYTES;
         int[][] ran = new int[rows][];
         int[] after = new int[rows];
-        // ---- dispatch: the row's vector is copied once to each other device that runs one of its experts ----
+        float[][][] input = new float[rows][][]; // [row][device] -> that device's copy of the row
+        // ---- dispatch: Dispatch.route decides every message (and counts it); the copies follow its decisions ----
         for (int r = 0; r < rows; r++) {
-            int k = idx[r].length;
-            ran[r] = new int[k];
-            float[][] copyOn = new float[devices][];
-            copyOn[at[r]] = x[r];
-            for (int j = 0; j < k; j++) ran[r][j] = dispatch.device(ml, idx[r][j], at[r]);
-            for (int j = 0; j < k; j++) {
-                int d = ran[r][j];
-                if (copyOn[d] == null) {
-                    copyOn[d] = x[r].clone();
-                    t.add(Dispatch.Kind.DISPATCH, ml, at[r], d, (long) copyOn[d].length * Float.BYTES);
-                }
-                inbox.get(d).add(new Job(r, j, idx[r][j], copyOn[d]));
-            }
-            after[r] = Dispatch.combineAt(scheme, ran[r], home[r]);
+            ran[r] = new int[idx[r].length];
+            input[r] = new float[devices][];
+            input[r][at[r]] = x[r];
+            int row = r;
+            after[r] = dispatch.route(scheme, ml, idx[r], at[r], home[r], ran[r], (kind, from, to) -> {
+                t.add(kind, ml, from, to, rowBytes);
+                if (kind == Dispatch.Kind.DISPATCH) input[row][to] = x[row].clone();
+            });
         }
-        // ---- each device runs its experts over its inbox (devices in parallel) ----
+        // ---- each device runs its experts over its inbox (devices in parallel), grouped by expert ----
         float[][][] out = new float[rows][][];
         for (int r = 0; r < rows; r++) out[r] = new float[idx[r].length][];
         par.forEach(devices, d -> {
-            List<Job> jobs = inbox.get(d);
-            java.util.Map<Integer, List<Job>> byExpert = new java.util.TreeMap<>();
-            for (Job j : jobs) byExpert.computeIfAbsent(j.expert(), e -> new ArrayList<>()).add(j);
-            for (var en : byExpert.entrySet()) {
-                List<Job> g = en.getValue();
-                float[][] xg = new float[g.size()][];
-                for (int i = 0; i < g.size(); i++) xg[i] = g.get(i).input();
+            float[][] inbox = new float[rows][];
+            for (int r = 0; r < rows; r++) inbox[r] = input[r][d];
+            for (ExpertGroups.Group g : ExpertGroups.of(idx, rows, experts, (r, j) -> ran[r][j] == d)) {
                 float[][] y = new float[g.size()][hidden];
-                ExpertWeights w = acquire(d, ml, layer, en.getKey());
+                ExpertWeights w = acquire(d, ml, g.expert());
                 try {
-                    Engine.swigluMlp(w, xg, g.size(), y, Parallel.SERIAL);
+                    ExpertFfn.SWIGLU.apply(w, g.gather(inbox), g.size(), y, Parallel.SERIAL);
                 } finally {
-                    store.release(layer, en.getKey());
+                    store.release(ml, g.expert());
                 }
-                for (int i = 0; i < g.size(); i++) out[g.get(i).row()][g.get(i).slot()] = y[i];
+                g.scatter(y, out);
             }
         });
-        // ---- combine: each expert's output goes to where the row is combined ----
+        // ---- combine: an output computed away from where its row is combined travels there (a copy) ----
         for (int r = 0; r < rows; r++) {
-            for (int j = 0; j < idx[r].length; j++) {
-                float[] y = out[r][j];
-                if (ran[r][j] != after[r]) {
-                    y = y.clone();
-                    t.add(Dispatch.Kind.COMBINE, ml, ran[r][j], after[r], (long) y.length * Float.BYTES);
-                }
-                contrib[r][j] = y;
-            }
+            for (int j = 0; j < idx[r].length; j++) contrib[r][j] = ran[r][j] != after[r] ? out[r][j].clone() : out[r][j];
             at[r] = after[r];
         }
     }

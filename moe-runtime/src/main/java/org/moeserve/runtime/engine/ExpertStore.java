@@ -7,10 +7,10 @@ import org.moeserve.runtime.model.ExpertWeights;
  * {@link #acquire} for every expert a step routes to, computes, then {@link #release}s it; between the two the
  * weights must stay valid (a cache pins them). An implementation may block in acquire (a miss that stalls on a
  * transfer) but must return the weights of exactly that logical expert: where experts live changes when work
- * happens, never the result.
+ * happens, never the result. Layers are MoE layers.
  */
 public interface ExpertStore {
-    ExpertWeights acquire(int layer, int expert);
+    ExpertWeights acquire(int moeLayer, int expert);
 
-    default void release(int layer, int expert) {}
+    default void release(int moeLayer, int expert) {}
 }

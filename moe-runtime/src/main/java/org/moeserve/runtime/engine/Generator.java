@@ -44,7 +44,7 @@ public final class Generator {
     public interface TokenSink { void accept(int request, int token); }
 
     public List<Result> generate(List<Request> requests, TokenSink onToken) {
-        int n = requests.size(), ctx = engine.config().maxPositions();
+        int n = requests.size();
         Sequence[] seqs = new Sequence[n];
         Sampler[] samplers = new Sampler[n];
         List<List<Integer>> out = new ArrayList<>();
@@ -53,10 +53,7 @@ public final class Generator {
         int promptTokens = 0;
         for (int i = 0; i < n; i++) {
             Request r = requests.get(i);
-            if (r.prompt().length > ctx) {
-                throw new IllegalArgumentException("the prompt has " + r.prompt().length + " tokens but the model's "
-                        + "context is " + ctx + "; shorten it");
-            }
+            engine.checkFits(r.prompt().length);
             seqs[i] = engine.newSequence();
             samplers[i] = new Sampler(r.sampling());
             out.add(new ArrayList<>());
@@ -64,7 +61,7 @@ public final class Generator {
             promptTokens += r.prompt().length;
         }
         long t0 = System.nanoTime();
-        float[][] logits = engine.forward(steps);
+        float[][] logits = engine.forward(steps).logits();
         long t1 = System.nanoTime();
         int decoded = 0;
         int[] live = new int[n];
@@ -89,7 +86,7 @@ public final class Generator {
                 Request r = requests.get(i);
                 if (r.stopAtEos() && engine.config().isEos(tok)) stop[i] = Stop.EOS;
                 else if (out.get(i).size() >= r.maxTokens()) stop[i] = Stop.MAX_TOKENS;
-                else if (seqs[i].length() + 1 > ctx) stop[i] = Stop.CONTEXT;
+                else if (engine.room(seqs[i].length()) == 0) stop[i] = Stop.CONTEXT;
                 else {
                     live[keep++] = i;
                     next[i] = tok;
@@ -101,7 +98,7 @@ public final class Generator {
                 steps.add(new Engine.Step(seqs[live[j]], new int[]{next[live[j]]}));
                 curIdx[live[j]] = s++;
             }
-            cur = engine.forward(steps);
+            cur = engine.forward(steps).logits();
             decoded += nLive;
         }
         long t2 = System.nanoTime();

@@ -1,61 +1,46 @@
 package org.moeserve.runtime.engine;
 
+import org.moeserve.routing.TopK;
 import org.moeserve.routing.predict.ExpertPredictor;
-import org.moeserve.routing.predict.PredictorEvaluation;
-import org.moeserve.routing.predict.TokenContext;
-import org.moeserve.runtime.model.ModelConfig;
-
-import java.util.HashMap;
-import java.util.Map;
 
 /**
- * Runs a predictor online, inside the forward pass: when MoE layer l finishes for a token, the predictor is asked
- * for the experts of layers l+1..l+H; when those layers route, the guess is scored. Measures what the prefetcher
- * will see: precision and recall per distance, and the predictor's cost in ns per token per layer. This is where
- * the expert cache's prefetcher will hook in.
+ * Runs a predictor online, inside the forward pass: when MoE layer m has run, the predictor is asked, per row, for
+ * the experts of layers m+1..m+H; when those layers route, the guess is scored. Measures what the prefetcher will
+ * see: precision and recall per distance, and the predictor's cost in ns per token per layer.
  */
-public final class PredictorTap implements RoutingObserver, LayerObserver {
+public final class PredictorTap implements MoeLayerListener {
     private final ExpertPredictor predictor;
-    private final int horizon, k, moeLayers;
-    private final int[] moeIndex;
-    private final Map<Long, int[][]> pathOf = new HashMap<>();      // (seq, pos) -> path so far
-    /** seq -> its previous token's path; bounded (least recently updated dropped) so a long-running server does not grow. */
-    private final Map<Long, int[][]> lastPath = new java.util.LinkedHashMap<>(64, 0.75f, true) {
-        @Override
-        protected boolean removeEldestEntry(Map.Entry<Long, int[][]> eldest) { return size() > 4096; }
-    };    // seq -> previous token's path
-    private final Map<Long, int[][][]> pending = new HashMap<>();    // (seq, pos) -> [target layer][distance-1] -> set
+    private final int horizon, k;
     private final long[] hits, predicted, actual;
     private long nanos, calls;
+    private Routing current;
+    private int[][][][] pending; // [row][target layer][distance-1] -> guessed set, for the forward now running
 
-    public PredictorTap(ExpertPredictor predictor, ModelConfig config, int horizon, int k) {
+    public PredictorTap(ExpertPredictor predictor, int horizon, int k) {
         this.predictor = predictor;
         this.horizon = horizon;
         this.k = k;
-        moeIndex = config.moeLayerIndex();
-        moeLayers = config.moeLayers();
         hits = new long[horizon];
         predicted = new long[horizon];
         actual = new long[horizon];
     }
 
-    private static long key(long seq, int pos) { return seq << 24 | pos; }
-
-    public void attach(Engine e) {
-        e.addObserver(this);
-        e.addLayerObserver(this);
-    }
+    public void attach(Engine e) { e.addListener(this); }
 
     @Override
-    public void onRouting(long seq, int pos, int layer, int[] experts, float[] weights) {
-        int m = moeIndex[layer];
-        long key = key(seq, pos);
-        int[][] path = pathOf.computeIfAbsent(key, x -> new int[moeLayers][]);
-        path[m] = experts;
-        int[][][] pend = pending.get(key);
-        if (pend != null && pend[m] != null) {
+    public boolean needsHidden() { return predictor.needsHidden(); }
+
+    @Override
+    public void onMoeLayer(Routing rt, int m) {
+        int layers = rt.moeLayers();
+        if (rt != current) { // a new forward
+            current = rt;
+            pending = new int[rt.rows()][layers][horizon][];
+        }
+        for (int r = 0; r < rt.rows(); r++) {
+            int[] experts = rt.experts(m, r);
             for (int d = 0; d < horizon; d++) {
-                int[] guess = pend[m][d];
+                int[] guess = pending[r][m][d];
                 if (guess == null) continue;
                 int h = 0;
                 for (int e : experts) for (int g : guess) if (g == e) { h++; break; }
@@ -63,30 +48,12 @@ public final class PredictorTap implements RoutingObserver, LayerObserver {
                 predicted[d] += guess.length;
                 actual[d] += experts.length;
             }
-        }
-        if (m == moeLayers - 1) { // the token is done
-            pending.remove(key);
-            pathOf.remove(key);
-            lastPath.put(seq, path);
-        }
-    }
-
-    @Override
-    public void onLayerEnd(long seq, int pos, int layer, float[] hidden) {
-        int m = moeIndex[layer];
-        if (m < 0 || m == moeLayers - 1) return;
-        long key = key(seq, pos);
-        int[][] path = pathOf.get(key);
-        TokenContext ctx = new TokenContext(-1, m, java.util.Arrays.copyOf(path, m + 1), hidden, lastPath.get(seq), null);
-        long t0 = System.nanoTime();
-        float[][] scores = predictor.predict(ctx, horizon);
-        nanos += System.nanoTime() - t0;
-        calls++;
-        int[][][] pend = pending.computeIfAbsent(key, x -> new int[moeLayers][][]);
-        for (int j = 0; j < scores.length; j++) {
-            int target = m + 1 + j;
-            if (pend[target] == null) pend[target] = new int[horizon][];
-            pend[target][j] = PredictorEvaluation.topK(scores[j], k);
+            if (m == layers - 1) continue;
+            long t0 = System.nanoTime();
+            float[][] scores = predictor.predict(rt.context(r, m), horizon);
+            nanos += System.nanoTime() - t0;
+            calls++;
+            for (int j = 0; j < scores.length; j++) pending[r][m + 1 + j][j] = TopK.of(scores[j], k);
         }
     }
 

@@ -8,6 +8,12 @@ public final class Sequence {
     final KVCache cache;
     private int[] tokens = new int[16];
     private int length;
+    private int[][] lastPath; // the expert path (per MoE layer) of the last token processed
+
+    /** The expert path of the last token processed (per MoE layer), or null before the first forward. */
+    public int[][] lastPath() { return lastPath; }
+
+    void setLastPath(int[][] path) { lastPath = path; }
 
     Sequence(long id, KVCache cache) {
         this.id = id;

@@ -333,25 +333,14 @@ public final class Kernels {
     }
 
     /** In-place softmax over x[o..o+n), in fp32 with the max subtracted. */
-    public static void softmax(float[] x, int o, int n) {
-        float max = Float.NEGATIVE_INFINITY;
-        for (int i = 0; i < n; i++) max = Math.max(max, x[o + i]);
-        float sum = 0;
-        for (int i = 0; i < n; i++) {
-            float e = (float) Math.exp(x[o + i] - max);
-            x[o + i] = e;
-            sum += e;
-        }
-        float inv = 1f / sum;
-        for (int i = 0; i < n; i++) x[o + i] *= inv;
-    }
+    public static void softmax(float[] x, int o, int n) { org.moeserve.routing.Router.softmax(x, o, n); }
 
     /**
      * The k largest of p[0..n) into idx/val, largest first; ties go to the lower index (torch.topk's order on
      * equal values is unspecified, this one is fixed).
      */
     public static void topK(float[] p, int n, int k, int[] idx, float[] val) {
-        org.moeserve.routing.predict.TopK.select(p, n, k, idx, val);
+        org.moeserve.routing.TopK.select(p, n, k, idx, val);
     }
 
     /**

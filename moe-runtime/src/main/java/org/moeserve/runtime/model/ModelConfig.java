@@ -54,6 +54,14 @@ public record ModelConfig(
         return idx;
     }
 
+    /** The model layer of each MoE layer: the inverse of {@link #moeLayerIndex}. */
+    public int[] modelLayerOf() {
+        int[] out = new int[moeLayers()];
+        int n = 0;
+        for (int l = 0; l < layers; l++) if (sparseLayers[l]) out[n++] = l;
+        return out;
+    }
+
     /** How many layers are MoE layers. */
     public int moeLayers() {
         int n = 0;

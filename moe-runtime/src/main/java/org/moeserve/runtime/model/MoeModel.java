@@ -23,6 +23,7 @@ public final class MoeModel implements AutoCloseable {
     private final Tensor lmHead;
     private final float[] finalNorm;
     private final Layer[] layers;
+    private final int[] modelLayerOf; // MoE layer -> model layer
 
     private MoeModel(Checkpoint checkpoint, DType dtype, Tensor embed, Tensor lmHead, float[] finalNorm, Layer[] layers) {
         this.checkpoint = checkpoint;
@@ -32,6 +33,7 @@ public final class MoeModel implements AutoCloseable {
         this.lmHead = lmHead;
         this.finalNorm = finalNorm;
         this.layers = layers;
+        this.modelLayerOf = config.modelLayerOf();
     }
 
     public static MoeModel load(Path dir) {
@@ -114,11 +116,15 @@ public final class MoeModel implements AutoCloseable {
 
     public Layer layer(int l) { return layers[l]; }
 
-    /** The checkpoint's own copy of expert {@code e} of layer {@code l} (a slice of the mmap'd file). */
-    public ExpertWeights expert(int l, int e) {
-        ExpertWeights[] ex = layers[l].experts();
-        if (ex == null) throw new IllegalArgumentException("layer " + l + " is dense; it has no experts");
-        return ex[e];
+    /**
+     * The checkpoint's own copy of expert {@code e} of MoE layer {@code moeLayer} (a slice of the mmap'd file). Like
+     * everything outside the layer loop, it numbers MoE layers only (dense layers skipped).
+     */
+    public ExpertWeights expert(int moeLayer, int e) {
+        if (moeLayer < 0 || moeLayer >= modelLayerOf.length) {
+            throw new IllegalArgumentException("MoE layer " + moeLayer + " does not exist; the model has " + modelLayerOf.length);
+        }
+        return layers[modelLayerOf[moeLayer]].experts()[e];
     }
 
     /** Bytes of one expert's weights (all experts of a model have the same shape). */

@@ -146,12 +146,12 @@ public final class ApiServer implements AutoCloseable {
         } else {
             ids = tokenizer.encode(req.prompt());
         }
-        int ctxLen = scheduler.maxPositions();
-        if (ids.length >= ctxLen) {
-            throw ApiException.invalid(chat ? "messages" : "prompt", "the prompt is " + ids.length + " tokens but the "
-                    + "model's context is " + ctxLen + "; shorten it");
+        int maxTokens;
+        try {
+            maxTokens = scheduler.admit(ids.length, req.maxTokens());
+        } catch (IllegalArgumentException e) {
+            throw ApiException.invalid(chat ? "messages" : "prompt", e.getMessage());
         }
-        int maxTokens = Math.min(req.maxTokens(), ctxLen - ids.length);
         return new Scheduler.Job(ids, maxTokens, req.sampling(), req.stop(), sink);
     }
 

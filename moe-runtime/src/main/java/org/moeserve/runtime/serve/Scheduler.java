@@ -64,9 +64,7 @@ public final class Scheduler implements AutoCloseable {
         Sampler sampler;
         int prefilled, generated, lastToken;
         long lastStep = -1;
-        int[][] lastPath;             // the previous token's experts per layer (the prediction for the next)
-        int[][] guessedPath;          // or the path guessed from the token itself
-        int[][] currentPath;
+        int[][] guessedPath;          // the path guessed from the token itself (else its sequence's last path)
         long firstTokenAt, lastTokenAt;
         final TextStream text = new TextStream();
         final StringBuilder held = new StringBuilder(); // text not sent yet: it could be the start of a stop string
@@ -89,8 +87,6 @@ public final class Scheduler implements AutoCloseable {
     private final int maxBatch, prefillChunk, stepBatch;
     private final boolean expertAware;
     private long stepCount;
-    private final java.util.Map<Long, Job> bySeq = new java.util.concurrent.ConcurrentHashMap<>();
-    private final java.util.Set<Long> stepExperts = new java.util.HashSet<>();
     private final io.micrometer.core.instrument.DistributionSummary distinct;
     private final BlockingQueue<Job> queue;
     private final List<Job> running = new ArrayList<>();
@@ -134,14 +130,6 @@ public final class Scheduler implements AutoCloseable {
         Gauge.builder("moe.batch.running", this, s -> s.runningCount()).register(registry);
         distinct = io.micrometer.core.instrument.DistributionSummary.builder("moe.scheduler.distinct.experts")
                 .description("distinct (layer, expert) pairs a decode step touches").register(registry);
-        engine.addObserver((seq, pos, layer, experts, w) -> {
-            for (int e : experts) stepExperts.add((long) layer << 32 | e);
-            Job j = bySeq.get(seq);
-            if (j != null && j.prefilled >= j.prompt.length) {
-                if (j.currentPath == null) j.currentPath = new int[engine.config().layers()][];
-                j.currentPath[layer] = experts;
-            }
-        });
         thread = Thread.ofPlatform().name("moe-scheduler").daemon().start(this::loop);
     }
 
@@ -152,7 +140,14 @@ public final class Scheduler implements AutoCloseable {
 
     public synchronized int runningCount() { return running.size(); }
 
-    public int maxPositions() { return engine.config().maxPositions(); }
+    /**
+     * Admission: the one check of the context length (see {@link Engine#checkFits}); returns how many tokens the
+     * request may generate, {@code maxTokens} capped by the room its prompt leaves.
+     */
+    public int admit(int promptTokens, int maxTokens) {
+        engine.checkFits(promptTokens);
+        return Math.min(maxTokens, engine.room(promptTokens));
+    }
 
     private void loop() {
         while (open) {
@@ -174,7 +169,6 @@ public final class Scheduler implements AutoCloseable {
         synchronized (this) {
             running.removeIf(j -> {
                 if (!j.cancelled.get()) return false;
-                bySeq.remove(j.seq.id());
                 cancelledJobs.increment();
                 j.sink.done(Finish.CANCELLED, j.prompt.length, j.generated);
                 return true;
@@ -186,7 +180,6 @@ public final class Scheduler implements AutoCloseable {
             if (!next.cancelled.get()) {
                 next.seq = engine.newSequence();
                 next.sampler = new Sampler(next.sampling);
-                bySeq.put(next.seq.id(), next);
                 synchronized (this) { running.add(next); }
             }
             next = runningCount() < maxBatch ? queue.poll() : null;
@@ -215,13 +208,12 @@ public final class Scheduler implements AutoCloseable {
             j.lastStep = stepCount;
         }
         if (batch.isEmpty()) return;
-        stepExperts.clear();
-        for (Job j : owners) j.currentPath = null;
-        float[][] logits = engine.forward(batch);
+        boolean decodeOnly = budget == prefillChunk; // no prompt tokens went into this step
+        Engine.Forward fwd = engine.forward(batch);
+        float[][] logits = fwd.logits();
         stepCount++;
         steps.increment();
-        if (owners.stream().allMatch(j -> j.prefilled >= j.prompt.length)) distinct.record(stepExperts.size());
-        for (Job j : owners) if (j.currentPath != null) j.lastPath = j.currentPath;
+        if (decodeOnly) distinct.record(distinctExperts(fwd.routing()));
         long now = System.nanoTime();
         for (int i = 0; i < owners.size(); i++) {
             Job j = owners.get(i);
@@ -239,7 +231,7 @@ public final class Scheduler implements AutoCloseable {
             j.lastToken = tok;
             Finish f = emit(j, tok);
             if (f == null && j.generated >= j.maxTokens) f = Finish.LENGTH;
-            if (f == null && j.seq.length() + 1 > engine.config().maxPositions()) f = Finish.LENGTH;
+            if (f == null && engine.room(j.seq.length()) == 0) f = Finish.LENGTH;
             if (f != null) finish(j, f);
         }
     }
@@ -286,7 +278,16 @@ public final class Scheduler implements AutoCloseable {
         return chosen;
     }
 
-    private static int[][] path(Job j) { return j.guessedPath != null ? j.guessedPath : j.lastPath; }
+    private static int[][] path(Job j) { return j.guessedPath != null ? j.guessedPath : j.seq.lastPath(); }
+
+    /** Distinct (MoE layer, expert) pairs a forward touched. */
+    static int distinctExperts(org.moeserve.runtime.engine.Routing rt) {
+        java.util.Set<Long> seen = new java.util.HashSet<>();
+        for (int m = 0; m < rt.moeLayers(); m++) {
+            for (int r = 0; r < rt.rows(); r++) for (int e : rt.experts(m, r)) seen.add((long) m << 32 | e);
+        }
+        return seen.size();
+    }
 
     private static void addPath(java.util.Set<Long> union, Job j) {
         int[][] p = path(j);
@@ -346,7 +347,6 @@ public final class Scheduler implements AutoCloseable {
         }
         e2e.record(System.nanoTime() - j.submittedAt, TimeUnit.NANOSECONDS);
         synchronized (this) { running.remove(j); }
-        bySeq.remove(j.seq.id());
         j.sink.done(f, j.prompt.length, j.generated);
     }
 

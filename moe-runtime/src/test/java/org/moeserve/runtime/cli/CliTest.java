@@ -126,7 +126,7 @@ class CliTest {
                 "--epochs", "2");
         assertEquals(0, train.exit(), train.err());
         Run eval = run("predictor", "eval", "--trace", trace.toString(), "--model", model, "--predictor",
-                "popularity,learned,oracle", "--weights", weights.toString(), "--horizon", "2", "--json");
+                "popularity,learned,oracle", "--predictor-weights", weights.toString(), "--horizon", "2", "--json", "-");
         assertEquals(0, eval.exit(), eval.err());
         JsonNode results = new ObjectMapper().readTree(eval.out());
         assertEquals(3, results.size());
@@ -142,19 +142,19 @@ class CliTest {
     @Test
     void predictorEvalStatsAndItsErrors() throws IOException {
         Path arxiv = sharedFile("data/olmoe-paper-stats/olmoe-arxiv.json");
-        Run r = run("predictor", "eval-stats", "--fit", arxiv.toString(), "--test", arxiv.toString(), "--pair", "0->7");
+        Run r = run("predictor", "eval-stats", "--fit-stats", arxiv.toString(), "--test", arxiv.toString(), "--pair", "0->7");
         assertEquals(0, r.exit(), r.err());
         assertTrue(r.out().contains("| arxiv | 0->7 |"), r.out());
         Path trace = smallTrace(1);
         Run noWeights = run("predictor", "eval", "--trace", trace.toString(), "--model",
                 TestModels.dir("tiny-mixtral-kjv").toString(), "--predictor", "learned");
         assertEquals(1, noWeights.exit());
-        assertTrue(noWeights.err().contains("--weights"), noWeights.err());
+        assertTrue(noWeights.err().contains("--predictor-weights"), noWeights.err());
         Run noModel = run("predictor", "eval", "--trace", trace.toString(), "--predictor", "lookahead-gate");
         assertEquals(1, noModel.exit());
         assertTrue(noModel.err().contains("--model"), noModel.err());
         Run unknown = run("predictor", "eval", "--trace", trace.toString(), "--predictor", "magic");
-        assertEquals(1, unknown.exit());
+        assertEquals(2, unknown.exit(), "an unknown name is a usage error");
         assertTrue(unknown.err().contains("--predictor is magic"), unknown.err());
     }
 
@@ -162,7 +162,7 @@ class CliTest {
     void cacheSimReplaysPoliciesWithBeladyBesideThemAndPlotsASweep() throws IOException {
         Path trace = smallTrace(2), svg = tmp.resolve("sweep.svg");
         Run r = run("cache-sim", "--trace", trace.toString(), "--model", TestModels.dir("tiny-mixtral-kjv").toString(),
-                "--policy", "lru,predictive,oracle", "--budget", "25%,50%", "--plot", svg.toString(), "--json");
+                "--policy", "lru,predictive,oracle", "--expert-budget", "25%,50%", "--svg", svg.toString(), "--json", "-");
         assertEquals(0, r.exit(), r.err());
         JsonNode rows = new ObjectMapper().readTree(r.out());
         assertEquals(6, rows.size(), "3 policies x 2 budgets");
@@ -177,11 +177,13 @@ class CliTest {
         String plot = Files.readString(svg);
         assertTrue(plot.startsWith("<svg") && plot.contains("predictive") && plot.contains("belady"), plot);
         Run bad = run("cache-sim", "--trace", trace.toString(), "--policy", "fifo");
-        assertEquals(1, bad.exit());
-        assertTrue(bad.err().contains("--policy is fifo"), bad.err());
-        Run badBudget = run("cache-sim", "--trace", trace.toString(), "--budget", "250%");
-        assertEquals(1, badBudget.exit());
-        assertTrue(badBudget.err().contains("--expert-budget is \"250%\""), badBudget.err());
+        assertEquals(2, bad.exit(), "a bad value is a usage error");
+        assertTrue(bad.err().contains("--policy is fifo") && bad.err().contains("Usage:"), bad.err());
+        assertEquals("", bad.out(), "nothing printed before the error");
+        Run badBudget = run("cache-sim", "--trace", trace.toString(), "--expert-budget", "25%,250%");
+        assertEquals(2, badBudget.exit());
+        assertTrue(badBudget.err().contains("'--expert-budget'") && badBudget.err().contains("250%"), badBudget.err());
+        assertEquals("", badBudget.out(), "every value is checked before the first row");
     }
 
     @Test
@@ -199,8 +201,8 @@ class CliTest {
     @Test
     void planComparesSolversWritesThePlanAndExportsTheExpertMap() throws IOException {
         Path trace = smallTrace(2), plan = tmp.resolve("plan.json"), map = tmp.resolve("vllm.json");
-        Run r = run("plan", "--trace", trace.toString(), "--nodes", "2", "--devices-per-node", "2", "--replicas", "4",
-                "--time-limit", "3s", "--out", plan.toString(), "--export", map.toString(), "--heatmap", tmp.resolve("hm").toString());
+        Run r = run("plan", "--trace", trace.toString(), "--topology", "2x2", "--replicas", "4",
+                "--time-limit", "3s", "--out", plan.toString(), "--export", map.toString(), "--svg", tmp.resolve("hm").toString());
         assertEquals(0, r.exit(), r.err());
         for (String solver : List.of("| contiguous |", "| round-robin |", "| random |", "| eplb |", "| affinity (CP-SAT) |")) {
             assertTrue(r.out().contains(solver), solver + " missing:\n" + r.out());
@@ -219,17 +221,17 @@ class CliTest {
             String svg = Files.readString(tmp.resolve(pic));
             assertTrue(svg.startsWith("<svg") && svg.contains("<rect"), pic);
         }
-        Run uneven = run("plan", "--trace", trace.toString(), "--devices-per-node", "3");
+        Run uneven = run("plan", "--trace", trace.toString(), "--topology", "1x3");
         assertEquals(1, uneven.exit());
         assertTrue(uneven.err().contains("do not fill 3 devices evenly"), uneven.err());
-        Run both = run("plan", "--trace", trace.toString(), "--stats", trace.toString(), "--devices-per-node", "4");
+        Run both = run("plan", "--trace", trace.toString(), "--stats", trace.toString(), "--topology", "1x4");
         assertEquals(2, both.exit(), "--trace and --stats are exclusive");
     }
 
     @Test
     void simulateReplaysATraceForEachPlanAndSchemeAndRefusesBadInput() throws IOException {
         Path trace = smallTrace(2), plan = tmp.resolve("sim-plan.json"), json = tmp.resolve("sim.json"), svg = tmp.resolve("sim.svg");
-        assertEquals(0, run("plan", "--trace", trace.toString(), "--nodes", "2", "--devices-per-node", "2", "--time-limit", "2s",
+        assertEquals(0, run("plan", "--trace", trace.toString(), "--topology", "2x2", "--time-limit", "2s",
                 "--out", plan.toString()).exit());
         Run r = run("simulate", "--trace", trace.toString(), "--plan", "round-robin", "--plan", plan.toString(), "--topology", "2x2",
                 "--json", json.toString(), "--svg", svg.toString());
@@ -251,7 +253,7 @@ class CliTest {
         // an expert cache of 2 experts per device (of 4 per layer x 6 layers): misses cost time, never bytes between devices
         Path cached = tmp.resolve("cached.json");
         Run c = run("simulate", "--trace", trace.toString(), "--plan", plan.toString(), "--topology", "2x2", "--scheme", "two",
-                "--cache-experts", "2", "--expert-bytes", "3000000", "--json", cached.toString());
+                "--expert-budget", "2", "--expert-bytes", "3000000", "--json", cached.toString());
         assertEquals(0, c.exit(), c.err());
         JsonNode withCache = new ObjectMapper().readTree(cached.toFile()).get("runs").get(0), without = j.get("runs").get(2);
         assertTrue(withCache.get("cache_misses").asLong() > 0 && withCache.get("cache_hits").asLong() > 0, withCache.toString());
@@ -261,7 +263,7 @@ class CliTest {
         assertEquals(1, topo.exit());
         assertTrue(topo.err().contains("plan for this topology"), topo.err());
         Run shape = run("simulate", "--trace", trace.toString(), "--plan", "eplb", "--topology", "four");
-        assertEquals(1, shape.exit());
+        assertEquals(2, shape.exit(), "a bad value is a usage error");
         assertTrue(shape.err().contains("NODESxDEVICES"), shape.err());
         Run missing = run("simulate", "--trace", trace.toString(), "--plan", "nosuch.json", "--topology", "2x2");
         assertEquals(1, missing.exit());

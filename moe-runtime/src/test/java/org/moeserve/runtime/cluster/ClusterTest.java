@@ -3,6 +3,9 @@ package org.moeserve.runtime.cluster;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.moeserve.comms.cluster.ClusterMember;
+import org.moeserve.comms.cluster.ClusterPlan;
+import org.moeserve.comms.cluster.RemoteExperts;
 import org.moeserve.runtime.TestModels;
 import org.moeserve.runtime.engine.Engine;
 import org.moeserve.runtime.engine.Generator;
@@ -92,7 +95,7 @@ class ClusterTest {
             for (int i = 0; i < PROMPTS.length; i++) single[i] = generate(new Engine(model, Parallel.SERIAL), PROMPTS[i], t -> { });
 
             CompletableFuture<Integer> keep = child(cluster, port, 1), doomed = child(cluster, port, 2);
-            member = ClusterMember.join(model, ClusterMember.Options.loopback(cluster, port));
+            member = ClusterMember.join(ClusterExecutor.host(model), ClusterMember.Options.loopback(cluster, port));
             int httpPort = keep.get(180, TimeUnit.SECONDS);
             doomed.get(180, TimeUnit.SECONDS);
             ClusterPlan three = member.awaitPlan(p -> p.members().size() == 3, Duration.ofSeconds(120), "3 members");
@@ -105,8 +108,9 @@ class ClusterTest {
             assertEquals(mine, member.expertsLoaded(), "a member holds only its plan's experts");
 
             Engine engine = new Engine(model, Parallel.SERIAL);
-            ClusterExecutor cluster3 = new ClusterExecutor(member, Duration.ofSeconds(5), Duration.ofSeconds(90));
-            engine.setExecutor(cluster3);
+            ClusterExecutor executor = new ClusterExecutor(member, Duration.ofSeconds(5), Duration.ofSeconds(90));
+            RemoteExperts cluster3 = executor.remote();
+            engine.setExecutor(executor);
             assertArrayEquals(single[0], generate(engine, PROMPTS[0], t -> { }), "three members");
             assertTrue(cluster3.remoteCalls() > 0 && cluster3.bytesSent() > 0, "rows went to the other members");
 
@@ -124,6 +128,7 @@ class ClusterTest {
             });
             assertFalse(victim.isAlive());
             assertArrayEquals(single[1], during, "a member killed mid-generation: the same tokens");
+            assertTrue(cluster3.retried() > 0, "the kill hit the generation in flight: calls to the dead member failed and were sent again");
             ClusterPlan two = member.awaitPlan(p -> p.members().size() == 2, Duration.ofSeconds(90), "2 members");
             assertTrue(two.version() > three.version(), "a new plan version");
             assertTrue(two.members().contains(member.nodeId()));

@@ -29,10 +29,10 @@ class EngineConsistencyTest {
         try (MoeModel m = MoeModel.load(TestModels.dir("tiny-mixtral-kjv"))) {
             Engine e = new Engine(m, Parallel.SERIAL);
             Sequence inc = e.newSequence();
-            e.forward(List.of(new Engine.Step(inc, Arrays.copyOf(PROMPT, 5))));
+            e.forward(List.of(new Engine.Step(inc, Arrays.copyOf(PROMPT, 5)))).logits();
             for (int t = 5; t < PROMPT.length; t++) {
-                float[] step = e.forward(List.of(new Engine.Step(inc, new int[]{PROMPT[t]})))[0];
-                float[] full = e.forward(List.of(new Engine.Step(e.newSequence(), Arrays.copyOf(PROMPT, t + 1))))[0];
+                float[] step = e.forward(List.of(new Engine.Step(inc, new int[]{PROMPT[t]}))).logits()[0];
+                float[] full = e.forward(List.of(new Engine.Step(e.newSequence(), Arrays.copyOf(PROMPT, t + 1)))).logits()[0];
                 assertArrayEquals(full, step, 1e-5f, "position " + t);
             }
             assertEquals(PROMPT.length, inc.length());
@@ -49,17 +49,17 @@ class EngineConsistencyTest {
             Engine serial = new Engine(m, Parallel.SERIAL);
             for (String t : texts) {
                 Sequence s = serial.newSequence();
-                float[] l = serial.forward(List.of(new Engine.Step(s, t.chars().toArray())))[0];
-                alone.add(serial.forward(List.of(new Engine.Step(s, new int[]{32})))[0]);
+                float[] l = serial.forward(List.of(new Engine.Step(s, t.chars().toArray()))).logits()[0];
+                alone.add(serial.forward(List.of(new Engine.Step(s, new int[]{32}))).logits()[0]);
                 assertEquals(t.length() + 1, s.length(), l.length + " logits");
             }
             // together (mixed prefill lengths, then a batched decode step), two threads
             Engine batched = new Engine(m, two);
             List<Engine.Step> prefill = new ArrayList<>(), decode = new ArrayList<>();
             for (String t : texts) prefill.add(new Engine.Step(batched.newSequence(), t.chars().toArray()));
-            batched.forward(prefill);
+            batched.forward(prefill).logits();
             for (Engine.Step s : prefill) decode.add(new Engine.Step(s.sequence(), new int[]{32}));
-            float[][] together = batched.forward(decode);
+            float[][] together = batched.forward(decode).logits();
             for (int i = 0; i < texts.length; i++) {
                 assertArrayEquals(alone.get(i), together[i], "sequence " + i + " batched vs alone (bit-identical)");
             }
@@ -74,9 +74,9 @@ class EngineConsistencyTest {
     void coldAndWarmRunsAreBitIdentical() {
         try (MoeModel m = MoeModel.load(TestModels.dir("tiny-olmoe-random")); Parallel two = new Parallel(2)) {
             Engine e = new Engine(m, two);
-            float[] cold = e.forward(List.of(new Engine.Step(e.newSequence(), PROMPT)))[0];
-            for (int i = 0; i < 400; i++) e.forward(List.of(new Engine.Step(e.newSequence(), PROMPT)));
-            float[] warm = e.forward(List.of(new Engine.Step(e.newSequence(), PROMPT)))[0];
+            float[] cold = e.forward(List.of(new Engine.Step(e.newSequence(), PROMPT))).logits()[0];
+            for (int i = 0; i < 400; i++) e.forward(List.of(new Engine.Step(e.newSequence(), PROMPT))).logits();
+            float[] warm = e.forward(List.of(new Engine.Step(e.newSequence(), PROMPT))).logits()[0];
             assertArrayEquals(cold, warm);
         }
     }
@@ -96,29 +96,33 @@ class EngineConsistencyTest {
                 public void release(int layer, int expert) { released.incrementAndGet(); }
             };
             Engine e = new Engine(m, counting, Parallel.SERIAL);
-            boolean[][] used = new boolean[m.config().layers()][m.config().experts()];
-            e.addObserver((seq, pos, layer, experts, w) -> { for (int x : experts) used[layer][x] = true; });
-            float[] viaStore = e.forward(List.of(new Engine.Step(e.newSequence(), PROMPT)))[0];
+            boolean[][] used = new boolean[m.config().moeLayers()][m.config().experts()];
+            Engine.Forward fwd = e.forward(List.of(new Engine.Step(e.newSequence(), PROMPT)));
+            for (int l = 0; l < used.length; l++) for (int r = 0; r < PROMPT.length; r++) for (int x : fwd.routing().experts(l, r)) used[l][x] = true;
+            float[] viaStore = fwd.logits()[0];
             int distinct = 0;
             for (boolean[] l : used) for (boolean u : l) if (u) distinct++;
             assertEquals(distinct, acquired.get(), "one acquire per (layer, expert) the batch routes to");
             assertEquals(acquired.get(), released.get());
             Engine resident = new Engine(m, Parallel.SERIAL);
-            assertArrayEquals(resident.forward(List.of(new Engine.Step(resident.newSequence(), PROMPT)))[0], viaStore);
+            assertArrayEquals(resident.forward(List.of(new Engine.Step(resident.newSequence(), PROMPT))).logits()[0], viaStore);
         }
     }
 
     @Test
-    void routingObserverSeesTopKWithWeightsInOrder() {
+    void routingHoldsTopKWithWeightsInOrder() {
         try (MoeModel m = MoeModel.load(TestModels.dir("tiny-mixtral-kjv"))) {
             Engine e = new Engine(m, Parallel.SERIAL);
             List<float[]> weights = new ArrayList<>();
-            e.addObserver((seq, pos, layer, experts, w) -> {
-                assertEquals(2, experts.length);
-                assertTrue(experts[0] != experts[1]);
-                weights.add(w);
-            });
-            e.forward(List.of(new Engine.Step(e.newSequence(), PROMPT)));
+            Routing rt = e.forward(List.of(new Engine.Step(e.newSequence(), PROMPT))).routing();
+            for (int l = 0; l < rt.moeLayers(); l++) {
+                for (int r = 0; r < rt.rows(); r++) {
+                    int[] experts = rt.experts(l, r);
+                    assertEquals(2, experts.length);
+                    assertTrue(experts[0] != experts[1]);
+                    weights.add(rt.weights(l, r));
+                }
+            }
             assertEquals(PROMPT.length * m.config().layers(), weights.size());
             for (float[] w : weights) {
                 assertTrue(w[0] >= w[1], "highest weight first");
@@ -132,11 +136,13 @@ class EngineConsistencyTest {
         try (MoeModel m = MoeModel.load(TestModels.dir("tiny-mixtral-kjv"))) {
             Engine e = new Engine(m, Parallel.SERIAL);
             IllegalArgumentException bad = assertThrows(IllegalArgumentException.class,
-                    () -> e.forward(List.of(new Engine.Step(e.newSequence(), new int[]{1, 999}))));
+                    () -> e.forward(List.of(new Engine.Step(e.newSequence(), new int[]{1, 999}))).logits());
             assertTrue(bad.getMessage().contains("token id 999"), bad.getMessage());
-            IllegalArgumentException full = assertThrows(IllegalArgumentException.class,
-                    () -> e.forward(List.of(new Engine.Step(e.newSequence(), new int[257]))));
+            // admission refuses a prompt that leaves no room; past admission, overflow is a broken invariant
+            IllegalArgumentException full = assertThrows(IllegalArgumentException.class, () -> e.checkFits(256));
             assertTrue(full.getMessage().contains("context is 256"), full.getMessage());
+            e.checkFits(255);
+            assertThrows(IllegalStateException.class, () -> e.forward(List.of(new Engine.Step(e.newSequence(), new int[257]))));
         }
     }
 }

@@ -3,7 +3,7 @@ package org.moeserve.runtime.engine;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.moeserve.cache.transfer.LinkModel;
+import org.moeserve.units.LinkModel;
 import org.moeserve.comms.Dispatch;
 import org.moeserve.comms.Scheme;
 import org.moeserve.comms.Traffic;
@@ -33,7 +33,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class ExpertParallelTest {
     static final int[] PROMPT = "And it came to pass, when the king".chars().toArray();
     static final int TOKENS = 24;
-    static final Topology TOPO = new Topology(2, 2, 4, 1, 4);
+    static final Topology TOPO = Topology.of(2, 2, 4);
     static MoeModel model;
     static int[] single;
 
@@ -64,9 +64,13 @@ class ExpertParallelTest {
                     ExpertParallel ep = new ExpertParallel(model.config(), new ResidentExpertStore(model), dispatch, scheme, par);
                     engine.setExecutor(ep);
                     Map<String, Routed> routed = new java.util.TreeMap<>();
-                    engine.addObserver((sid, pos, layer, ex, w) -> routed.computeIfAbsent(sid + "/" + String.format("%05d", pos),
-                            k -> new Routed(sid, pos, new int[6][]))
-                            .experts()[layer] = ex);
+                    engine.addListener((rt, m) -> {
+                        if (m < rt.moeLayers() - 1) return;
+                        for (int r = 0; r < rt.rows(); r++) {
+                            routed.put(rt.sequence(r) + "/" + String.format("%05d", rt.position(r)),
+                                    new Routed(rt.sequence(r), rt.position(r), rt.path(r)));
+                        }
+                    });
                     int[] out = OffloadTest.generate(engine);
                     assertArrayEquals(single, out, which + " / " + scheme + ": greedy output differs from one device");
                     Traffic measured = ep.traffic();
@@ -106,7 +110,7 @@ class ExpertParallelTest {
     @Test
     void aPlanForAnotherModelOrTopologyIsRefused() {
         IllegalArgumentException slots = assertThrows(IllegalArgumentException.class,
-                () -> new Dispatch(plan("contiguous"), new Topology(1, 2, 8, 1, 4), 16));
+                () -> new Dispatch(plan("contiguous"), Topology.of(1, 2, 8), 16));
         assertTrue(slots.getMessage().contains("slots"), slots.getMessage());
         IllegalArgumentException experts = assertThrows(IllegalArgumentException.class, () -> new Dispatch(plan("contiguous"), TOPO, 8));
         assertTrue(experts.getMessage().contains("expert"), experts.getMessage());

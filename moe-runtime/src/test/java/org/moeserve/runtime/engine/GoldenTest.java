@@ -66,9 +66,13 @@ class GoldenTest {
         int[] ids = ints(g.get("input_ids"));
         try (MoeModel model = MoeModel.load(TestModels.dir(modelName))) {
             Engine engine = new Engine(model, par);
-            Map<String, int[]> routed = new HashMap<>(); // "layer/pos" -> experts
-            engine.addObserver((seq, pos, layer, experts, weights) -> routed.put(layer + "/" + pos, experts));
-            float[][] logits = engine.forward(List.of(new Engine.Step(engine.newSequence(), ids)), true);
+            Map<String, int[]> routed = new HashMap<>(); // "model layer/pos" -> experts
+            Engine.Forward fwd = engine.forward(List.of(new Engine.Step(engine.newSequence(), ids)), true, false);
+            float[][] logits = fwd.logits();
+            int[] modelLayer = model.config().modelLayerOf();
+            for (int m = 0; m < fwd.routing().moeLayers(); m++) {
+                for (int p = 0; p < ids.length; p++) routed.put(modelLayer[m] + "/" + p, fwd.routing().experts(m, p));
+            }
 
             JsonNode ref = g.get("logits");
             assertEquals(ids.length, logits.length);
@@ -111,11 +115,11 @@ class GoldenTest {
         try (MoeModel model = MoeModel.load(TestModels.dir(modelName))) {
             Engine engine = new Engine(model, par);
             Sequence seq = engine.newSequence();
-            float[] logits = engine.forward(List.of(new Engine.Step(seq, ids)))[0];
+            float[] logits = engine.forward(List.of(new Engine.Step(seq, ids))).logits()[0];
             int[] got = new int[want.length];
             for (int i = 0; i < want.length; i++) {
                 got[i] = Sampler.argmax(logits);
-                logits = engine.forward(List.of(new Engine.Step(seq, new int[]{got[i]})))[0];
+                logits = engine.forward(List.of(new Engine.Step(seq, new int[]{got[i]}))).logits()[0];
             }
             assertArrayEquals(want, got, modelName + " prompt " + prompt + " greedy continuation");
         }

@@ -7,10 +7,13 @@ import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.Test;
 import org.moeserve.cache.CacheStats;
 import org.moeserve.cache.Clock;
+import org.moeserve.cache.prefetch.Prefetcher;
+import org.moeserve.cache.sim.CacheSimulator;
+import org.moeserve.routing.predict.TokenSample;
 import org.moeserve.cache.ExpertCache;
 import org.moeserve.cache.ExpertKey;
 import org.moeserve.cache.policy.Policies;
-import org.moeserve.cache.transfer.LinkModel;
+import org.moeserve.units.LinkModel;
 import org.moeserve.runtime.TestModels;
 import org.moeserve.runtime.kernel.Parallel;
 import org.moeserve.runtime.model.ExpertWeights;
@@ -38,11 +41,10 @@ class OffloadTest {
     static void allResident() {
         model = MoeModel.load(TestModels.dir("tiny-mixtral-kjv"));
         // the reference, recording the exact order the MoE block asks for experts (serial: deterministic order)
-        int[] moe = model.config().moeLayerIndex();
         ExpertStore recording = new ExpertStore() {
             @Override
             public ExpertWeights acquire(int layer, int expert) {
-                accesses.add(new ExpertKey(moe[layer], expert));
+                accesses.add(new ExpertKey(layer, expert));
                 return model.expert(layer, expert);
             }
         };
@@ -66,12 +68,43 @@ class OffloadTest {
                 Policies.create(policy, 6, slots, 2, load, future), Clock.SYSTEM);
     }
 
+    /** The live prefetcher: expert-cache's, driven by the lookahead gate, layer time measured. */
+    static Prefetcher prefetch(ExpertCache cache, Engine e) {
+        Prefetcher p = new Prefetcher(LookaheadGates.of(model), cache, model.config().moeLayers(), 2, 2, 0, true);
+        new LivePrefetch(p).attach(e);
+        return p;
+    }
+
+    @Test
+    void liveAndReplayedRunsMakeTheSamePrefetchDecisions() {
+        // one token per step (a one-token prompt, then decode), so live and replay visit tokens in the same order
+        int[] prompt = {PROMPT[0]};
+        List<Prefetcher.Decision> live = new ArrayList<>(), replayed = new ArrayList<>();
+        int[] tokens;
+        try (ExpertCache c = cache("predictive", null)) {
+            Engine e = new Engine(model, new CachedExpertStore(model, c), Parallel.SERIAL);
+            prefetch(c, e).setLog(live::add);
+            int[] out = new Generator(e).generate(new Generator.Request(prompt, 30, SamplingParams.GREEDY, false), t -> { }).tokens();
+            tokens = new int[out.length]; // the tokens that ran: the prompt, then every output but the last
+            tokens[0] = prompt[0];
+            System.arraycopy(out, 0, tokens, 1, out.length - 1);
+        }
+        // the same tokens, recorded (paths and hidden states), replayed through cache-sim's simulator
+        List<TokenSample> samples = new PathRecorder(new Engine(model, Parallel.SERIAL))
+                .record(List.of(new PathRecorder.Input("live", tokens)), true, n -> { });
+        CacheSimulator.run(samples, 6, Policies.create("predictive", 6, 24, 2, null, null), LookaheadGates.of(model), false,
+                new CacheSimulator.Options(24 * model.expertBytes(), model.expertBytes(), new LinkModel(16e9, 10_000), 80_000, 2, 2, true),
+                replayed::add);
+        assertTrue(live.size() > 100, "prefetches were made: " + live.size());
+        assertEquals(live, replayed, "the same decisions, in the same order");
+    }
+
     @ParameterizedTest
     @ValueSource(strings = {"lru", "lfu", "pin", "predictive", "belady"})
     void greedyOutputIsTokenIdenticalToAllResident(String policy) {
         try (ExpertCache cache = cache(policy, policy.equals("belady") ? accesses : null)) {
             Engine e = new Engine(model, new CachedExpertStore(model, cache), Parallel.SERIAL);
-            if (policy.equals("predictive")) new Prefetcher(LookaheadGates.of(model), cache, model.config(), 2, 2).attach(e);
+            if (policy.equals("predictive")) prefetch(cache, e);
             assertArrayEquals(resident, generate(e), policy);
             CacheStats s = cache.stats();
             assertEquals(accesses.size(), s.accesses(), "every expert the layers used came through the cache");
@@ -95,7 +128,7 @@ class OffloadTest {
         assertTrue(belady.hits() >= lru.hits(), "Belady " + belady.hits() + " vs LRU " + lru.hits());
         try (ExpertCache c = cache("predictive", null); Parallel two = new Parallel(2)) {
             Engine e = new Engine(model, new CachedExpertStore(model, c), two);
-            new Prefetcher(LookaheadGates.of(model), c, model.config(), 2, 2).attach(e);
+            prefetch(c, e);
             assertArrayEquals(resident, generate(e), "predictive, 2 threads");
         }
     }

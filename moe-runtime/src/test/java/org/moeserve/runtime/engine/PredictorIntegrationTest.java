@@ -106,9 +106,9 @@ class PredictorIntegrationTest {
         LookaheadGatePredictor gate = LookaheadGates.of(model);
         PredictorEvaluation offline = PredictorEvaluation.run(gate, rerun(recs), 6, 3, 2);
         Engine e = new Engine(model, par);
-        PredictorTap tap = new PredictorTap(gate, model.config(), 3, 2);
+        PredictorTap tap = new PredictorTap(gate, 3, 2);
         tap.attach(e);
-        for (TraceRecord r : recs) e.forward(List.of(new Engine.Step(e.newSequence(), r.tokens())));
+        for (TraceRecord r : recs) e.forward(List.of(new Engine.Step(e.newSequence(), r.tokens()))).logits();
         for (int d = 1; d <= 3; d++) {
             assertEquals(offline.at(d).precision(), tap.precision(d), 1e-12, "distance " + d);
             assertEquals(offline.at(d).recall(), tap.recall(d), 1e-12, "distance " + d);

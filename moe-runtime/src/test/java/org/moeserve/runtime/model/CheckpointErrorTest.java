@@ -185,9 +185,9 @@ class CheckpointErrorTest {
 
         int[] prompt = {72, 101, 108, 108, 111};
         try (MoeModel a = MoeModel.load(single); MoeModel b = MoeModel.load(dir)) {
-            float[] la = new Engine(a, Parallel.SERIAL).forward(List.of(stepOf(new Engine(a, Parallel.SERIAL), prompt)))[0];
+            float[] la = new Engine(a, Parallel.SERIAL).forward(List.of(stepOf(new Engine(a, Parallel.SERIAL), prompt))).logits()[0];
             Engine eb = new Engine(b, Parallel.SERIAL);
-            float[] lb = eb.forward(List.of(stepOf(eb, prompt)))[0];
+            float[] lb = eb.forward(List.of(stepOf(eb, prompt))).logits()[0];
             assertArrayEquals(la, lb, "sharded vs single-file logits");
         }
         // a shard the index names but that is not there

@@ -1,5 +1,7 @@
 package org.moeserve.routing.predict;
 
+import org.moeserve.routing.VectorMath;
+
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;

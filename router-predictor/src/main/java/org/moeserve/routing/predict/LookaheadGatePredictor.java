@@ -1,26 +1,33 @@
 package org.moeserve.routing.predict;
 
+import org.moeserve.routing.Router;
+
 /**
  * Training-free pre-gating (Pre-gated MoE, HOBBIT, ProMoE): the router of layer l+d applied to the hidden state
  * after layer l, normalised with layer l+d's own pre-MoE RMSNorm, as if the layers between did not change it.
  * The residual stream changes little from layer to layer, so this is often right at d = 1 and degrades with d.
  */
 public final class LookaheadGatePredictor implements ExpertPredictor {
-    private final float[][][] router; // [layer][expert][hidden]
-    private final float[][] norm;     // [layer][hidden]
+    private final Router[] router; // per MoE layer: the model's own routers
+    private final float[][] norm;  // [layer][hidden]
     private final float eps;
 
     /**
-     * @param router per MoE layer, the router weights W (experts, hidden) as fp32
+     * @param router per MoE layer, the router the model routes with
      * @param norm   per MoE layer, the RMSNorm weights applied before its router
      */
-    public LookaheadGatePredictor(float[][][] router, float[][] norm, float eps) {
+    public LookaheadGatePredictor(Router[] router, float[][] norm, float eps) {
         if (router.length != norm.length) {
             throw new IllegalArgumentException(router.length + " routers but " + norm.length + " norms; one each per layer");
         }
         this.router = router;
         this.norm = norm;
         this.eps = eps;
+    }
+
+    /** From fp32 router weights W[layer][expert][hidden]. */
+    public LookaheadGatePredictor(float[][][] weights, float[][] norm, float eps) {
+        this(java.util.Arrays.stream(weights).map(w -> new Router(Router.dense(w), 1, false)).toArray(Router[]::new), norm, eps);
     }
 
     @Override
@@ -42,9 +49,7 @@ public final class LookaheadGatePredictor implements ExpertPredictor {
         for (int j = 0; j < out.length; j++) {
             int m = ctx.layer() + 1 + j;
             for (int i = 0; i < n; i++) x[i] = h[i] * inv * norm[m][i];
-            float[][] w = router[m];
-            out[j] = new float[w.length];
-            for (int e = 0; e < w.length; e++) out[j][e] = VectorMath.dot(w[e], 0, x, n); // logits: softmax keeps the ranking
+            out[j] = router[m].logits(x); // logits: softmax keeps the ranking
         }
         return out;
     }

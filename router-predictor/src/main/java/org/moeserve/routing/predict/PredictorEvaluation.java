@@ -1,5 +1,7 @@
 package org.moeserve.routing.predict;
 
+import org.moeserve.routing.TopK;
+
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;

@@ -1,4 +1,4 @@
-package org.moeserve.routing.predict;
+package org.moeserve.routing;
 
 /**
  * The k largest of n scores, largest first, ties to the lower index (torch.topk leaves the order of equal values

@@ -1,4 +1,4 @@
-package org.moeserve.routing.predict;
+package org.moeserve.routing;
 
 import org.junit.jupiter.api.Test;
 

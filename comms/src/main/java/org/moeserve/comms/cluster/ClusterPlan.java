@@ -1,4 +1,4 @@
-package org.moeserve.runtime.cluster;
+package org.moeserve.comms.cluster;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -25,7 +25,7 @@ public record ClusterPlan(long version, List<String> members, PlacementPlan plac
 
     public ClusterPlan(long version, List<String> members, PlacementPlan placement, int experts) {
         this(version, members, placement, experts,
-                new Dispatch(placement, new Topology(1, members.size(), placement.slots(), 1, 4), experts));
+                new Dispatch(placement, Topology.of(1, members.size(), placement.slots()), experts));
     }
 
     public int indexOf(String node) { return members.indexOf(node); }

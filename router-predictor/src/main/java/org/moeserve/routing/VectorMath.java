@@ -1,17 +1,17 @@
-package org.moeserve.routing.predict;
+package org.moeserve.routing;
 
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 
 /** The dot product the predictors run per token and layer, on the Vector API (scalar twin beside it). */
-final class VectorMath {
+public final class VectorMath {
     private VectorMath() {}
 
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     private static final int L = F.length();
 
     /** sum_i a[ao + i] * b[i], i < n. */
-    static float dot(float[] a, int ao, float[] b, int n) {
+    public static float dot(float[] a, int ao, float[] b, int n) {
         FloatVector a0 = FloatVector.zero(F), a1 = a0;
         int i = 0;
         for (int up = n - n % (2 * L); i < up; i += 2 * L) {
@@ -28,7 +28,7 @@ final class VectorMath {
         return s;
     }
 
-    static float dotScalar(float[] a, int ao, float[] b, int n) {
+    public static float dotScalar(float[] a, int ao, float[] b, int n) {
         float s = 0;
         for (int i = 0; i < n; i++) s += a[ao + i] * b[i];
         return s;

@@ -1,4 +1,4 @@
-package org.moeserve.runtime.cli;
+package org.moeserve.runtime.plot;
 
 import java.util.List;
 import java.util.Locale;

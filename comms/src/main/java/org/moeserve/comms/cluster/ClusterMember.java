@@ -1,4 +1,4 @@
-package org.moeserve.runtime.cluster;
+package org.moeserve.comms.cluster;
 
 import com.hazelcast.cluster.Member;
 import com.hazelcast.config.Config;
@@ -20,9 +20,7 @@ import org.moeserve.placement.PlacementPlan;
 import org.moeserve.placement.PlacementProblem;
 import org.moeserve.placement.Topology;
 import org.moeserve.placement.greedy.Baselines;
-import org.moeserve.runtime.engine.Engine;
-import org.moeserve.runtime.model.ExpertWeights;
-import org.moeserve.runtime.model.MoeModel;
+import org.moeserve.comms.ExpertGroups;
 
 import java.time.Duration;
 import java.util.ArrayList;
@@ -30,6 +28,7 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Predicate;
 
 /**
@@ -39,11 +38,12 @@ import java.util.function.Predicate;
  * exactly that many devices was given), so when a member dies the survivors take over its experts, loaded from the
  * checkpoint. Every member loads only the experts its plan gives it (and any it is asked for in a plan change's
  * window), serves expert requests for them on the event bus at {@code moe.experts.<node id>}, and can accept
- * requests itself (see {@link ClusterExecutor}).
+ * requests itself (see {@link RemoteExperts}). The model stays on the other side of {@link ExpertHost}: this class
+ * is transport, membership and plan only.
  *
- * <p>Wire format of an expert request (activations in float32, little-endian as Vert.x buffers write them):
- * model layer, MoE layer, distinct rows m, m x hidden floats, groups g, then per group: expert, n, n row indices.
- * The reply holds each group's n x hidden outputs in order.
+ * <p>Wire format of an expert request (activations in float32, big-endian as Vert.x buffers write them):
+ * MoE layer, distinct rows m, m x hidden floats, groups g, then per group ({@link ExpertGroups.Group}): expert, n,
+ * n row indices. The reply holds each group's n x hidden outputs in order.
  */
 public final class ClusterMember implements AutoCloseable {
     /** How to join. {@code members}: the addresses to look for peers at (host:port); loopback in tests. */
@@ -62,7 +62,7 @@ public final class ClusterMember implements AutoCloseable {
 
     static final String MAP = "moe-plan", KEY = "plan", NODE_ID = "__vertx.nodeId";
 
-    private final MoeModel model;
+    private final ExpertHost model;
     private final Options options;
     private final Vertx vertx;
     private final HazelcastClusterManager manager;
@@ -72,9 +72,9 @@ public final class ClusterMember implements AutoCloseable {
     private final Object planLock = new Object();
     private final Set<Long> loaded = ConcurrentHashMap.newKeySet();
     private volatile ClusterPlan plan;
-    private volatile long served, takenOver;
+    private final AtomicLong served = new AtomicLong(), takenOver = new AtomicLong();
 
-    private ClusterMember(MoeModel model, Options options, Vertx vertx, HazelcastClusterManager manager) {
+    private ClusterMember(ExpertHost model, Options options, Vertx vertx, HazelcastClusterManager manager) {
         this.model = model;
         this.options = options;
         this.vertx = vertx;
@@ -85,7 +85,7 @@ public final class ClusterMember implements AutoCloseable {
     }
 
     /** Joins (or founds) the cluster; returns once this member is in and has read the plan, if there is one. */
-    public static ClusterMember join(MoeModel model, Options o) throws Exception {
+    public static ClusterMember join(ExpertHost model, Options o) throws Exception {
         // Hazelcast narrates every step at INFO; keep its warnings (set the property to override)
         if (System.getProperty("org.slf4j.simpleLogger.log.com.hazelcast") == null) {
             System.setProperty("org.slf4j.simpleLogger.log.com.hazelcast", "warn");
@@ -141,14 +141,14 @@ public final class ClusterMember implements AutoCloseable {
 
     public Vertx vertx() { return vertx; }
 
-    public MoeModel model() { return model; }
+    public ExpertHost host() { return model; }
 
     public ClusterPlan plan() { return plan; }
 
     /** Expert requests this member has served, and experts it loaded beyond its plan's (a plan change's window). */
-    public long served() { return served; }
+    public long served() { return served.get(); }
 
-    public long takenOver() { return takenOver; }
+    public long takenOver() { return takenOver.get(); }
 
     /** (MoE layer, expert) pairs this member holds now: its plan's, plus any it was asked for since. */
     public int expertsLoaded() { return loaded.size(); }
@@ -183,7 +183,7 @@ public final class ClusterMember implements AutoCloseable {
                 String json = planMap.get(KEY);
                 ClusterPlan cur = json == null ? null : ClusterPlan.fromJson(json);
                 if (cur != null && cur.members().equals(ids)) return;
-                ClusterPlan next = new ClusterPlan(cur == null ? 1 : cur.version() + 1, ids, placement(ids.size()), model.config().experts());
+                ClusterPlan next = new ClusterPlan(cur == null ? 1 : cur.version() + 1, ids, placement(ids.size()), model.experts());
                 planMap.put(KEY, next.toJson());
             }
         } catch (RuntimeException e) {
@@ -193,11 +193,11 @@ public final class ClusterMember implements AutoCloseable {
 
     private PlacementPlan placement(int devices) {
         PlacementPlan given = options.plan();
-        int experts = model.config().experts(), layers = model.config().moeLayers();
+        int experts = model.experts(), layers = model.moeLayers();
         if (given != null && given.phy2log()[0].length == devices * given.slots()) return given;
         int slots = (experts + devices - 1) / devices;
-        return Baselines.contiguous().place(PlacementProblem.uniform(layers, experts, model.config().topK(),
-                new Topology(1, devices, slots, 1, 4), 4 * model.config().hiddenSize()));
+        return Baselines.contiguous().place(PlacementProblem.uniform(layers, experts, model.topK(),
+                Topology.of(1, devices, slots), 4 * model.hiddenSize()));
     }
 
     /**
@@ -209,13 +209,11 @@ public final class ClusterMember implements AutoCloseable {
             if (plan != null && p.version() <= plan.version()) return;
             int me = p.indexOf(nodeId);
             Set<Long> owned = new java.util.HashSet<>();
-            int[] moe = model.config().moeLayerIndex();
-            for (int l = 0; me >= 0 && l < moe.length; l++) {
-                if (moe[l] < 0) continue;
+            for (int l = 0; me >= 0 && l < model.moeLayers(); l++) {
                 for (int e = 0; e < p.experts(); e++) {
-                    if (p.dispatch().holds(moe[l], e, me)) {
-                        load(l, moe[l], e);
-                        owned.add((long) moe[l] * p.experts() + e);
+                    if (p.dispatch().holds(l, e, me)) {
+                        load(l, e);
+                        owned.add((long) l * p.experts() + e);
                     }
                 }
             }
@@ -225,15 +223,17 @@ public final class ClusterMember implements AutoCloseable {
         }
     }
 
-    /** Loads an expert's weights from the checkpoint (pages them in); counts it once. */
-    ExpertWeights load(int layer, int moeLayer, int expert) {
-        ExpertWeights w = model.expert(layer, expert);
-        if (loaded.add((long) moeLayer * model.config().experts() + expert)) {
-            w.gate().touch();
-            w.up().touch();
-            w.down().touch();
-        }
-        return w;
+    /** Makes an expert ready (the host pages it in); counts it once. */
+    void load(int moeLayer, int expert) {
+        if (loaded.add((long) moeLayer * model.experts() + expert)) model.load(moeLayer, expert);
+    }
+
+    /** Runs one group of rows through an expert here (this member's own share of a layer). */
+    void compute(int moeLayer, ExpertGroups.Group g, float[][] x, float[][][] contrib) {
+        load(moeLayer, g.expert());
+        float[][] y = new float[g.size()][model.hiddenSize()];
+        model.compute(moeLayer, g.expert(), g.gather(x), g.size(), y);
+        g.scatter(y, contrib);
     }
 
     private void serve(Message<Buffer> msg) {
@@ -243,11 +243,34 @@ public final class ClusterMember implements AutoCloseable {
         });
     }
 
+    /** Encodes a request: the rows of {@code groups} (each once) and the groups over them. */
+    static Buffer encode(int moeLayer, float[][] x, int rows, List<ExpertGroups.Group> groups) {
+        int[] slotOf = new int[rows]; // row -> its place among the rows sent
+        java.util.Arrays.fill(slotOf, -1);
+        List<float[]> sent = new ArrayList<>();
+        for (ExpertGroups.Group g : groups) {
+            for (int r : g.rows()) {
+                if (slotOf[r] < 0) {
+                    slotOf[r] = sent.size();
+                    sent.add(x[r]);
+                }
+            }
+        }
+        Buffer b = Buffer.buffer().appendInt(moeLayer).appendInt(sent.size());
+        for (float[] row : sent) for (float v : row) b.appendFloat(v);
+        b.appendInt(groups.size());
+        for (ExpertGroups.Group g : groups) {
+            b.appendInt(g.expert()).appendInt(g.size());
+            for (int r : g.rows()) b.appendInt(slotOf[r]);
+        }
+        return b;
+    }
+
     private Buffer compute(Buffer in) {
-        int h = model.config().hiddenSize();
+        int h = model.hiddenSize();
         int pos = 0;
-        int layer = in.getInt(pos), moeLayer = in.getInt(pos + 4), m = in.getInt(pos + 8);
-        pos += 12;
+        int moeLayer = in.getInt(pos), m = in.getInt(pos + 4);
+        pos += 8;
         float[][] rows = new float[m][h];
         for (int r = 0; r < m; r++) for (int i = 0; i < h; i++, pos += 4) rows[r][i] = in.getFloat(pos);
         int groups = in.getInt(pos);
@@ -258,16 +281,18 @@ public final class ClusterMember implements AutoCloseable {
         for (int g = 0; g < groups; g++) {
             int expert = in.getInt(pos), n = in.getInt(pos + 4);
             pos += 8;
-            float[][] xg = new float[n][];
-            for (int i = 0; i < n; i++, pos += 4) xg[i] = rows[in.getInt(pos)];
+            int[] idx = new int[n];
+            for (int i = 0; i < n; i++, pos += 4) idx[i] = in.getInt(pos);
+            ExpertGroups.Group group = new ExpertGroups.Group(expert, idx, new int[n]);
             if (me < 0 || !p.dispatch().holds(moeLayer, expert, me)) {
-                if (!loaded.contains((long) moeLayer * model.config().experts() + expert)) takenOver++;
+                if (!loaded.contains((long) moeLayer * model.experts() + expert)) takenOver.incrementAndGet();
             }
+            load(moeLayer, expert);
             float[][] y = new float[n][h];
-            Engine.expertForward(load(layer, moeLayer, expert), xg, n, y);
+            model.compute(moeLayer, expert, group.gather(rows), n, y);
             for (float[] row : y) for (float v : row) out.appendFloat(v);
         }
-        served++;
+        served.incrementAndGet();
         return out;
     }
 
