@@ -17,7 +17,7 @@ import java.util.concurrent.Callable;
  * the medians; numbers measured side by side come from one process. Arguments stay positional, as the suite and
  * the scripts call them.
  */
-@Command(name = "bench", mixinStandardHelpOptions = true,
+@Command(name = "moe bench", mixinStandardHelpOptions = true,
         description = "moe-serve's benchmarks; 'suite' runs them all and regenerates BENCHMARKS.md.",
         subcommands = {Bench.Suite.class, Bench.Report.class, Bench.Bandwidth.class, Bench.Decode.class, Bench.Offload.class,
                 Bench.Load.class, Bench.Placement.class, Bench.Simulate.class, Bench.EpCalibrate.class, Bench.JmhRun.class,
@@ -29,17 +29,20 @@ public final class Bench implements Runnable {
     @Override
     public void run() { spec.commandLine().usage(System.out); }
 
-    public static void main(String[] args) {
+    public static void main(String[] args) { System.exit(commandLine().execute(args)); }
+
+    /** The command line, with refused values reported as usage errors (exit 2). */
+    public static CommandLine commandLine() {
         CommandLine cl = new CommandLine(new Bench());
         cl.setExecutionExceptionHandler((ex, cmd, parsed) -> {
             if (ex instanceof IllegalArgumentException) { // a value the benchmark refused: a usage error
-                cmd.getErr().println("moe bench " + cmd.getCommandName() + ": " + ex.getMessage());
+                cmd.getErr().println(cmd.getCommandSpec().qualifiedName() + ": " + ex.getMessage());
                 cmd.usage(cmd.getErr());
                 return 2;
             }
             throw ex;
         });
-        System.exit(cl.execute(args));
+        return cl;
     }
 
     /** A harness's main with its (validated) positional arguments, as it always took them. */

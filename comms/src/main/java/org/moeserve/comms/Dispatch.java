@@ -18,7 +18,7 @@ public final class Dispatch {
     public Dispatch(PlacementPlan plan, Topology topology, int experts) {
         if (plan.slots() != topology.slots()) {
             throw new IllegalArgumentException("the plan has " + plan.slots() + " slots per device but the topology " + topology.slots()
-                    + "; plan for this topology (moe plan --devices-per-node ... --replicas ...)");
+                    + "; plan for this topology (moe plan --topology NODESxDEVICES --replicas ...)");
         }
         this.plan = plan;
         this.topology = topology;

@@ -1,8 +1,9 @@
 /**
  * The expert cache: a bounded fast tier (GPU memory, or an off-heap RAM budget) over the slow tier (the mmap'd
- * checkpoint or host memory), a transfer engine with a modelled link (GB/s, latency), policies (LRU, LFU,
- * predictive, Belady bound) and the prefetcher the predictor drives. The runtime reaches it through its
- * ExpertStore seam (moe-runtime, org.moeserve.runtime.engine.ExpertStore): acquire pins an expert's weights,
- * release unpins them.
+ * checkpoint or host memory), a transfer schedule over a modelled link (GB/s, latency), policies (LRU, LFU, pin,
+ * predictive, Belady bound) in {@code policy}, and the prefetcher the predictor drives in {@code prefetch} (the one
+ * loop live offload and the {@code sim} replay both run). The runtime reaches the cache through its ExpertStore seam
+ * (moe-runtime, org.moeserve.runtime.engine.ExpertStore): acquire pins an expert's weights, release unpins them.
+ * Layers are MoE layers.
  */
 package org.moeserve.cache;

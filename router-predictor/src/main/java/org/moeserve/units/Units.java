@@ -36,7 +36,7 @@ public final class Units {
             throw new IllegalArgumentException("link bandwidth is \"" + s + "\" but must read like 16GB/s, 900MB/s or 2.5GiB/s");
         }
         double v = Double.parseDouble(m.group(1)) * multiplier(m.group(2));
-        if (!(v > 0)) throw new IllegalArgumentException("link bandwidth is \"" + s + "\" but must be more than 0");
+        if (!(v > 0)) throw new IllegalArgumentException("link bandwidth is \"" + s + "\" but must be more than 0, like 16GB/s");
         return v;
     }
 

@@ -35,4 +35,26 @@ class TokenizerTest {
         assertEquals("", s.push(new byte[]{(byte) 0xe2}));
         assertEquals("\ufffd", s.finish(), "a dangling partial character becomes U+FFFD at the end");
     }
+
+    /** The random-weight families' tokenizers against the ids PyTorch's reference run used (golden.json). */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"tiny-qwen3moe-random", "tiny-olmoe-random", "tiny-mixtral-kjv"})
+    void encodesTheGoldenPromptsToTheReferenceIds(String model) throws java.io.IOException {
+        Checkpoint ck = Checkpoint.open(TestModels.dir(model));
+        com.fasterxml.jackson.databind.JsonNode g = new com.fasterxml.jackson.databind.ObjectMapper()
+                .readTree(TestModels.dir(model).resolve("golden.json").toFile());
+        int checked = 0;
+        try (ck; Tokenizer t = Tokenizer.load(ck.dir(), ck.config())) {
+            for (com.fasterxml.jackson.databind.JsonNode p : g.get("prompts")) {
+                int[] want = new int[p.get("input_ids").size()];
+                for (int i = 0; i < want.length; i++) want[i] = p.get("input_ids").get(i).asInt();
+                String text = p.get("text").asText();
+                assertArrayEquals(want, t.encode(text), model + ": " + text);
+                assertEquals(text, t.decode(want), model + ": decode");
+                checked++;
+            }
+        }
+        assertEquals(g.get("prompts").size(), checked);
+        org.junit.jupiter.api.Assertions.assertTrue(checked >= 4, model + ": " + checked + " prompts");
+    }
 }

@@ -5,6 +5,7 @@ import org.junit.jupiter.api.Test;
 import org.moeserve.runtime.TestModels;
 import org.moeserve.runtime.engine.Engine;
 import org.moeserve.runtime.engine.Generator;
+import org.moeserve.runtime.engine.LookaheadGates;
 import org.moeserve.runtime.engine.SamplingParams;
 import org.moeserve.runtime.kernel.Parallel;
 import org.moeserve.runtime.model.MoeModel;
@@ -25,9 +26,15 @@ class SchedulerTest {
 
     /** Runs every prompt through a scheduler; returns each text and the mean distinct experts per decode step. */
     static Object[] run(MoeModel m, Tokenizer tok, int running, int step, boolean aware) throws Exception {
+        return run(m, tok, running, step, aware, null);
+    }
+
+    static Object[] run(MoeModel m, Tokenizer tok, int running, int step, boolean aware,
+                        java.util.function.IntFunction<int[][]> guess) throws Exception {
         SimpleMeterRegistry reg = new SimpleMeterRegistry();
         try (Parallel par = new Parallel(1);
              Scheduler s = new Scheduler(new Engine(m, par), tok, running, step, aware, 64, 8, reg)) {
+            if (guess != null) s.setPathGuess(guess);
             List<CompletableFuture<String>> out = new ArrayList<>();
             for (String p : PROMPTS) {
                 CompletableFuture<String> f = new CompletableFuture<>();
@@ -66,6 +73,50 @@ class SchedulerTest {
             double distinctOff = (double) off[1], distinctOn = (double) on[1];
             System.out.println("distinct experts per decode step: expert-aware " + distinctOn + ", round robin " + distinctOff);
             assertTrue(distinctOn < distinctOff, "expert-aware steps touch fewer experts: " + distinctOn + " vs " + distinctOff);
+        }
+    }
+
+    @Test
+    @SuppressWarnings("unchecked")
+    void pathGuessesFromTheTokenItselfOrderWorkButNeverChangeIt() throws Exception {
+        try (MoeModel m = MoeModel.load(TestModels.dir("tiny-mixtral-kjv")); Tokenizer tok = Tokenizer.load(m.dir(), m.config())) {
+            java.util.function.IntFunction<int[][]> gate = LookaheadGates.fromToken(m);
+            java.util.concurrent.atomic.AtomicInteger asked = new java.util.concurrent.atomic.AtomicInteger();
+            java.util.function.IntFunction<int[][]> counting = t -> {
+                asked.incrementAndGet();
+                int[][] p = gate.apply(t);
+                assertEquals(m.config().moeLayers(), p.length, "a guess per MoE layer");
+                for (int[] layer : p) assertEquals(m.config().topK(), layer.length);
+                return p;
+            };
+            Object[] plain = run(m, tok, 10, 4, false), guessed = run(m, tok, 10, 4, true, counting);
+            assertEquals(plain[0], guessed[0], "the same texts with pre-gating guesses (what --expert-aware uses)");
+            assertTrue(asked.get() > 0, "the scheduler asked for guesses");
+            assertTrue((double) guessed[1] > 0, "decode steps were measured");
+        }
+    }
+
+    @Test
+    void aStepHoldingTheLastPrefillChunkIsNotCountedAsDecode() throws Exception {
+        try (MoeModel m = MoeModel.load(TestModels.dir("tiny-mixtral-kjv")); Tokenizer tok = Tokenizer.load(m.dir(), m.config());
+             Parallel par = new Parallel(1)) {
+            SimpleMeterRegistry reg = new SimpleMeterRegistry();
+            int[] prompt = tok.encode("In the beginning God created"); // 28 tokens: prefill chunks of 8, 8, 8, 4
+            CompletableFuture<Integer> done = new CompletableFuture<>();
+            try (Scheduler s = new Scheduler(new Engine(m, par), tok, 1, 1, false, 4, 8, reg)) {
+                s.submit(new Scheduler.Job(prompt, 10, SamplingParams.GREEDY, List.of(), new Scheduler.Sink() {
+                    public void text(String d) { }
+
+                    public void done(Scheduler.Finish fin, int pt, int ct) { done.complete(ct); }
+
+                    public void failed(Exception e) { done.completeExceptionally(e); }
+                }));
+                int generated = done.get(60, TimeUnit.SECONDS);
+                assertEquals(10, generated);
+            }
+            // the first token comes from the last prefill step; the other 9 from decode-only steps
+            assertEquals(9, reg.find("moe.scheduler.distinct.experts").summary().count());
+            assertEquals(4 + 9, (long) reg.find("moe.scheduler.steps").counter().count());
         }
     }
 }

@@ -1,0 +1,48 @@
+package org.moeserve.bench;
+
+import org.junit.jupiter.api.Test;
+import picocli.CommandLine;
+
+import java.io.PrintWriter;
+import java.io.StringWriter;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** ./moe bench is a picocli command like the others: --help everywhere, a bad value exits 2 naming it. */
+class BenchCommandTest {
+    static Object[] run(String... args) {
+        StringWriter out = new StringWriter(), err = new StringWriter();
+        CommandLine cl = Bench.commandLine();
+        cl.setOut(new PrintWriter(out, true));
+        cl.setErr(new PrintWriter(err, true));
+        int exit = cl.execute(args);
+        return new Object[]{exit, out.toString(), err.toString()};
+    }
+
+    @Test
+    void everySubcommandHasHelp() {
+        for (String sub : Bench.commandLine().getSubcommands().keySet()) {
+            if (sub.equals("jmh")) continue; // every argument goes to JMH
+            Object[] r = run(sub, "--help");
+            assertEquals(0, r[0], sub);
+            assertTrue(((String) r[1]).startsWith("Usage: moe bench " + sub), sub + ": " + r[1]);
+        }
+    }
+
+    @Test
+    void badValuesAreUsageErrors() {
+        String[][] cases = {{"decode", "x"}, {"decode", "0"}, {"offload", "3", "lots"}, {"load", "http://127.0.0.1:1", "1,x"},
+                {"simulate", "-5"}, {"placement", "0"}, {"suite", "--only", "nosuch"}};
+        for (String[] c : cases) {
+            Object[] r = run(c);
+            assertEquals(2, r[0], String.join(" ", c) + ": " + r[2]);
+            assertTrue(((String) r[2]).contains("Usage:"), String.join(" ", c) + ": " + r[2]);
+            assertFalse(((String) r[2]).contains("Exception"), String.join(" ", c) + ": " + r[2]);
+        }
+        Object[] unknown = run("nosuch");
+        assertEquals(2, unknown[0]);
+        assertTrue(((String) unknown[2]).contains("'nosuch'"), (String) unknown[2]);
+    }
+}
