@@ -62,6 +62,19 @@ public final class Bench implements Runnable {
         return v;
     }
 
+    static Double positive(Double v, String what) {
+        if (v != null && !(v > 0)) throw new IllegalArgumentException(what + " is " + v + " but must be > 0");
+        return v;
+    }
+
+    /** The repetitions most benchmarks take as their first argument. */
+    static final class Reps {
+        @Parameters(index = "0", arity = "0..1", paramLabel = "REPS", description = "Repetitions (default: the benchmark's own).")
+        Integer reps;
+
+        Integer value() { return reps == null ? null : positive(reps, "REPS"); }
+    }
+
     @Command(name = "suite", mixinStandardHelpOptions = true,
             description = "Every benchmark, each as its own process, then BENCHMARKS.md and its plots from bench/results/*.json.")
     static final class Suite implements Callable<Integer> {
@@ -103,20 +116,20 @@ public final class Bench implements Runnable {
     @Command(name = "bandwidth", mixinStandardHelpOptions = true,
             description = "Matrix-vector 4096x4096 BF16/F32 against a STREAM triad, 1 and 2 threads.")
     static final class Bandwidth implements Callable<Integer> {
-        @Parameters(index = "0", arity = "0..1", paramLabel = "REPS", description = "Repetitions (default 15).")
-        Integer reps;
+        @CommandLine.Mixin
+        Reps reps = new Reps();
 
         @Override
-        public Integer call() throws Exception { return harness(KernelBandwidth::main, reps == null ? null : positive(reps, "REPS")); }
+        public Integer call() throws Exception { return harness(KernelBandwidth::main, reps.value()); }
     }
 
     @Command(name = "decode", mixinStandardHelpOptions = true, description = "Decode tokens/s on the demo model: 1 and 8 streams, 1 and 2 threads.")
     static final class Decode implements Callable<Integer> {
-        @Parameters(index = "0", arity = "0..1", paramLabel = "REPS", description = "Repetitions (default 7).")
-        Integer reps;
+        @CommandLine.Mixin
+        Reps reps = new Reps();
 
         @Override
-        public Integer call() throws Exception { return harness(DecodeThroughput::main, reps == null ? null : positive(reps, "REPS")); }
+        public Integer call() throws Exception { return harness(DecodeThroughput::main, reps.value()); }
     }
 
     @Command(name = "offload", mixinStandardHelpOptions = true,
@@ -176,8 +189,7 @@ public final class Bench implements Runnable {
 
         @Override
         public Integer call() throws Exception {
-            if (seconds != null && !(seconds > 0)) throw new IllegalArgumentException("SECONDS is " + seconds + " but must be > 0");
-            return harness(PlacementScale::main, seconds);
+            return harness(PlacementScale::main, positive(seconds, "SECONDS"));
         }
     }
 
@@ -193,19 +205,18 @@ public final class Bench implements Runnable {
         @Override
         public Integer call() throws Exception {
             if (tokens != null && tokens < 1) throw new IllegalArgumentException("TOKENS is " + tokens + " but must be >= 1");
-            if (seconds != null && !(seconds > 0)) throw new IllegalArgumentException("SECONDS is " + seconds + " but must be > 0");
-            return harness(SimulateScale::main, tokens, seconds);
+            return harness(SimulateScale::main, tokens, positive(seconds, "SECONDS"));
         }
     }
 
     @Command(name = "ep-calibrate", mixinStandardHelpOptions = true,
             description = "The simulator's step time against real in-process expert parallelism (2 devices).")
     static final class EpCalibrate implements Callable<Integer> {
-        @Parameters(index = "0", arity = "0..1", paramLabel = "REPS", description = "Repetitions (default 5).")
-        Integer reps;
+        @CommandLine.Mixin
+        Reps reps = new Reps();
 
         @Override
-        public Integer call() throws Exception { return harness(EpCalibration::main, reps == null ? null : positive(reps, "REPS")); }
+        public Integer call() throws Exception { return harness(EpCalibration::main, reps.value()); }
     }
 
     @Command(name = "jmh", description = "The JMH microbenchmarks (org.moeserve.bench.jmh.*); every argument goes to JMH (jmh -h lists them).")

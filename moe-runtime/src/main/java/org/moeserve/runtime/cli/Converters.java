@@ -14,7 +14,14 @@ import picocli.CommandLine.TypeConversionException;
 final class Converters {
     private Converters() {}
 
-    private static TypeConversionException bad(IllegalArgumentException e) { return new TypeConversionException(e.getMessage()); }
+    /** The parser's own message becomes picocli's "Invalid value for option '--flag': ..." line. */
+    private static <T> T guard(java.util.function.Supplier<T> parse) {
+        try {
+            return parse.get();
+        } catch (IllegalArgumentException e) {
+            throw new TypeConversionException(e.getMessage());
+        }
+    }
 
     /** "16GB/s" or "16GB/s,10us". */
     static final class Link implements ITypeConverter<LinkModel> {
@@ -22,11 +29,7 @@ final class Converters {
 
         @Override
         public LinkModel convert(String s) {
-            try {
-                return Units.parseLink(s, DEFAULT_LATENCY);
-            } catch (IllegalArgumentException e) {
-                throw bad(e);
-            }
+            return guard(() -> Units.parseLink(s, DEFAULT_LATENCY));
         }
     }
 
@@ -34,11 +37,7 @@ final class Converters {
     static final class Duration implements ITypeConverter<Long> {
         @Override
         public Long convert(String s) {
-            try {
-                return Units.parseDuration(s);
-            } catch (IllegalArgumentException e) {
-                throw bad(e);
-            }
+            return guard(() -> Units.parseDuration(s));
         }
     }
 
@@ -46,13 +45,9 @@ final class Converters {
     static final class Bytes implements ITypeConverter<Long> {
         @Override
         public Long convert(String s) {
-            try {
-                long b = Units.parseBytes(s);
-                if (b < 1) throw new IllegalArgumentException("\"" + s + "\" must be at least one byte");
-                return b;
-            } catch (IllegalArgumentException e) {
-                throw bad(e);
-            }
+            long b = guard(() -> Units.parseBytes(s));
+            if (b < 1) throw new TypeConversionException("\"" + s + "\" must be at least one byte");
+            return b;
         }
     }
 
@@ -65,12 +60,8 @@ final class Converters {
     static final class TopologySpec implements ITypeConverter<Shape> {
         @Override
         public Shape convert(String s) {
-            try {
-                Topology t = Topology.parse(s, 1);
-                return new Shape(t.nodes(), t.devicesPerNode());
-            } catch (IllegalArgumentException e) {
-                throw bad(e);
-            }
+            Topology t = guard(() -> Topology.parse(s, 1));
+            return new Shape(t.nodes(), t.devicesPerNode());
         }
     }
 
@@ -78,11 +69,7 @@ final class Converters {
     static final class Budget implements ITypeConverter<ExpertBudget> {
         @Override
         public ExpertBudget convert(String s) {
-            try {
-                return ExpertBudget.parse(s);
-            } catch (IllegalArgumentException e) {
-                throw bad(e);
-            }
+            return guard(() -> ExpertBudget.parse(s));
         }
     }
 
