@@ -36,8 +36,30 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--port", paramLabel = "N", description = "Port (default ${DEFAULT-VALUE}; 0 picks a free one).")
     int port = 8000;
 
-    @Option(names = "--api-key", paramLabel = "KEY", description = "Require Authorization: Bearer KEY on /v1/*.")
+    @Option(names = "--api-key", paramLabel = "KEY",
+            description = "Require Authorization: Bearer KEY on /v1/* (visible in ps: prefer --api-key-file or $MOE_API_KEY).")
     String apiKey;
+
+    @Option(names = "--api-key-file", paramLabel = "FILE", description = "Read the API key from the first line of FILE.")
+    java.nio.file.Path apiKeyFile;
+
+    @Option(names = "--private-metrics", description = "Require the API key on /health and /metrics too.")
+    boolean privateMetrics;
+
+    @Option(names = "--allow-origin", paramLabel = "ORIGIN", split = ",",
+            description = "Browser origins (https://app.example) allowed to call the API and open /v1/stream; default none.")
+    java.util.List<String> allowOrigins = new java.util.ArrayList<>();
+
+    @Option(names = "--allow-host", paramLabel = "NAME", split = ",",
+            description = "Host header names to accept besides the bound address's (e.g. a DNS name in front of it).")
+    java.util.List<String> allowHosts = new java.util.ArrayList<>();
+
+    @Option(names = "--request-timeout", paramLabel = "T", converter = Converters.Duration.class,
+            description = "A client must send each whole request (head and body) within this time (default 30s).")
+    long requestTimeoutNanos = 30_000_000_000L;
+
+    @Option(names = "--ws-max-in-flight", paramLabel = "N", description = "Requests one WebSocket may run at once (default ${DEFAULT-VALUE}).")
+    int wsMaxInFlight = 4;
 
     @Option(names = "--max-batch", paramLabel = "N", description = "Sequences decoded per step (default ${DEFAULT-VALUE}).")
     int maxBatch = 8;
@@ -55,7 +77,8 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--prefill-chunk", paramLabel = "N", description = "Prompt tokens prefilled per step (default ${DEFAULT-VALUE}).")
     int prefillChunk = 64;
 
-    @Option(names = "--max-body", paramLabel = "BYTES", description = "Request body limit (default ${DEFAULT-VALUE}).")
+    @Option(names = "--max-body", paramLabel = "BYTES", converter = Converters.Bytes.class,
+            description = "Request body limit (default 1MiB).")
     long maxBody = 1 << 20;
 
     @Mixin
@@ -78,11 +101,31 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--plan", paramLabel = "FILE", description = "With --cluster: the moe-plan/1 to run while the members match its devices.")
     java.nio.file.Path plan;
 
+    /** The API key: --api-key, else --api-key-file, else $MOE_API_KEY; null for none. */
+    private String key() throws java.io.IOException {
+        if (apiKey != null && apiKeyFile != null) throw new UsageError("give the API key once: --api-key or --api-key-file");
+        if (apiKey != null) return apiKey;
+        if (apiKeyFile != null) {
+            if (!java.nio.file.Files.isRegularFile(apiKeyFile)) throw new UsageError("--api-key-file " + apiKeyFile + ": no such file");
+            String k = java.nio.file.Files.readAllLines(apiKeyFile).stream().findFirst().orElse("").strip();
+            if (k.isEmpty()) throw new UsageError("--api-key-file " + apiKeyFile + " is empty; put the key on its first line");
+            return k;
+        }
+        String env = System.getenv("MOE_API_KEY");
+        return env == null || env.isBlank() ? null : env.strip();
+    }
+
     @Override
     public Integer call() throws Exception {
         model.validate();
         offload.validate(false);
-        ApiServer.Options opts = new ApiServer.Options(host, port, apiKey, maxBody);
+        ApiServer.Options opts;
+        try {
+            opts = new ApiServer.Options(host, port, key(), maxBody, allowOrigins, allowHosts, privateMetrics,
+                    java.time.Duration.ofNanos(requestTimeoutNanos), wsMaxInFlight);
+        } catch (IllegalArgumentException e) {
+            throw new UsageError(e.getMessage());
+        }
         PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
         MoeModel m = MoeModel.load(model.modelDir());
         Tokenizer tok = Tokenizer.load(m.dir(), m.config());

@@ -16,7 +16,20 @@ import io.vertx.ext.web.RoutingContext;
 import io.vertx.ext.web.handler.BodyHandler;
 import org.moeserve.runtime.model.Tokenizer;
 
+import io.vertx.core.http.HttpConnection;
+import io.vertx.core.http.HttpServerRequest;
+
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.time.Duration;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
 import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
 
 /**
  * The OpenAI-compatible HTTP and WebSocket API on Vert.x. Handlers run on the event loop and never block: they
@@ -33,11 +46,33 @@ import java.util.UUID;
  * the limit, 429 with Retry-After when the queue is full.
  */
 public final class ApiServer implements AutoCloseable {
-    /** Options, each with a default and a bound. */
-    public record Options(String host, int port, String apiKey, long maxBodyBytes) {
+    /**
+     * Options, each with a default and a bound.
+     *
+     * @param allowedOrigins  browser origins (scheme://host[:port]) whose requests and WebSocket upgrades are served;
+     *                        every other request that carries an Origin header is refused (403)
+     * @param allowedHosts    Host header names accepted besides the ones the server is bound to (DNS rebinding)
+     * @param protectAll      require the API key on /health and /metrics too
+     * @param requestTimeout  a connection must deliver each whole request (head and body) within this time
+     * @param maxWsInFlight   generations one WebSocket may have running or queued at once
+     */
+    public record Options(String host, int port, String apiKey, long maxBodyBytes, List<String> allowedOrigins,
+                          List<String> allowedHosts, boolean protectAll, Duration requestTimeout, int maxWsInFlight) {
         public Options {
             if (port < 0 || port > 65535) throw new IllegalArgumentException("port is " + port + " but must be in 0..65535");
             if (maxBodyBytes < 1024) throw new IllegalArgumentException("max body is " + maxBodyBytes + " bytes but must be >= 1024");
+            if (apiKey != null && apiKey.isBlank()) throw new IllegalArgumentException("the API key is empty; give a non-empty key or none");
+            if (requestTimeout.isNegative() || requestTimeout.isZero()) {
+                throw new IllegalArgumentException("request timeout is " + requestTimeout + " but must be > 0");
+            }
+            if (maxWsInFlight < 1) throw new IllegalArgumentException("WebSocket in-flight cap is " + maxWsInFlight + " but must be >= 1");
+            allowedOrigins = List.copyOf(allowedOrigins);
+            allowedHosts = List.copyOf(allowedHosts);
+        }
+
+        /** The defaults: no cross-origin browser access, only the bound names as Host, 30 s per request, 4 per socket. */
+        public Options(String host, int port, String apiKey, long maxBodyBytes) {
+            this(host, port, apiKey, maxBodyBytes, List.of(), List.of(), false, Duration.ofSeconds(30), 4);
         }
     }
 
@@ -49,6 +84,9 @@ public final class ApiServer implements AutoCloseable {
     private final Options options;
     private final long created = System.currentTimeMillis() / 1000;
     private final ChatTemplate chatTemplate; // null: the plain layout
+    private final byte[] keyBytes;
+    private final Set<String> hostNames;
+    private final Map<HttpConnection, Long> deadlines = new ConcurrentHashMap<>(); // connection -> its request timer
     private HttpServer server;
 
     public ApiServer(Vertx vertx, Scheduler scheduler, Tokenizer tokenizer, String modelName, PrometheusMeterRegistry registry,
@@ -60,32 +98,164 @@ public final class ApiServer implements AutoCloseable {
         this.registry = registry;
         this.options = options;
         this.chatTemplate = tokenizer.chatTemplate() == null ? null : ChatTemplate.parse(tokenizer.chatTemplate());
+        this.keyBytes = options.apiKey() == null ? null : ("Bearer " + options.apiKey()).getBytes(StandardCharsets.UTF_8);
+        this.hostNames = hostNames(options);
+    }
+
+    /** Host header names that reach this server: the bound address (loopback: all its names) and the allowed ones. */
+    static Set<String> hostNames(Options o) {
+        Set<String> names = new HashSet<>();
+        String h = o.host().toLowerCase(Locale.ROOT);
+        names.add(h.startsWith("[") ? h : h.contains(":") ? "[" + h + "]" : h);
+        if (Set.of("127.0.0.1", "localhost", "::1", "[::1]").contains(h)) names.addAll(Set.of("127.0.0.1", "localhost", "[::1]"));
+        for (String a : o.allowedHosts()) names.add(a.toLowerCase(Locale.ROOT));
+        return names;
     }
 
     /** Starts listening; returns the bound port (useful with port 0). */
     public int start() throws Exception {
         Router router = Router.router(vertx);
-        router.route().handler(BodyHandler.create().setBodyLimit(options.maxBodyBytes()));
+        router.route().handler(this::guard);
         router.route("/v1/*").handler(this::authorize);
+        if (options.protectAll()) {
+            router.route("/health").handler(this::authorize);
+            router.route("/metrics").handler(this::authorize);
+        }
+        // bodies are read only where one is expected, after the key check, in memory (never to disk), within the limit
+        BodyHandler body = BodyHandler.create(false).setBodyLimit(options.maxBodyBytes()).setHandleFileUploads(false);
+        for (String path : List.of("/v1/completions", "/v1/chat/completions")) {
+            router.post(path).handler(this::requireJson); // its own route: vert.x wants a body handler first on a route
+            router.post(path).handler(body).handler(this::bodyDone);
+            router.post(path).handler(ctx -> complete(ctx, path.contains("chat")));
+            router.route(path).handler(ctx -> methodNotAllowed(ctx, "POST"));
+        }
         router.get("/health").handler(this::health);
         router.get("/metrics").handler(this::metrics);
         router.get("/v1/models").handler(this::models);
-        router.post("/v1/completions").handler(ctx -> complete(ctx, false));
-        router.post("/v1/chat/completions").handler(ctx -> complete(ctx, true));
         router.get("/v1/stream").handler(this::webSocket);
+        router.route("/v1/models/:id").method(io.vertx.core.http.HttpMethod.GET).handler(this::model);
+        for (String path : List.of("/health", "/metrics", "/v1/models", "/v1/stream", "/v1/models/:id")) {
+            router.route(path).handler(ctx -> methodNotAllowed(ctx, "GET"));
+        }
         router.route().last().handler(ctx -> error(ctx.response(), new ApiException(404, "not_found", null,
                 "no route " + ctx.request().method() + " " + ctx.request().path())));
         router.route().failureHandler(this::failure);
-        server = vertx.createHttpServer(new HttpServerOptions().setHost(options.host()).setPort(options.port()))
-                .requestHandler(router).listen().toCompletionStage().toCompletableFuture().get();
+        HttpServerOptions so = new HttpServerOptions().setHost(options.host()).setPort(options.port())
+                .setIdleTimeout((int) Math.max(1, options.requestTimeout().toSeconds() * 2)).setIdleTimeoutUnit(TimeUnit.SECONDS)
+                .setMaxHeaderSize(16 * 1024).setMaxInitialLineLength(8 * 1024)
+                .setMaxWebSocketFrameSize(WS_MAX_FRAME).setMaxWebSocketMessageSize(WS_MAX_MESSAGE);
+        server = vertx.createHttpServer(so)
+                .connectionHandler(this::connected)
+                .requestHandler(req -> { requestArrived(req); router.handle(req); });
+        try {
+            server.listen().toCompletionStage().toCompletableFuture().get();
+        } catch (java.util.concurrent.ExecutionException e) {
+            Throwable c = e.getCause();
+            String why = c instanceof java.net.BindException || String.valueOf(c.getMessage()).contains("Address already in use")
+                    ? "port " + options.port() + " on " + options.host() + " is in use (another server?); choose another with --port"
+                    : c instanceof java.net.UnknownHostException || c instanceof java.nio.channels.UnresolvedAddressException
+                    ? "--host " + options.host() + " is not an address of this machine"
+                    : "cannot listen on " + options.host() + ":" + options.port() + ": " + c.getMessage();
+            throw new IllegalArgumentException(why, c);
+        }
         return server.actualPort();
     }
 
-    private void authorize(RoutingContext ctx) {
-        if (options.apiKey() != null && !("Bearer " + options.apiKey()).equals(ctx.request().getHeader("Authorization"))) {
-            error(ctx.response(), new ApiException(401, "invalid_api_key", null,
-                    "this server needs an API key: send the header Authorization: Bearer <key>"));
+    /** Frames and messages on /v1/stream: a completion body is a few KB; 64 KiB frames, whole messages up to the body limit. */
+    static final int WS_MAX_FRAME = 64 * 1024, WS_MAX_MESSAGE = 1024 * 1024;
+
+    // ---- slow clients: every request (head and body) must arrive within the request timeout ----
+
+    private void connected(HttpConnection conn) {
+        arm(conn);
+        conn.closeHandler(v -> disarm(conn));
+    }
+
+    private void arm(HttpConnection conn) {
+        long id = vertx.setTimer(options.requestTimeout().toMillis(), t -> {
+            if (deadlines.remove(conn) != null) conn.close();
+        });
+        Long old = deadlines.put(conn, id);
+        if (old != null) vertx.cancelTimer(old);
+    }
+
+    private void disarm(HttpConnection conn) {
+        Long id = deadlines.remove(conn);
+        if (id != null) vertx.cancelTimer(id);
+    }
+
+    /** The head arrived: the body (if any) must follow within the timeout; after the response, the next request. */
+    private void requestArrived(HttpServerRequest req) {
+        HttpConnection conn = req.connection();
+        arm(conn);
+        req.response().endHandler(v -> arm(conn)); // keep-alive: the next request, or close when idle
+        req.response().closeHandler(v -> disarm(conn));
+        String method = req.method().name();
+        if (!method.equals("POST") && !method.equals("PUT") && !method.equals("PATCH")) bodyLess(req);
+    }
+
+    /** A request without a body is whole once its head is in. */
+    private void bodyLess(HttpServerRequest req) { disarm(req.connection()); }
+
+    private void bodyDone(RoutingContext ctx) {
+        disarm(ctx.request().connection());
+        ctx.next();
+    }
+
+    // ---- browsers, DNS rebinding, content types ----
+
+    private void guard(RoutingContext ctx) {
+        HttpServerRequest req = ctx.request();
+        String host = req.getHeader("Host");
+        if (host == null) {
+            error(ctx.response(), ApiException.invalid(null, "the request has no Host header; HTTP/1.1 clients send one"));
             return;
+        }
+        String name = host.toLowerCase(Locale.ROOT).replaceFirst(":[0-9]+$", "");
+        if (!options.host().equals("0.0.0.0") && !options.host().equals("::") && !hostNames.contains(name)) {
+            error(ctx.response(), new ApiException(403, "forbidden", null, "Host " + host + " is not a name of this server "
+                    + hostNames + "; if it is, start the server with --allow-host " + name));
+            return;
+        }
+        String origin = req.getHeader("Origin");
+        if (origin != null && !options.allowedOrigins().contains(origin) && !options.allowedOrigins().contains("*")) {
+            error(ctx.response(), new ApiException(403, "forbidden", null, "cross-origin requests are refused (Origin " + origin
+                    + "); to let a web page use this server, start it with --allow-origin " + origin));
+            return;
+        }
+        if (origin != null) {
+            ctx.response().putHeader("Access-Control-Allow-Origin", origin).putHeader("Vary", "Origin");
+        }
+        ctx.next();
+    }
+
+    private void requireJson(RoutingContext ctx) {
+        String ct = ctx.request().getHeader("Content-Type");
+        String base = ct == null ? "" : ct.split(";", 2)[0].trim().toLowerCase(Locale.ROOT);
+        if (!base.equals("application/json")) {
+            error(ctx.response(), new ApiException(415, "invalid_request_error", null, "the body must be JSON: send the header "
+                    + "Content-Type: application/json" + (ct == null ? "" : " (not " + ct + ")")));
+            return;
+        }
+        ctx.next();
+    }
+
+    private void methodNotAllowed(RoutingContext ctx, String allow) {
+        ctx.response().putHeader("Allow", allow);
+        error(ctx.response(), new ApiException(405, "invalid_request_error", null,
+                ctx.request().method() + " " + ctx.request().path() + " is not served; use " + allow));
+    }
+
+    private void authorize(RoutingContext ctx) {
+        if (keyBytes != null) {
+            String given = ctx.request().getHeader("Authorization");
+            // constant time: how much of the key matched must not show in how long the refusal takes
+            byte[] g = given == null ? new byte[0] : given.getBytes(StandardCharsets.UTF_8);
+            if (!MessageDigest.isEqual(keyBytes, g)) {
+                error(ctx.response(), new ApiException(401, "invalid_api_key", null,
+                        "this server needs an API key: send the header Authorization: Bearer <key>"));
+                return;
+            }
         }
         ctx.next();
     }
@@ -99,9 +269,26 @@ public final class ApiServer implements AutoCloseable {
         ctx.response().putHeader("content-type", "text/plain; version=0.0.4; charset=utf-8").end(registry.scrape());
     }
 
+    private JsonObject modelCard() {
+        return new JsonObject().put("id", modelName).put("object", "model").put("created", created).put("owned_by", "moe-serve");
+    }
+
     private void models(RoutingContext ctx) {
-        ctx.json(new JsonObject().put("object", "list").put("data", new JsonArray().add(new JsonObject()
-                .put("id", modelName).put("object", "model").put("created", created).put("owned_by", "moe-serve"))));
+        ctx.json(new JsonObject().put("object", "list").put("data", new JsonArray().add(modelCard())));
+    }
+
+    private void model(RoutingContext ctx) {
+        String id = ctx.pathParam("id");
+        if (!modelName.equals(id)) {
+            error(ctx.response(), unknownModel(id));
+            return;
+        }
+        ctx.json(modelCard());
+    }
+
+    private ApiException unknownModel(String id) {
+        return new ApiException(404, "model_not_found", "model", "the model '" + id + "' does not exist here; this server "
+                + "serves '" + modelName + "' (GET /v1/models)");
     }
 
     private void failure(RoutingContext ctx) {
@@ -130,10 +317,13 @@ public final class ApiServer implements AutoCloseable {
         Counter.builder("moe.requests").tag("status", String.valueOf(status)).register(registry).increment();
     }
 
-    /** Parses, checks the prompt against the context and queues; throws ApiException for the client. */
-    private Scheduler.Job job(JsonObject body, boolean chat, Scheduler.Sink sink, CompletionRequest[] parsed) {
+    /** A request ready to run: parsed, tokenized, admitted (maxTokens capped by the context). */
+    private record Prepared(CompletionRequest req, int[] ids, int maxTokens) {}
+
+    /** Parses, tokenizes and admits; throws ApiException for the client. */
+    private Prepared prepare(JsonObject body, boolean chat) {
         CompletionRequest req = CompletionRequest.parse(body, chat);
-        parsed[0] = req;
+        if (req.model() != null && !req.model().equals(modelName)) throw unknownModel(req.model());
         int[] ids;
         if (chat && chatTemplate != null) {
             String rendered;
@@ -146,22 +336,33 @@ public final class ApiServer implements AutoCloseable {
         } else {
             ids = tokenizer.encode(req.prompt());
         }
-        int maxTokens;
         try {
-            maxTokens = scheduler.admit(ids.length, req.maxTokens());
+            return new Prepared(req, ids, scheduler.admit(ids.length, req.maxTokens()));
         } catch (IllegalArgumentException e) {
             throw ApiException.invalid(chat ? "messages" : "prompt", e.getMessage());
         }
-        return new Scheduler.Job(ids, maxTokens, req.sampling(), req.stop(), sink);
+    }
+
+    /** A JSON object from text, or a 400 that says what the text is instead (without naming Java classes). */
+    static JsonObject jsonObject(String text) {
+        if (text == null || text.isBlank()) throw ApiException.invalid(null, "the request body is empty; send a JSON object");
+        Object v;
+        try {
+            v = io.vertx.core.json.Json.decodeValue(text);
+        } catch (DecodeException e) {
+            throw ApiException.invalid(null, "the request body is not valid JSON: " + e.getMessage().replaceAll("\\(.*", "").trim());
+        }
+        if (v instanceof JsonObject o) return o;
+        String what = v instanceof JsonArray ? "an array" : v instanceof String ? "a string" : v instanceof Number ? "a number"
+                : v instanceof Boolean ? "a boolean" : "null";
+        throw ApiException.invalid(null, "the request body is " + what + "; it must be a JSON object like {\"prompt\": \"...\"}");
     }
 
     private static JsonObject bodyOf(RoutingContext ctx) {
         try {
-            JsonObject b = ctx.body().asJsonObject();
-            if (b == null) throw ApiException.invalid(null, "the request body must be a JSON object");
-            return b;
-        } catch (DecodeException | ClassCastException e) {
-            throw ApiException.invalid(null, "the request body is not valid JSON: " + e.getMessage());
+            return jsonObject(ctx.body().asString());
+        } catch (IllegalStateException e) {
+            throw ApiException.invalid(null, "the request body is not UTF-8 text");
         }
     }
 
@@ -170,58 +371,9 @@ public final class ApiServer implements AutoCloseable {
         Context context = vertx.getOrCreateContext();
         String id = (chat ? "chatcmpl-" : "cmpl-") + UUID.randomUUID().toString().replace("-", "").substring(0, 24);
         long now = System.currentTimeMillis() / 1000;
-        CompletionRequest[] parsed = new CompletionRequest[1];
-        StringBuilder full = new StringBuilder();
-        boolean[] started = {false};
-        Scheduler.Sink sink = new Scheduler.Sink() {
-            @Override
-            public void text(String delta) {
-                context.runOnContext(v -> {
-                    if (resp.closed()) return;
-                    if (parsed[0].stream()) {
-                        boolean first = !started[0];
-                        if (first) {
-                            started[0] = true;
-                            resp.setChunked(true).putHeader("content-type", "text/event-stream").putHeader("cache-control", "no-cache");
-                        }
-                        resp.write("data: " + chunk(id, now, chat, delta, null, first).encode() + "\n\n");
-                    } else {
-                        full.append(delta);
-                    }
-                });
-            }
-
-            @Override
-            public void done(Scheduler.Finish finish, int promptTokens, int completionTokens) {
-                context.runOnContext(v -> {
-                    if (resp.closed() || finish == Scheduler.Finish.CANCELLED) return;
-                    count(200);
-                    String reason = finish == Scheduler.Finish.LENGTH ? "length" : "stop";
-                    JsonObject usage = new JsonObject().put("prompt_tokens", promptTokens)
-                            .put("completion_tokens", completionTokens).put("total_tokens", promptTokens + completionTokens);
-                    if (parsed[0].stream()) {
-                        if (!started[0]) resp.setChunked(true).putHeader("content-type", "text/event-stream");
-                        resp.write("data: " + chunk(id, now, chat, "", reason, false).put("usage", usage).encode() + "\n\n");
-                        resp.end("data: [DONE]\n\n");
-                    } else {
-                        JsonObject choice = new JsonObject().put("index", 0).put("finish_reason", reason);
-                        if (chat) choice.put("message", new JsonObject().put("role", "assistant").put("content", full.toString()));
-                        else choice.put("text", full.toString()).putNull("logprobs");
-                        resp.putHeader("content-type", "application/json").end(new JsonObject().put("id", id)
-                                .put("object", chat ? "chat.completion" : "text_completion").put("created", now)
-                                .put("model", modelName).put("choices", new JsonArray().add(choice)).put("usage", usage).encode());
-                    }
-                });
-            }
-
-            @Override
-            public void failed(Exception e) {
-                context.runOnContext(v -> error(resp, new ApiException(500, "server_error", null, String.valueOf(e.getMessage()))));
-            }
-        };
-        Scheduler.Job job;
+        Prepared p;
         try {
-            job = job(bodyOf(ctx), chat, sink, parsed);
+            p = prepare(bodyOf(ctx), chat);
         } catch (ApiException e) {
             error(resp, e);
             return;
@@ -229,15 +381,59 @@ public final class ApiServer implements AutoCloseable {
             error(resp, ApiException.invalid(null, e.getMessage()));
             return;
         }
-        resp.closeHandler(v -> job.cancel());
-        if (!scheduler.submit(job)) {
+        boolean stream = p.req().stream();
+        boolean[] started = {false};
+        Generation g = new Generation(p.req(), p.ids(), p.maxTokens(), tokenizer, context, new Generation.Out() {
+            void head() {
+                if (started[0]) return;
+                started[0] = true;
+                resp.setChunked(true).putHeader("content-type", "text/event-stream").putHeader("cache-control", "no-cache");
+            }
+
+            @Override
+            public void delta(int index, String text, JsonObject logprobs) {
+                if (resp.closed() || !stream) return;
+                boolean first = !started[0];
+                head();
+                JsonObject c = chunk(id, now, chat, index, text, null, first);
+                if (logprobs != null) c.getJsonArray("choices").getJsonObject(0).put("logprobs", logprobs);
+                resp.write("data: " + c.encode() + "\n\n");
+            }
+
+            @Override
+            public void done(JsonArray choices, JsonObject usage) {
+                if (resp.closed()) return;
+                count(200);
+                if (stream) {
+                    head();
+                    for (int i = 0; i < choices.size(); i++) { // each choice's finish; the usage rides on the last
+                        JsonObject c = chunk(id, now, chat, i, "", choices.getJsonObject(i).getString("finish_reason"), false);
+                        if (i == choices.size() - 1) c.put("usage", usage);
+                        resp.write("data: " + c.encode() + "\n\n");
+                    }
+                    resp.end("data: [DONE]\n\n");
+                } else {
+                    resp.putHeader("content-type", "application/json").end(new JsonObject().put("id", id)
+                            .put("object", chat ? "chat.completion" : "text_completion").put("created", now)
+                            .put("model", modelName).put("choices", choices).put("usage", usage).encode());
+                }
+            }
+
+            @Override
+            public void failed(Exception e) {
+                if (started[0]) resp.reset(); // mid-stream: the client sees the stream break, not a false [DONE]
+                else error(resp, new ApiException(500, "server_error", null, String.valueOf(e.getMessage())));
+            }
+        });
+        resp.closeHandler(v -> g.cancel());
+        if (!g.submit(scheduler)) {
             error(resp, new ApiException(429, "rate_limit_exceeded", null,
                     "the server is at capacity (" + scheduler.queueDepth() + " requests waiting); retry after a second"));
         }
     }
 
-    private JsonObject chunk(String id, long created, boolean chat, String delta, String finish, boolean first) {
-        JsonObject choice = new JsonObject().put("index", 0).put("finish_reason", finish);
+    private JsonObject chunk(String id, long created, boolean chat, int index, String delta, String finish, boolean first) {
+        JsonObject choice = new JsonObject().put("index", index).put("finish_reason", finish);
         if (chat) {
             JsonObject d = new JsonObject();
             if (first) d.put("role", "assistant");
@@ -250,53 +446,91 @@ public final class ApiServer implements AutoCloseable {
                 .put("created", created).put("model", modelName).put("choices", new JsonArray().add(choice));
     }
 
+    /**
+     * /v1/stream: each text message is a completion (or, with "messages", a chat) body, optionally with an "id";
+     * every frame sent back carries that id (or a number the server gave it): {"id", "index", "text"} as tokens
+     * come, {"id", "done", "choices", "usage"} at the end, {"id", "error"} if it fails. A socket may have
+     * {@code maxWsInFlight} requests running at once; closing it cancels all of them. Binary frames are refused
+     * (close 1003), over-long frames or messages close with 1009, text that is not UTF-8 with 1007.
+     */
     private void webSocket(RoutingContext ctx) {
         ctx.request().toWebSocket().onSuccess(ws -> {
             Context context = vertx.getOrCreateContext();
+            Set<Generation> live = ConcurrentHashMap.newKeySet();
+            long[] counter = {0};
+            ws.closeHandler(v -> live.forEach(Generation::cancel));
+            ws.binaryMessageHandler(b -> closeWs(ws, 1003, "send completion requests as text frames (JSON), not binary"));
+            ws.exceptionHandler(e -> {
+                String m = String.valueOf(e.getMessage()).toLowerCase(Locale.ROOT);
+                if (m.contains("too long") || m.contains("too big") || m.contains("exceeds") || m.contains("max")) {
+                    closeWs(ws, 1009, "frame or message over the limit (" + WS_MAX_FRAME + " bytes a frame, " + WS_MAX_MESSAGE + " a message)");
+                } else if (m.contains("utf") || m.contains("charset") || m.contains("malformed")) {
+                    closeWs(ws, 1007, "text frames must be valid UTF-8");
+                } else {
+                    closeWs(ws, 1002, "protocol error: " + e.getMessage());
+                }
+            });
             ws.textMessageHandler(msg -> {
-                Scheduler.Sink sink = new Scheduler.Sink() {
-                    @Override
-                    public void text(String delta) {
-                        context.runOnContext(v -> { if (!ws.isClosed()) ws.writeTextMessage(new JsonObject().put("text", delta).encode()); });
-                    }
-
-                    @Override
-                    public void done(Scheduler.Finish finish, int promptTokens, int completionTokens) {
-                        context.runOnContext(v -> {
-                            if (ws.isClosed()) return;
-                            ws.writeTextMessage(new JsonObject().put("done", true)
-                                    .put("finish_reason", finish == Scheduler.Finish.LENGTH ? "length" : "stop")
-                                    .put("usage", new JsonObject().put("prompt_tokens", promptTokens)
-                                            .put("completion_tokens", completionTokens)).encode());
-                        });
-                    }
-
-                    @Override
-                    public void failed(Exception e) {
-                        context.runOnContext(v -> wsError(ws, 500, e.getMessage()));
-                    }
-                };
+                Object rid = ++counter[0];
                 try {
-                    JsonObject body;
-                    try {
-                        body = new JsonObject(msg);
-                    } catch (DecodeException e) {
-                        throw ApiException.invalid(null, "the message is not valid JSON: " + e.getMessage());
+                    JsonObject body = jsonObject(msg);
+                    Object given = body.remove("id");
+                    if (given instanceof String || given instanceof Number) rid = given;
+                    else if (given != null) throw ApiException.invalid("id", "id must be a string or a number");
+                    if (live.size() >= options.maxWsInFlight()) {
+                        throw new ApiException(429, "rate_limit_exceeded", null, "this socket already has " + live.size()
+                                + " requests in flight (at most " + options.maxWsInFlight() + "); wait for one to finish");
                     }
-                    Scheduler.Job job = job(body, body.containsKey("messages"), sink, new CompletionRequest[1]);
-                    ws.closeHandler(v -> job.cancel());
-                    if (!scheduler.submit(job)) wsError(ws, 429, "the server is at capacity; retry after a second");
+                    Prepared p = prepare(body, body.containsKey("messages"));
+                    Object requestId = rid;
+                    Generation[] self = new Generation[1];
+                    self[0] = new Generation(p.req(), p.ids(), p.maxTokens(), tokenizer, context, new Generation.Out() {
+                        @Override
+                        public void delta(int index, String text, JsonObject logprobs) {
+                            if (ws.isClosed()) return;
+                            JsonObject f = new JsonObject().put("id", requestId).put("index", index).put("text", text);
+                            if (logprobs != null) f.put("logprobs", logprobs);
+                            ws.writeTextMessage(f.encode());
+                        }
+
+                        @Override
+                        public void done(JsonArray choices, JsonObject usage) {
+                            live.remove(self[0]);
+                            if (ws.isClosed()) return;
+                            ws.writeTextMessage(new JsonObject().put("id", requestId).put("done", true)
+                                    .put("finish_reason", choices.getJsonObject(0).getString("finish_reason"))
+                                    .put("choices", choices).put("usage", usage).encode());
+                        }
+
+                        @Override
+                        public void failed(Exception e) {
+                            live.remove(self[0]);
+                            wsError(ws, requestId, 500, String.valueOf(e.getMessage()));
+                        }
+                    });
+                    live.add(self[0]);
+                    if (!self[0].submit(scheduler)) {
+                        live.remove(self[0]);
+                        wsError(ws, rid, 429, "the server is at capacity; retry after a second");
+                    }
                 } catch (ApiException e) {
-                    wsError(ws, e.status, e.getMessage());
+                    wsError(ws, rid, e.status, e.getMessage());
                 } catch (IllegalArgumentException e) {
-                    wsError(ws, 400, e.getMessage());
+                    wsError(ws, rid, 400, e.getMessage());
                 }
             });
         }).onFailure(e -> error(ctx.response(), ApiException.invalid(null, "GET /v1/stream is a WebSocket: " + e.getMessage())));
     }
 
-    private static void wsError(ServerWebSocket ws, int status, String message) {
-        if (!ws.isClosed()) ws.writeTextMessage(new JsonObject().put("error", new JsonObject().put("status", status).put("message", message)).encode());
+    private static void closeWs(ServerWebSocket ws, int code, String reason) {
+        if (!ws.isClosed()) ws.close((short) code, reason.length() > 120 ? reason.substring(0, 120) : reason);
+    }
+
+    private static void wsError(ServerWebSocket ws, Object id, int status, String message) {
+        if (!ws.isClosed()) {
+            ws.writeTextMessage(new JsonObject().put("id", id).put("error", new JsonObject().put("status", status)
+                    .put("message", message)).encode());
+        }
     }
 
     @Override

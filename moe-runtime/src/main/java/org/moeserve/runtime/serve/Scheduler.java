@@ -49,6 +49,12 @@ public final class Scheduler implements AutoCloseable {
         void done(Finish finish, int promptTokens, int completionTokens);
 
         void failed(Exception e);
+
+        /**
+         * With logprobs asked ({@link Job#withLogprobs}): each generated token, before its text, with its log
+         * probability under the model (temperature 1) and the {@code top.length} most likely tokens and theirs.
+         */
+        default void token(int id, float logprob, int[] top, float[] topLogprobs) { }
     }
 
     /** One generation request. Stop strings end the text before them (they are not part of the output). */
@@ -77,8 +83,16 @@ public final class Scheduler implements AutoCloseable {
             this.sink = sink;
         }
 
+        int logprobs = -1; // alternatives per token to report; -1: none
+
         /** Ends the generation at the next token boundary (the client went away). */
         public void cancel() { cancelled.set(true); }
+
+        /** Report each token's log probability and its {@code top} most likely alternatives to the sink. */
+        public Job withLogprobs(int top) {
+            this.logprobs = top;
+            return this;
+        }
     }
 
 
@@ -218,7 +232,14 @@ public final class Scheduler implements AutoCloseable {
         for (int i = 0; i < owners.size(); i++) {
             Job j = owners.get(i);
             if (j.prefilled < j.prompt.length) continue; // still prefilling: no token yet
+            float[] lp = j.logprobs >= 0 ? logSoftmax(logits[i]) : null;
             int tok = j.sampler.sample(logits[i]);
+            if (lp != null) {
+                int[] top = org.moeserve.routing.TopK.of(lp, j.logprobs);
+                float[] topLp = new float[top.length];
+                for (int t = 0; t < top.length; t++) topLp[t] = lp[top[t]];
+                j.sink.token(tok, lp[tok], top, topLp);
+            }
             j.generated++;
             tokens.increment();
             if (j.firstTokenAt == 0) {
@@ -301,6 +322,18 @@ public final class Scheduler implements AutoCloseable {
         int n = 0;
         for (int l = 0; l < p.length; l++) if (p[l] != null) for (int e : p[l]) if (!union.contains((long) l << 32 | e)) n++;
         return n;
+    }
+
+    /** log softmax of the logits (temperature 1): what the model assigns, whatever the request samples with. */
+    static float[] logSoftmax(float[] logits) {
+        double max = Double.NEGATIVE_INFINITY;
+        for (float l : logits) max = Math.max(max, l);
+        double sum = 0;
+        for (float l : logits) sum += Math.exp(l - max);
+        double lse = max + Math.log(sum);
+        float[] out = new float[logits.length];
+        for (int i = 0; i < out.length; i++) out[i] = (float) (logits[i] - lse);
+        return out;
     }
 
     /** Mean distinct (layer, expert) pairs per decode-only step so far. */

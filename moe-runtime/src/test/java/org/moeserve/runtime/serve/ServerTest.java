@@ -212,7 +212,7 @@ class ServerTest {
     @Test
     void badRequestsFailAloneWithOpenAiShapedErrors() throws Exception {
         assertError(post(main, "/v1/completions", "{not json"), 400, null, "not valid JSON");
-        assertError(post(main, "/v1/completions", "{\"prompt\":\"x\",\"max_tokens\":0}"), 400, "max_tokens", "must be > 0");
+        assertError(post(main, "/v1/completions", "{\"prompt\":\"x\",\"max_tokens\":0}"), 400, "max_tokens", "must be in 1..");
         assertError(post(main, "/v1/completions", "{\"prompt\":\"x\",\"temperature\":\"hot\"}"), 400, "temperature", "number");
         assertError(post(main, "/v1/completions", "{\"prompt\":\"" + "a".repeat(300) + "\"}"), 400, "prompt", "context is 256");
         assertError(post(main, "/v1/chat/completions", "{\"messages\":[{\"role\":\"user\"}]}"), 400, "messages[0]", "content");
