@@ -143,7 +143,9 @@ public final class ApiServer implements AutoCloseable {
         HttpServerOptions so = new HttpServerOptions().setHost(options.host()).setPort(options.port())
                 .setIdleTimeout((int) Math.max(1, options.requestTimeout().toSeconds() * 2)).setIdleTimeoutUnit(TimeUnit.SECONDS)
                 .setMaxHeaderSize(16 * 1024).setMaxInitialLineLength(8 * 1024)
-                .setMaxWebSocketFrameSize(WS_MAX_FRAME).setMaxWebSocketMessageSize(WS_MAX_MESSAGE);
+                .setMaxWebSocketFrameSize(WS_MAX_FRAME).setMaxWebSocketMessageSize(WS_MAX_MESSAGE)
+                // no compression extensions: a frame with RSV bits set is then a protocol error, as RFC 6455 says
+                .setPerMessageWebSocketCompressionSupported(false).setPerFrameWebSocketCompressionSupported(false);
         server = vertx.createHttpServer(so)
                 .connectionHandler(this::connected)
                 .requestHandler(req -> { requestArrived(req); router.handle(req); });
@@ -459,18 +461,45 @@ public final class ApiServer implements AutoCloseable {
             Set<Generation> live = ConcurrentHashMap.newKeySet();
             long[] counter = {0};
             ws.closeHandler(v -> live.forEach(Generation::cancel));
-            ws.binaryMessageHandler(b -> closeWs(ws, 1003, "send completion requests as text frames (JSON), not binary"));
             ws.exceptionHandler(e -> {
                 String m = String.valueOf(e.getMessage()).toLowerCase(Locale.ROOT);
-                if (m.contains("too long") || m.contains("too big") || m.contains("exceeds") || m.contains("max")) {
+                if (m.contains("too long") || m.contains("too big") || m.contains("exceeded") || m.contains("overflow")) {
                     closeWs(ws, 1009, "frame or message over the limit (" + WS_MAX_FRAME + " bytes a frame, " + WS_MAX_MESSAGE + " a message)");
-                } else if (m.contains("utf") || m.contains("charset") || m.contains("malformed")) {
-                    closeWs(ws, 1007, "text frames must be valid UTF-8");
-                } else {
+                } else if (!ws.isClosed()) {
                     closeWs(ws, 1002, "protocol error: " + e.getMessage());
                 }
             });
-            ws.textMessageHandler(msg -> {
+            @SuppressWarnings("unchecked")
+            java.util.function.Consumer<String>[] onText = new java.util.function.Consumer[1];
+            // messages are assembled here, not by Vert.x, so that text is checked as UTF-8 (1007) and binary refused (1003)
+            java.io.ByteArrayOutputStream[] message = {null};
+            ws.frameHandler(frame -> {
+                if (frame.isBinary()) {
+                    closeWs(ws, 1003, "send completion requests as text frames (JSON), not binary");
+                    return;
+                }
+                if (frame.isText()) message[0] = new java.io.ByteArrayOutputStream();
+                else if (!frame.isContinuation() || message[0] == null) return; // ping, pong, close: Vert.x's
+                byte[] data = frame.binaryData().getBytes();
+                if (message[0].size() + data.length > WS_MAX_MESSAGE) {
+                    message[0] = null;
+                    closeWs(ws, 1009, "message over the limit of " + WS_MAX_MESSAGE + " bytes");
+                    return;
+                }
+                message[0].writeBytes(data);
+                if (!frame.isFinal()) return;
+                byte[] whole = message[0].toByteArray();
+                message[0] = null;
+                String text;
+                try {
+                    text = StandardCharsets.UTF_8.newDecoder().decode(java.nio.ByteBuffer.wrap(whole)).toString();
+                } catch (java.nio.charset.CharacterCodingException e) {
+                    closeWs(ws, 1007, "text frames must be valid UTF-8");
+                    return;
+                }
+                onText[0].accept(text);
+            });
+            onText[0] = msg -> {
                 Object rid = ++counter[0];
                 try {
                     JsonObject body = jsonObject(msg);
@@ -518,7 +547,7 @@ public final class ApiServer implements AutoCloseable {
                 } catch (IllegalArgumentException e) {
                     wsError(ws, rid, 400, e.getMessage());
                 }
-            });
+            };
         }).onFailure(e -> error(ctx.response(), ApiException.invalid(null, "GET /v1/stream is a WebSocket: " + e.getMessage())));
     }
 
