@@ -45,24 +45,28 @@ public record RoutingStats(String model, int layers, int experts, int topK, Stri
         try {
             n = JSON.readTree(file.toFile());
         } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-            throw new TraceFormatException(file + ": not valid JSON: " + e.getOriginalMessage(), e);
+            throw new TraceFormatException(file.toAbsolutePath() + ": not valid JSON (moe-stats/1 is one JSON object): "
+                    + e.getOriginalMessage(), e);
+        } catch (java.io.FileNotFoundException e) {
+            throw new TraceFormatException(file.toAbsolutePath() + ": no such file", e);
         }
         if (n == null || !FORMAT.equals(n.path("format").asText(null))) {
-            throw new TraceFormatException(file + ": format is " + (n == null ? "missing" : n.get("format"))
+            throw new TraceFormatException(file.toAbsolutePath() + ": format is " + (n == null ? "missing" : n.get("format"))
                     + " but must be \"" + FORMAT + "\"");
         }
-        int layers = intField(file, n, "layers"), experts = intField(file, n, "experts"), topK = intField(file, n, "top_k");
+        int layers = intField(file, n, "layers", TraceHeader.MAX_LAYERS), experts = intField(file, n, "experts", TraceHeader.MAX_EXPERTS);
+        int topK = intField(file, n, "top_k", Math.min(experts, TraceHeader.MAX_TOP_K));
         return new RoutingStats(n.path("model").asText(""), layers, experts, topK, n.path("domain").asText(""),
                 n.path("tokens").asLong(0), vectors(file, n, "load", layers, experts),
                 vectors(file, n, "load_top1", layers, experts), matrices(file, n, "transitions_top1", layers, experts),
                 matrices(file, n, "transitions_rank_aligned", layers, experts));
     }
 
-    private static int intField(Path file, JsonNode n, String f) {
+    private static int intField(Path file, JsonNode n, String f, int max) {
         JsonNode v = n.get(f);
-        if (v == null || !v.canConvertToInt() || v.asInt() <= 0) {
-            throw new TraceFormatException(file + ": " + f + " is " + (v == null ? "missing" : v)
-                    + " but must be a positive integer");
+        if (v == null || !v.canConvertToInt() || v.asInt() <= 0 || v.asInt() > max) {
+            throw new TraceFormatException(file.toAbsolutePath() + ": " + f + " is " + (v == null ? "missing" : v)
+                    + " but must be an integer in 1.." + max);
         }
         return v.asInt();
     }
@@ -85,14 +89,14 @@ public record RoutingStats(String model, int layers, int experts, int topK, Stri
             try {
                 p = pair(e.getKey());
             } catch (RuntimeException ex) {
-                throw new TraceFormatException(file + ": " + field + " has key \"" + e.getKey()
+                throw new TraceFormatException(file.toAbsolutePath() + ": " + field + " has key \"" + e.getKey()
                         + "\" but keys must read \"a->b\" with layer numbers a and b");
             }
             layerKey(file, field, String.valueOf(p[0]), layers);
             layerKey(file, field, String.valueOf(p[1]), layers);
             JsonNode m = e.getValue();
             if (!m.isArray() || m.size() != experts) {
-                throw new TraceFormatException(file + ": " + field + "[\"" + e.getKey() + "\"] has " + m.size()
+                throw new TraceFormatException(file.toAbsolutePath() + ": " + field + "[\"" + e.getKey() + "\"] has " + m.size()
                         + " rows but must have " + experts + " (experts)");
             }
             long[][] mat = new long[experts][];
@@ -110,7 +114,7 @@ public record RoutingStats(String model, int layers, int experts, int topK, Stri
             l = -1;
         }
         if (l < 0 || l >= layers) {
-            throw new TraceFormatException(file + ": " + field + " names layer \"" + key + "\" but layers are 0.."
+            throw new TraceFormatException(file.toAbsolutePath() + ": " + field + " names layer \"" + key + "\" but layers are 0.."
                     + (layers - 1));
         }
         return l;
@@ -118,13 +122,13 @@ public record RoutingStats(String model, int layers, int experts, int topK, Stri
 
     private static long[] row(Path file, String where, JsonNode a, int experts) {
         if (!a.isArray() || a.size() != experts) {
-            throw new TraceFormatException(file + ": " + where + " has " + a.size() + " entries but must have "
+            throw new TraceFormatException(file.toAbsolutePath() + ": " + where + " has " + a.size() + " entries but must have "
                     + experts + " (experts)");
         }
         long[] r = new long[experts];
         for (int i = 0; i < experts; i++) {
             if (!a.get(i).isNumber() || a.get(i).asDouble() < 0) {
-                throw new TraceFormatException(file + ": " + where + "[" + i + "] is " + a.get(i)
+                throw new TraceFormatException(file.toAbsolutePath() + ": " + where + "[" + i + "] is " + a.get(i)
                         + " but must be a count >= 0");
             }
             r[i] = Math.round(a.get(i).asDouble());

@@ -76,4 +76,35 @@ class TraceFormatTest {
         assertEquals(64, t.records().size(), "16 sequences x 4 domains");
         for (TraceRecord r : t.records()) assertEquals(r.tokens().length, r.length());
     }
+
+    /** Sizes come from the file's content, not its header; bad content is named by file, line, field and value. */
+    @Test
+    void hostileTracesFailFastInOneLine() throws IOException {
+        String rec = "{\"experts\":[[[0,1],[2,3]]]}";
+        Object[][] cases = {
+                {"{\"format\":\"moe-trace/1\",\"layers\":1000000,\"experts\":4,\"top_k\":2}\n" + rec, ":1: layers is 1000000"},
+                {"{\"format\":\"moe-trace/1\",\"layers\":2147483647,\"experts\":4,\"top_k\":2}\n" + rec, ":1: layers is 2147483647"},
+                {"{\"format\":\"moe-trace/1\",\"layers\":2,\"experts\":2147483647,\"top_k\":2}\n" + rec, ":1: experts is 2147483647"},
+                {HEADER + "\n", "the header is all there is"},
+                {HEADER + "\n{\"experts\":[[[1,1],[2,3]]]}", ":2: experts[0][0] is [1,1]: expert 1 appears twice"},
+        };
+        int i = 0;
+        for (Object[] c : cases) {
+            Path f = tmp.resolve("bad-" + i++ + ".jsonl");
+            Files.writeString(f, (String) c[0]);
+            long t0 = System.nanoTime();
+            TraceFormatException e = assertThrows(TraceFormatException.class, () -> TraceReader.read(f));
+            assertTrue(e.getMessage().contains((String) c[1]), e.getMessage());
+            assertTrue(e.getMessage().startsWith(f.toAbsolutePath().toString()), "names the whole path: " + e.getMessage());
+            assertTrue(System.nanoTime() - t0 < 2_000_000_000L, "fails at once");
+        }
+        Path bin = tmp.resolve("binary.jsonl");
+        Files.write(bin, new byte[]{(byte) 0xff, (byte) 0xfe, 0, 1, 2, (byte) 0x80, '\n'});
+        TraceFormatException e = assertThrows(TraceFormatException.class, () -> TraceReader.read(bin));
+        assertTrue(e.getMessage().contains("not UTF-8 text"), e.getMessage());
+        Path stats = tmp.resolve("stats.json");
+        Files.writeString(stats, "{\"format\":\"moe-stats/1\",\"layers\":2,\"experts\":2147483647,\"top_k\":2}");
+        e = assertThrows(TraceFormatException.class, () -> RoutingStats.read(stats));
+        assertTrue(e.getMessage().contains("experts is 2147483647"), e.getMessage());
+    }
 }

@@ -74,6 +74,13 @@ final class CacheSimCommand implements Callable<Integer> {
         List<Map<String, Object>> rows = new ArrayList<>();
         try (MoeModel m = model == null ? null : MoeModel.load(model); Parallel par = new Parallel(Runtime.getRuntime().availableProcessors())) {
             long expertBytes = m == null ? expertSize : m.expertBytes();
+            for (Converters.ExpertBudget b : budgets) { // every value checked before the first line of output
+                long slots = b.bytes((long) layers * experts, expertBytes) / expertBytes;
+                if (slots <= topK) {
+                    throw new UsageError("--expert-budget " + b + " holds " + slots + " experts of " + expertBytes + " bytes, but one "
+                            + "layer uses " + topK + " at once (top-k); give at least " + (topK + 1) + " experts");
+                }
+            }
             List<TokenSample> samples = PredictorCommand.samples(t, m, par, "replayed trace");
             ExpertPredictor pred = predictor(m, st, layers, experts);
             List<ExpertKey> future = CacheSimulator.accesses(samples);

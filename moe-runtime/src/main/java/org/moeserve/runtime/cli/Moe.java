@@ -38,6 +38,21 @@ public final class Moe implements Runnable {
     }
 
     public static void main(String[] args) {
+        if (args.length > 0 && args[0].equals("--heap-for-serve")) { // the launcher asks how large a heap serve needs
+            System.exit(heapForServe(java.util.Arrays.copyOfRange(args, 1, args.length)));
+        }
         System.exit(commandLine().execute(args));
+    }
+
+    /** Prints serve's heap in MiB for these arguments (nothing if they do not parse: serve will say why). */
+    static int heapForServe(String[] args) {
+        try {
+            ServeCommand s = new ServeCommand();
+            new CommandLine(s).parseArgs(args);
+            System.out.println(s.heapMegabytes());
+        } catch (Exception e) {
+            // no figure: the launcher keeps the JVM's default and the real run reports the problem
+        }
+        return 0;
     }
 }

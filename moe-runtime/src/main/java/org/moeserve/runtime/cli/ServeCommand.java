@@ -12,6 +12,7 @@ import org.moeserve.runtime.engine.CachedExpertStore;
 import org.moeserve.runtime.engine.Engine;
 import org.moeserve.runtime.engine.LookaheadGates;
 import org.moeserve.runtime.kernel.Parallel;
+import org.moeserve.runtime.model.ModelConfig;
 import org.moeserve.runtime.model.MoeModel;
 import org.moeserve.runtime.model.Tokenizer;
 import org.moeserve.runtime.serve.ApiServer;
@@ -101,6 +102,24 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--plan", paramLabel = "FILE", description = "With --cluster: the moe-plan/1 to run while the members match its devices.")
     java.nio.file.Path plan;
 
+    /**
+     * The heap this server needs, in MiB: every running sequence's KV cache at the full context, a step's activations
+     * (decode rows plus a prefill chunk, through the widest layer and the logits), twice that for the collector's
+     * headroom, plus 256 MiB for Vert.x, Netty and the JIT. Weights are mmap'd and the expert cache is off-heap, so
+     * neither counts. The launcher starts {@code serve} with this as -Xmx (MOE_JAVA_OPTS=-Xmx... overrides).
+     */
+    long heapMegabytes() throws java.io.IOException {
+        java.nio.file.Path dir = model.modelDir();
+        ModelConfig c = ModelConfig.fromJson(new com.fasterxml.jackson.databind.ObjectMapper().readTree(
+                dir.resolve("config.json").toFile()), dir.resolve("config.json"));
+        int running = maxRunning != null ? maxRunning : expertAware ? 2 * maxBatch : maxBatch;
+        long kv = (long) running * c.layers() * 2L * c.maxPositions() * c.kvDim() * Float.BYTES;
+        long rows = (long) maxBatch + prefillChunk;
+        long width = Math.max(Math.max(c.hiddenSize(), c.qDim()), Math.max(c.expertIntermediate(), c.denseIntermediate()));
+        long activations = rows * (12 * width + c.vocabSize()) * Float.BYTES;
+        return 256 + 2 * (kv + activations) / (1 << 20);
+    }
+
     /** The API key: --api-key, else --api-key-file, else $MOE_API_KEY; null for none. */
     private String key() throws java.io.IOException {
         if (apiKey != null && apiKeyFile != null) throw new UsageError("give the API key once: --api-key or --api-key-file");
@@ -161,7 +180,16 @@ final class ServeCommand implements Callable<Integer> {
             vertx = Vertx.vertx();
         }
         ApiServer server = new ApiServer(vertx, scheduler, tok, m.name(), registry, opts);
-        int bound = server.start();
+        int bound;
+        try {
+            bound = server.start();
+        } catch (IllegalArgumentException e) { // bad --host, busy --port: one line, and nothing left running
+            scheduler.close();
+            if (member != null) member.close();
+            else vertx.close();
+            par.close();
+            throw new UsageError(e.getMessage());
+        }
         System.out.printf("moe serve: %s on http://%s:%d/v1 (OpenAI-compatible; WebSocket /v1/stream; /health, /metrics)%s%n",
                 m.name(), host, bound, cache == null ? "" : "; " + cache.slots() + " experts resident, " + offload.link + " [modelled link]");
         CountDownLatch stop = new CountDownLatch(1);

@@ -124,7 +124,12 @@ public final class Engine {
                 tok[r] = t;
             }
         }
-        for (Step s : steps) s.sequence().cache.ensureCapacity(s.sequence().length() + s.tokens().length);
+        int longest = 0;
+        for (Step s : steps) {
+            s.sequence().cache.ensureCapacity(s.sequence().length() + s.tokens().length);
+            longest = Math.max(longest, s.sequence().length() + s.tokens().length);
+        }
+        rope.ensure(longest);
 
         int h = c.hiddenSize();
         float[][] x = new float[rows][h];
@@ -200,6 +205,14 @@ public final class Engine {
         for (int i = 0; i < pick.length; i++) Kernels.rmsnorm(normed[i], x[pick[i]], 0, model.finalNorm(), h, c.rmsNormEps());
         float[][] logits = new float[pick.length][c.vocabSize()];
         Kernels.matmul(model.lmHead(), normed, pick.length, logits, par);
+        for (float[] row : logits) {
+            for (float lv : row) {
+                if (!Float.isFinite(lv)) {
+                    throw new IllegalStateException("the model computed a non-finite logit (" + lv + "): its weights in "
+                            + model.dir().toAbsolutePath() + " hold NaN or infinite values; the checkpoint is damaged");
+                }
+            }
+        }
         for (int s = 0; s < steps.size(); s++) {
             steps.get(s).sequence().append(steps.get(s).tokens());
             steps.get(s).sequence().setLastPath(routing.path(routing.lastRow(s)));

@@ -75,7 +75,8 @@ public record ModelConfig(
     }
 
     /** Parses config.json of a supported family; {@code file} is only for messages. */
-    public static ModelConfig fromJson(JsonNode c, Path file) {
+    public static ModelConfig fromJson(JsonNode c, Path relative) {
+        Path file = relative.toAbsolutePath().normalize(); // errors name the whole path
         JsonNode archs = c.get("architectures");
         String arch = archs != null && archs.isArray() && !archs.isEmpty() ? archs.get(0).asText() : null;
         Family family = arch == null ? null : Family.fromArchitecture(arch);
@@ -88,26 +89,29 @@ public record ModelConfig(
             throw new CheckpointException(file + ": rope_scaling is " + ropeScaling + " but only null (plain RoPE) "
                     + "is supported");
         }
+        refuseUnless(c, "sliding_window", v -> v.isNull() || !c.path("use_sliding_window").asBoolean(family != Family.QWEN3_MOE), file,
+                "sliding-window attention is not supported (use a checkpoint without it, or set use_sliding_window false)");
+        refuseUnless(c, "hidden_act", v -> v.asText().equals("silu"), file, "only silu (SwiGLU experts) is supported");
         try {
-            int hidden = req(c, "hidden_size", file);
-            int heads = req(c, "num_attention_heads", file);
-            int layers = req(c, "num_hidden_layers", file);
-            int headDim = c.hasNonNull("head_dim") ? c.get("head_dim").asInt() : hidden / heads;
+            int hidden = req(c, "hidden_size", file, 1, 1 << 16);
+            int heads = req(c, "num_attention_heads", file, 1, 1024);
+            int layers = req(c, "num_hidden_layers", file, 1, 1024);
+            int headDim = c.hasNonNull("head_dim") ? req(c, "head_dim", file, 2, 4096) : hidden / heads;
             int experts, inter, dense;
             boolean norm;
             boolean[] sparse = new boolean[layers];
             switch (family) {
                 case MIXTRAL -> {
-                    experts = req(c, "num_local_experts", file);
-                    inter = req(c, "intermediate_size", file);
+                    experts = req(c, "num_local_experts", file, 1, 4096);
+                    inter = req(c, "intermediate_size", file, 1, 1 << 18);
                     dense = inter;
                     norm = true; // Mixtral always renormalises its top-k weights
                     Arrays.fill(sparse, true);
                 }
                 case QWEN3_MOE -> {
-                    experts = req(c, "num_experts", file);
-                    inter = req(c, "moe_intermediate_size", file);
-                    dense = c.path("intermediate_size").asInt(inter);
+                    experts = req(c, "num_experts", file, 1, 4096);
+                    inter = req(c, "moe_intermediate_size", file, 1, 1 << 18);
+                    dense = c.hasNonNull("intermediate_size") ? req(c, "intermediate_size", file, 1, 1 << 18) : inter;
                     norm = c.path("norm_topk_prob").asBoolean(false);
                     int step = c.path("decoder_sparse_step").asInt(1);
                     boolean[] denseOnly = new boolean[layers];
@@ -117,8 +121,8 @@ public record ModelConfig(
                     for (int l = 0; l < layers; l++) sparse[l] = !denseOnly[l] && step > 0 && (l + 1) % step == 0;
                 }
                 case OLMOE -> {
-                    experts = req(c, "num_experts", file);
-                    inter = req(c, "intermediate_size", file);
+                    experts = req(c, "num_experts", file, 1, 4096);
+                    inter = req(c, "intermediate_size", file, 1, 1 << 18);
                     dense = inter;
                     norm = c.path("norm_topk_prob").asBoolean(false);
                     Arrays.fill(sparse, true);
@@ -136,23 +140,46 @@ public record ModelConfig(
                 eosIds = new int[eos.size()];
                 for (int i = 0; i < eosIds.length; i++) eosIds[i] = eos.get(i).asInt();
             } else eosIds = new int[]{eos.asInt()};
-            return new ModelConfig(family, c.path("model_type").asText(""), req(c, "vocab_size", file), hidden,
-                    layers, heads, c.path("num_key_value_heads").asInt(heads), headDim,
-                    (float) c.path("rms_norm_eps").asDouble(1e-6), c.path("rope_theta").asDouble(10000.0),
-                    c.path("max_position_embeddings").asInt(4096), experts, req(c, "num_experts_per_tok", file),
-                    inter, dense, norm, sparse, c.path("tie_word_embeddings").asBoolean(false),
-                    c.path("bos_token_id").asInt(-1), eosIds);
+            int vocab = req(c, "vocab_size", file, 1, 1 << 22);
+            double eps = number(c, "rms_norm_eps", 1e-6, file);
+            if (!(eps > 0 && eps < 1)) throw new IllegalArgumentException("rms_norm_eps is " + eps + " but must be in (0, 1)");
+            double theta = number(c, "rope_theta", 10000.0, file);
+            if (!(theta > 1 && theta < 1e12)) throw new IllegalArgumentException("rope_theta is " + theta + " but must be in (1, 1e12)");
+            int maxPos = c.hasNonNull("max_position_embeddings") ? req(c, "max_position_embeddings", file, 1, Integer.MAX_VALUE) : 4096;
+            int bos = c.hasNonNull("bos_token_id") ? req(c, "bos_token_id", file, 0, vocab - 1) : -1;
+            for (int e : eosIds) {
+                if (e < 0 || e >= vocab) throw new IllegalArgumentException("eos_token_id " + e + " is outside the vocabulary 0.." + (vocab - 1));
+            }
+            int kvHeads = c.hasNonNull("num_key_value_heads") ? req(c, "num_key_value_heads", file, 1, heads) : heads;
+            return new ModelConfig(family, c.path("model_type").asText(""), vocab, hidden,
+                    layers, heads, kvHeads, headDim, (float) eps, theta, maxPos, experts,
+                    req(c, "num_experts_per_tok", file, 1, experts),
+                    inter, dense, norm, sparse, c.path("tie_word_embeddings").asBoolean(false), bos, eosIds);
         } catch (IllegalArgumentException e) {
             throw new CheckpointException(file + ": " + e.getMessage(), e);
         }
     }
 
-    private static int req(JsonNode c, String field, Path file) {
+    /** An integer field in [min, max]: one line naming the file, the field, its value and the range. */
+    private static int req(JsonNode c, String field, Path file, int min, int max) {
         JsonNode v = c.get(field);
-        if (v == null || !v.canConvertToInt()) {
+        if (v == null || !v.isIntegralNumber() || !v.canConvertToInt() || v.asInt() < min || v.asInt() > max) {
             throw new CheckpointException(file + ": " + field + " is " + (v == null ? "missing" : v)
-                    + " but must be an integer");
+                    + " but must be an integer in " + min + ".." + max);
         }
         return v.asInt();
+    }
+
+    private static double number(JsonNode c, String field, double dflt, Path file) {
+        JsonNode v = c.get(field);
+        if (v == null || v.isNull()) return dflt;
+        if (!v.isNumber()) throw new CheckpointException(file + ": " + field + " is " + v + " but must be a number");
+        return v.asDouble();
+    }
+
+    /** A field whose value the engine cannot honour: one line saying so, unless {@code ok}. */
+    private static void refuseUnless(JsonNode c, String field, java.util.function.Predicate<JsonNode> ok, Path file, String why) {
+        JsonNode v = c.get(field);
+        if (v != null && !v.isNull() && !ok.test(v)) throw new CheckpointException(file + ": " + field + " is " + v + "; " + why);
     }
 }

@@ -94,4 +94,20 @@ class FlagVocabularyTest {
             assertFalse(r[2].contains("Exception") || r[2].contains("\tat "), String.join(" ", args) + ": no stack trace: " + r[2]);
         }
     }
+
+    @Test
+    void serveNamesABusyPortAndABadHostInOneLine() throws Exception {
+        try (java.net.ServerSocket busy = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            String port = String.valueOf(busy.getLocalPort());
+            String[] r = capture("serve", "--model", org.moeserve.runtime.TestModels.dir("tiny-mixtral-kjv").toString(), "--port", port);
+            assertEquals("2", r[0], r[1] + r[2]);
+            String first = r[2].lines().findFirst().orElse("");
+            assertTrue(first.contains("port " + port) && first.contains("in use"), r[2]);
+            assertFalse(r[2].contains("\tat ") || r[2].contains("BindException"), "no stack trace: " + r[2]);
+        }
+        String[] r = capture("serve", "--model", org.moeserve.runtime.TestModels.dir("tiny-mixtral-kjv").toString(), "--host", "999.1.1.1", "--port", "0");
+        assertEquals("2", r[0], r[1] + r[2]);
+        assertTrue(r[2].lines().findFirst().orElse("").contains("999.1.1.1"), r[2]);
+        assertFalse(r[2].contains("\tat "), "no stack trace: " + r[2]);
+    }
 }

@@ -196,4 +196,48 @@ class CheckpointErrorTest {
     }
 
     static Engine.Step stepOf(Engine e, int[] tokens) { return new Engine.Step(e.newSequence(), tokens); }
+
+    /** Every config field is range-checked at load: one line naming the whole path, the field and its value. */
+    @Test
+    void configValuesOutOfRangeFailInOneLineNamingTheWholePath() throws IOException {
+        Object[][] cases = {
+                {"num_attention_heads", 0, "num_attention_heads is 0"},
+                {"num_hidden_layers", -1, "num_hidden_layers is -1"},
+                {"num_hidden_layers", Integer.MAX_VALUE, "num_hidden_layers is 2147483647"},
+                {"rms_norm_eps", -1, "rms_norm_eps is -1"},
+                {"rope_theta", 0, "rope_theta is 0"},
+                {"hidden_act", "gelu", "hidden_act is \"gelu\""},
+                {"sliding_window", 64, "sliding_window is 64"},
+                {"bos_token_id", 100000, "bos_token_id is 100000"},
+                {"eos_token_id", -5, "eos_token_id -5"},
+                {"num_experts_per_tok", 99, "num_experts_per_tok is 99"},
+                {"vocab_size", "many", "vocab_size is \"many\""},
+        };
+        for (Object[] c : cases) {
+            Path dir = copyWithHeader(h -> {});
+            editConfig(dir, cfg -> {
+                if (c[1] instanceof Integer i) cfg.put((String) c[0], i);
+                else cfg.put((String) c[0], (String) c[1]);
+                if (c[0].equals("sliding_window")) cfg.put("use_sliding_window", true);
+            });
+            CheckpointException e = assertThrows(CheckpointException.class, () -> MoeModel.load(dir).close(), (String) c[0]);
+            assertTrue(e.getMessage().contains((String) c[2]), c[0] + ": " + e.getMessage());
+            assertTrue(e.getMessage().startsWith(dir.toAbsolutePath().resolve("config.json").toString()), "the whole path: " + e.getMessage());
+            assertTrue(e.getMessage().lines().count() == 1, "one line: " + e.getMessage());
+        }
+    }
+
+    /** A context of 2^31-1 positions costs nothing until a sequence gets there (RoPE tables grow with use). */
+    @Test
+    void aHugeContextIsSizedByUseNotByTheConfig() throws IOException {
+        Path dir = copyWithHeader(h -> {});
+        editConfig(dir, cfg -> cfg.put("max_position_embeddings", Integer.MAX_VALUE));
+        long t0 = System.nanoTime();
+        try (MoeModel m = MoeModel.load(dir)) {
+            Engine e = new Engine(m, Parallel.SERIAL);
+            float[] logits = e.forward(List.of(new Engine.Step(e.newSequence(), new int[]{1, 2, 3}))).logits()[0];
+            assertTrue(Float.isFinite(logits[0]));
+        }
+        assertTrue(System.nanoTime() - t0 < 20_000_000_000L, "no context-sized tables were built");
+    }
 }
