@@ -29,8 +29,9 @@ public final class TopK {
 
     /** Indices of the k largest scores (min(k, length) of them). */
     public static int[] of(float[] s, int k) {
-        int n = Math.min(k, s.length);
+        int n = Math.max(0, Math.min(k, s.length));
         int[] idx = new int[n];
+        if (n == 0) return idx;
         select(s, s.length, n, idx, new float[n]);
         return idx;
     }

@@ -35,7 +35,8 @@ public final class Checkpoint implements AutoCloseable {
         this.byTensor = byTensor;
     }
 
-    public static Checkpoint open(Path dir) {
+    public static Checkpoint open(Path given) {
+        Path dir = given.toAbsolutePath().normalize(); // every error names whole paths
         if (!Files.isDirectory(dir)) {
             throw new CheckpointException(dir + ": model directory not found; pass a Hugging Face model directory "
                     + "(config.json + *.safetensors)");
@@ -84,8 +85,12 @@ public final class Checkpoint implements AutoCloseable {
         }
         try {
             return JSON.readTree(file.toFile());
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            var at = e.getLocation();
+            throw new CheckpointException(file.toAbsolutePath() + ": not valid JSON: " + e.getOriginalMessage()
+                    + (at == null ? "" : " (line " + at.getLineNr() + ", column " + at.getColumnNr() + ")"), e);
         } catch (IOException e) {
-            throw new CheckpointException(file + ": not valid JSON: " + e.getMessage(), e);
+            throw new CheckpointException(file.toAbsolutePath() + ": cannot read: " + e.getMessage(), e);
         }
     }
 
@@ -112,12 +117,12 @@ public final class Checkpoint implements AutoCloseable {
         }
         SafetensorsFile.Entry e = f.entries().get(name);
         if (!Arrays.equals(e.shape(), shape)) {
-            throw new CheckpointException(f.path().getFileName() + ": tensor " + name + " has shape "
+            throw new CheckpointException(f.path().toAbsolutePath() + ": tensor " + name + " has shape "
                     + Arrays.toString(e.shape()) + ", config wants " + Arrays.toString(shape));
         }
         Tensor t = f.tensor(name);
         if (dtype != null && t.dtype() != dtype) {
-            throw new CheckpointException(f.path().getFileName() + ": tensor " + name + " has dtype " + t.dtype()
+            throw new CheckpointException(f.path().toAbsolutePath() + ": tensor " + name + " has dtype " + t.dtype()
                     + " but the checkpoint's other weights are " + dtype + "; a checkpoint must use one dtype");
         }
         return t;

@@ -6,7 +6,10 @@ package org.moeserve.runtime.model;
  * the tensor, what was expected and what was found.
  */
 public final class CheckpointException extends RuntimeException {
-    public CheckpointException(String message) { super(message); }
+    public CheckpointException(String message) { super(oneLine(message)); }
 
-    public CheckpointException(String message, Throwable cause) { super(message, cause); }
+    public CheckpointException(String message, Throwable cause) { super(oneLine(message), cause); }
+
+    /** Errors are one line (a parser's multi-line message included), so the CLI prints exactly one. */
+    static String oneLine(String m) { return m == null ? null : m.replaceAll("\\s*\\R\\s*", " "); }
 }

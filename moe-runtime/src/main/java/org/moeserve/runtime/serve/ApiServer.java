@@ -148,6 +148,7 @@ public final class ApiServer implements AutoCloseable {
                 .setPerMessageWebSocketCompressionSupported(false).setPerFrameWebSocketCompressionSupported(false);
         server = vertx.createHttpServer(so)
                 .connectionHandler(this::connected)
+                .invalidRequestHandler(this::invalidRequest)
                 .requestHandler(req -> { requestArrived(req); router.handle(req); });
         try {
             server.listen().toCompletionStage().toCompletableFuture().get();
@@ -165,6 +166,17 @@ public final class ApiServer implements AutoCloseable {
 
     /** Frames and messages on /v1/stream: a completion body is a few KB; 64 KiB frames, whole messages up to the body limit. */
     static final int WS_MAX_FRAME = 64 * 1024, WS_MAX_MESSAGE = 1024 * 1024;
+
+    /** A request HTTP itself cannot parse (bad request line or version, broken headers): 400, not Netty's 501. */
+    private void invalidRequest(HttpServerRequest req) {
+        Throwable cause = req.decoderResult() == null ? null : req.decoderResult().cause();
+        String why = cause == null ? "the request is not valid HTTP/1.1" : "the request is not valid HTTP/1.1: " + cause.getMessage();
+        count(400);
+        req.response().setStatusCode(400).putHeader("content-type", "application/json").putHeader("connection", "close")
+                .end(new JsonObject().put("error", new JsonObject().put("message", why).put("type", "invalid_request_error")
+                        .putNull("param").putNull("code")).encode())
+                .onComplete(v -> req.connection().close());
+    }
 
     // ---- slow clients: every request (head and body) must arrive within the request timeout ----
 
