@@ -121,7 +121,7 @@ final class ServeCommand implements Callable<Integer> {
     }
 
     /** The API key: --api-key, else --api-key-file, else $MOE_API_KEY; null for none. */
-    private String key() throws java.io.IOException {
+    String key() throws java.io.IOException {
         if (apiKey != null && apiKeyFile != null) throw new UsageError("give the API key once: --api-key or --api-key-file");
         if (apiKey != null) return apiKey;
         if (apiKeyFile != null) {

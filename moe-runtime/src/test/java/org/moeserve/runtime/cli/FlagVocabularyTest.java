@@ -110,4 +110,27 @@ class FlagVocabularyTest {
         assertTrue(r[2].lines().findFirst().orElse("").contains("999.1.1.1"), r[2]);
         assertFalse(r[2].contains("\tat "), "no stack trace: " + r[2]);
     }
+
+    @Test
+    void theKeyComesFromAFileAndTheHeapFromTheModel(@org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp) throws Exception {
+        java.nio.file.Path f = tmp.resolve("key");
+        java.nio.file.Files.writeString(f, "  s3cret  \nignored\n");
+        ServeCommand s = new ServeCommand();
+        new CommandLine(s).parseArgs("--api-key-file", f.toString());
+        assertEquals("s3cret", s.key(), "the first line, trimmed");
+        ServeCommand both = new ServeCommand();
+        new CommandLine(both).parseArgs("--api-key-file", f.toString(), "--api-key", "x");
+        assertTrue(org.junit.jupiter.api.Assertions.assertThrows(UsageError.class, both::key).getMessage().contains("once"));
+        java.nio.file.Files.writeString(f, "\n");
+        assertTrue(org.junit.jupiter.api.Assertions.assertThrows(UsageError.class, s::key).getMessage().contains("is empty"));
+
+        ServeCommand heap = new ServeCommand();
+        String model = org.moeserve.runtime.TestModels.dir("tiny-mixtral-kjv").toString();
+        new CommandLine(heap).parseArgs("--model", model);
+        long small = heap.heapMegabytes();
+        new CommandLine(heap = new ServeCommand()).parseArgs("--model", model, "--max-running", "4096");
+        long big = heap.heapMegabytes();
+        assertTrue(small >= 256 && small < 512, "the demo model needs little: " + small + " MiB");
+        assertTrue(big > small + 100, "KV for 4096 sequences at the full context counts: " + big + " MiB");
+    }
 }

@@ -240,4 +240,23 @@ class CheckpointErrorTest {
         }
         assertTrue(System.nanoTime() - t0 < 20_000_000_000L, "no context-sized tables were built");
     }
+
+    /** A NaN in the weights is named when it reaches the logits, not printed as NUL bytes. */
+    @Test
+    void nanWeightsAreNamedNotGenerated() throws IOException {
+        Path dir = copyWithHeader(h -> {});
+        byte[] all = Files.readAllBytes(dir.resolve("model.safetensors"));
+        long n = ByteBuffer.wrap(all, 0, 8).order(ByteOrder.LITTLE_ENDIAN).getLong();
+        com.fasterxml.jackson.databind.JsonNode t = JSON.readTree(new String(all, 8, (int) n, StandardCharsets.UTF_8)).get("model.norm.weight");
+        long begin = 8 + n + t.get("data_offsets").get(0).asLong();
+        int width = t.get("dtype").asText().equals("F32") ? 4 : 2;
+        for (long i = begin; i < begin + 8L * width; i++) all[(int) i] = (byte) 0xff; // NaN whatever the dtype
+        Files.write(dir.resolve("model.safetensors"), all);
+        try (MoeModel m = MoeModel.load(dir)) {
+            Engine e = new Engine(m, Parallel.SERIAL);
+            IllegalStateException x = assertThrows(IllegalStateException.class,
+                    () -> e.forward(List.of(new Engine.Step(e.newSequence(), new int[]{1, 2}))));
+            assertTrue(x.getMessage().contains("non-finite") && x.getMessage().contains(dir.getFileName().toString()), x.getMessage());
+        }
+    }
 }
