@@ -20,7 +20,7 @@ import java.util.concurrent.Callable;
 @Command(name = "moe bench", mixinStandardHelpOptions = true,
         description = "moe-serve's benchmarks; 'suite' runs them all and regenerates BENCHMARKS.md.",
         subcommands = {Bench.Suite.class, Bench.Report.class, Bench.Bandwidth.class, Bench.Decode.class, Bench.Offload.class,
-                Bench.Load.class, Bench.Placement.class, Bench.Simulate.class, Bench.EpCalibrate.class, Bench.JmhRun.class,
+                Bench.Load.class, Bench.Placement.class, Bench.Simulate.class, Bench.Replay.class, Bench.EpCalibrate.class, Bench.JmhRun.class,
                 Bench.JmhTable.class, Bench.ListSteps.class})
 public final class Bench implements Runnable {
     @CommandLine.Spec
@@ -206,6 +206,26 @@ public final class Bench implements Runnable {
         public Integer call() throws Exception {
             if (tokens != null && tokens < 1) throw new IllegalArgumentException("TOKENS is " + tokens + " but must be >= 1");
             return harness(SimulateScale::main, tokens, positive(seconds, "SECONDS"));
+        }
+    }
+
+    @Command(name = "replay", mixinStandardHelpOptions = true,
+            description = "cache-sim's replay at production shape (26 layers x 64 experts x top-6): accesses/s per policy.")
+    static final class Replay implements Callable<Integer> {
+        @Parameters(index = "0", arity = "0..1", paramLabel = "TOKENS", description = "Tokens (default 100000).")
+        Integer tokens;
+
+        @Parameters(index = "1", arity = "0..1", paramLabel = "POLICIES", description = "Comma-separated (default: all).")
+        String policies;
+
+        @Override
+        public Integer call() throws Exception {
+            if (policies != null) {
+                for (String p : policies.split(",")) {
+                    if (!org.moeserve.cache.policy.Policies.NAMES.contains(p)) throw new IllegalArgumentException("POLICIES names " + p);
+                }
+            }
+            return harness(ReplayScale::main, tokens == null ? (policies == null ? null : 100_000) : positive(tokens, "TOKENS"), policies);
         }
     }
 

@@ -59,7 +59,7 @@ public final class ExpertCache implements AutoCloseable {
         Link.Transfer transfer;   // null once loaded
         final java.util.concurrent.atomic.AtomicInteger copy = new java.util.concurrent.atomic.AtomicInteger(COPIED);
         int pins;
-        boolean prefetched, used, fixed;
+        boolean prefetched, used, fixed, evictable;
 
         Entry(ExpertKey key, int slot) {
             this.key = key;
@@ -77,6 +77,8 @@ public final class ExpertCache implements AutoCloseable {
     private final MemorySegment memory;
     private final ExecutorService copier;
     private final Map<ExpertKey, Entry> entries = new HashMap<>();
+    private final List<Entry> inFlight = new ArrayList<>();                 // transfers not yet settled
+    private final Map<Integer, List<Entry>> unusedPrefetches = new HashMap<>(); // layer -> prefetched, not yet used
     private final ArrayDeque<Integer> free = new ArrayDeque<>();
     private long tick;
     private long accesses, hits, late, misses, demandBytes, prefetchBytes, issued, used, wasted, cancelled, wastedBytes, skipped;
@@ -132,6 +134,7 @@ public final class ExpertCache implements AutoCloseable {
         long t0 = clock.nanoTime();
         synchronized (this) {
             long now = clock.nanoTime();
+            settle(now);
             e = entries.get(k);
             accesses++;
             if (e == null) {
@@ -146,6 +149,7 @@ public final class ExpertCache implements AutoCloseable {
             if (e.prefetched && !e.used) used++;
             e.used = true;
             e.pins++;
+            refresh(e);
             policy.onAccess(k, tick++);
             readyAt = e.transfer == null ? now : e.transfer.readyAt();
         }
@@ -171,6 +175,8 @@ public final class ExpertCache implements AutoCloseable {
         Entry e = entries.get(k);
         if (e == null || e.pins == 0) throw new IllegalStateException("expert " + k + " released but not acquired");
         e.pins--;
+        settle(clock.nanoTime());
+        refresh(e);
         notifyAll();
     }
 
@@ -188,6 +194,7 @@ public final class ExpertCache implements AutoCloseable {
         policy.onPredicted(k, tick);
         if (entries.containsKey(k)) return false;
         long now = clock.nanoTime();
+        settle(now);
         if (deadline != Long.MAX_VALUE && link.projectedReady(config.expertBytes(), Math.max(1, distance), now) > deadline) {
             skipped++;
             return false;
@@ -195,6 +202,7 @@ public final class ExpertCache implements AutoCloseable {
         Entry e = load(k, Math.max(1, distance), now, true);
         if (e == null) return false;
         e.prefetched = true;
+        unusedPrefetches.computeIfAbsent(k.layer(), x -> new ArrayList<>()).add(e);
         issued++;
         return true;
     }
@@ -204,31 +212,54 @@ public final class ExpertCache implements AutoCloseable {
      * has run, so they are stale. Their slots and link time are given back.
      */
     public synchronized void cancelStale(int layer) {
+        List<Entry> pending = unusedPrefetches.remove(layer);
+        if (pending == null) return;
         long now = clock.nanoTime();
-        List<ExpertKey> drop = new ArrayList<>();
-        for (Entry e : entries.values()) {
-            if (e.key.layer() == layer && e.prefetched && !e.used && e.pins == 0 && e.transfer != null
-                    && !link.started(e.transfer, now)
+        for (Entry e : pending) {
+            if (entries.get(e.key) != e || e.used) continue; // gone already, or used: not stale
+            if (e.pins == 0 && e.transfer != null && !link.started(e.transfer, now)
                     && (e.copy.get() == COPIED && memory == null || e.copy.compareAndSet(PENDING, CANCELLED))
                     && link.cancel(e.transfer, now)) {
-                drop.add(e.key);
+                entries.remove(e.key);
+                inFlight.remove(e);
+                setEvictable(e, false);
+                policy.onEvict(e.key);
+                free.add(e.slot);
+                cancelled++;
+                prefetchBytes -= config.expertBytes();
             }
         }
-        for (ExpertKey k : drop) {
-            Entry e = entries.remove(k);
-            policy.onEvict(k);
-            free.add(e.slot);
-            cancelled++;
-            prefetchBytes -= config.expertBytes();
+    }
+
+    /** Transfers that have arrived (and been copied) become loaded; loaded, unpinned experts may leave. */
+    private void settle(long now) {
+        for (int i = inFlight.size() - 1; i >= 0; i--) {
+            Entry e = inFlight.get(i);
+            if (e.transfer != null && e.transfer.readyAt() <= now && e.copy.get() == COPIED) {
+                e.transfer = null;
+                inFlight.set(i, inFlight.getLast());
+                inFlight.removeLast();
+                refresh(e);
+            }
         }
+    }
+
+    /** Tells the policy whether e may leave now: loaded, not pinned, not fixed. */
+    private void refresh(Entry e) { setEvictable(e, e.pins == 0 && !e.fixed && e.transfer == null && entries.get(e.key) == e); }
+
+    private void setEvictable(Entry e, boolean can) {
+        if (can == e.evictable) return;
+        e.evictable = can;
+        if (can) policy.onEvictable(e.key);
+        else policy.onUnevictable(e.key);
     }
 
     /** Reserves a slot for k (evicting if needed) and schedules its transfer; null if a prefetch found no room. */
     private Entry load(ExpertKey k, int priority, long now, boolean prefetch) {
         Integer slot = free.poll();
         while (slot == null) {
-            List<ExpertKey> candidates = evictable(now);
-            ExpertKey victim = candidates.isEmpty() ? null : policy.victim(candidates, k, prefetch, tick);
+            settle(now);
+            ExpertKey victim = policy.victim(k, prefetch, tick);
             if (victim != null) {
                 slot = evict(victim);
             } else if (prefetch) {
@@ -237,7 +268,7 @@ public final class ExpertCache implements AutoCloseable {
                 // every slot is pinned by running layers or still loading: wait for a release or a transfer
                 try {
                     long soonest = Long.MAX_VALUE;
-                    for (Entry e : entries.values()) if (e.transfer != null) soonest = Math.min(soonest, e.transfer.readyAt());
+                    for (Entry e : inFlight) if (e.transfer != null) soonest = Math.min(soonest, e.transfer.readyAt());
                     if (clock != Clock.SYSTEM) { // replay: no other thread will release; jump to the next transfer
                         if (soonest == Long.MAX_VALUE) {
                             throw new IllegalStateException("all " + slots + " expert slots are pinned; the budget must "
@@ -257,6 +288,7 @@ public final class ExpertCache implements AutoCloseable {
         }
         Entry e = new Entry(k, slot);
         e.transfer = link.submit(config.expertBytes(), priority, now);
+        inFlight.add(e);
         if (memory != null) {
             e.copy.set(PENDING);
             copier.execute(() -> copyNow(e));
@@ -268,17 +300,10 @@ public final class ExpertCache implements AutoCloseable {
         return e;
     }
 
-    private List<ExpertKey> evictable(long now) {
-        List<ExpertKey> out = new ArrayList<>();
-        for (Entry e : entries.values()) {
-            if (e.transfer != null && e.transfer.readyAt() <= now && e.copy.get() == COPIED) e.transfer = null;
-            if (e.pins == 0 && !e.fixed && e.transfer == null) out.add(e.key);
-        }
-        return out;
-    }
-
     private int evict(ExpertKey k) {
-        Entry e = entries.remove(k);
+        Entry e = entries.get(k);
+        setEvictable(e, false);
+        entries.remove(k);
         policy.onEvict(k);
         if (e.prefetched && !e.used) {
             wasted++;

@@ -2,7 +2,6 @@ package org.moeserve.cache.policy;
 
 import org.moeserve.cache.ExpertKey;
 
-import java.util.Collection;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -10,11 +9,13 @@ import java.util.Map;
 /**
  * Belady's optimal eviction, offline: given the whole future access sequence (from a trace), the expert whose next
  * access is furthest away leaves. The bound for demand loading at a given budget. The cache's access counter is
- * the position in the sequence: the policy must see exactly the accesses it was built from, in order.
+ * the position in the sequence: the policy must see exactly the accesses it was built from, in order. An evictable
+ * expert's next use cannot change until it is accessed (which pins it), so the order is kept as experts are added.
  */
 public final class BeladyPolicy implements EvictionPolicy {
     private final Map<ExpertKey, int[]> positions = new HashMap<>();
     private final Map<ExpertKey, Integer> cursor = new HashMap<>();
+    private final OrderedCandidates byNextUse = new OrderedCandidates(); // lowest first: -(next use)
     private long accesses;
 
     public BeladyPolicy(List<ExpertKey> future) {
@@ -40,17 +41,15 @@ public final class BeladyPolicy implements EvictionPolicy {
     }
 
     @Override
-    public ExpertKey victim(Collection<ExpertKey> candidates, ExpertKey incoming, boolean forPrefetch, long tick) {
-        ExpertKey best = null;
-        long far = Long.MIN_VALUE;
-        for (ExpertKey c : candidates) {
-            long n = nextUse(c);
-            if (n > far || (n == far && best != null && (c.layer() < best.layer() || (c.layer() == best.layer() && c.expert() < best.expert())))) {
-                far = n;
-                best = c;
-            }
-        }
-        if (forPrefetch && best != null && far <= nextUse(incoming)) return null;
+    public void onEvictable(ExpertKey k) { byNextUse.put(k, -nextUse(k), 0); }
+
+    @Override
+    public void onUnevictable(ExpertKey k) { byNextUse.remove(k); }
+
+    @Override
+    public ExpertKey victim(ExpertKey incoming, boolean forPrefetch, long tick) {
+        ExpertKey best = byNextUse.first();
+        if (forPrefetch && best != null && nextUse(best) <= nextUse(incoming)) return null;
         return best;
     }
 }

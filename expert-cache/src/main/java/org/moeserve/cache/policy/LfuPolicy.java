@@ -2,13 +2,13 @@ package org.moeserve.cache.policy;
 
 import org.moeserve.cache.ExpertKey;
 
-import java.util.Collection;
 import java.util.HashMap;
 import java.util.Map;
 
 /** Least frequently used (counts kept across evictions, as MoE-Infinity's activation counts); ties: least recent. */
 public class LfuPolicy extends LruPolicy {
     protected final Map<ExpertKey, Long> count = new HashMap<>();
+    private final OrderedCandidates byCount = new OrderedCandidates();
 
     @Override
     public String name() { return "lfu"; }
@@ -20,17 +20,11 @@ public class LfuPolicy extends LruPolicy {
     }
 
     @Override
-    public ExpertKey victim(Collection<ExpertKey> candidates, ExpertKey incoming, boolean forPrefetch, long tick) {
-        ExpertKey best = null;
-        long bestCount = Long.MAX_VALUE, bestLast = Long.MAX_VALUE;
-        for (ExpertKey c : candidates) {
-            long n = count.getOrDefault(c, 0L), t = last.getOrDefault(c, Long.MIN_VALUE);
-            if (n < bestCount || (n == bestCount && t < bestLast)) {
-                bestCount = n;
-                bestLast = t;
-                best = c;
-            }
-        }
-        return best;
-    }
+    public void onEvictable(ExpertKey k) { byCount.put(k, count.getOrDefault(k, 0L), last.getOrDefault(k, Long.MIN_VALUE)); }
+
+    @Override
+    public void onUnevictable(ExpertKey k) { byCount.remove(k); }
+
+    @Override
+    public ExpertKey victim(ExpertKey incoming, boolean forPrefetch, long tick) { return byCount.first(); }
 }

@@ -2,13 +2,13 @@ package org.moeserve.cache.policy;
 
 import org.moeserve.cache.ExpertKey;
 
-import java.util.Collection;
 import java.util.HashMap;
 import java.util.Map;
 
 /** Least recently used: the expert whose last access (or load) is oldest leaves. */
 public class LruPolicy implements EvictionPolicy {
     protected final Map<ExpertKey, Long> last = new HashMap<>();
+    private final OrderedCandidates candidates = new OrderedCandidates();
 
     @Override
     public String name() { return "lru"; }
@@ -23,16 +23,11 @@ public class LruPolicy implements EvictionPolicy {
     public void onEvict(ExpertKey k) { last.remove(k); }
 
     @Override
-    public ExpertKey victim(Collection<ExpertKey> candidates, ExpertKey incoming, boolean forPrefetch, long tick) {
-        ExpertKey best = null;
-        long oldest = Long.MAX_VALUE;
-        for (ExpertKey c : candidates) {
-            long t = last.getOrDefault(c, Long.MIN_VALUE);
-            if (t < oldest) {
-                oldest = t;
-                best = c;
-            }
-        }
-        return best;
-    }
+    public void onEvictable(ExpertKey k) { candidates.put(k, last.getOrDefault(k, Long.MIN_VALUE), 0); }
+
+    @Override
+    public void onUnevictable(ExpertKey k) { candidates.remove(k); }
+
+    @Override
+    public ExpertKey victim(ExpertKey incoming, boolean forPrefetch, long tick) { return candidates.first(); }
 }

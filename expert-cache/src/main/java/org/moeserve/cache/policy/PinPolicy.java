@@ -32,9 +32,5 @@ public final class PinPolicy extends LruPolicy {
     public Collection<ExpertKey> pinned() { return pinned; }
 
     @Override
-    public ExpertKey victim(Collection<ExpertKey> candidates, ExpertKey incoming, boolean forPrefetch, long tick) {
-        List<ExpertKey> free = new ArrayList<>();
-        for (ExpertKey c : candidates) if (!pinned.contains(c)) free.add(c);
-        return super.victim(free, incoming, forPrefetch, tick);
-    }
+    public void onEvictable(ExpertKey k) { if (!pinned.contains(k)) super.onEvictable(k); }
 }
