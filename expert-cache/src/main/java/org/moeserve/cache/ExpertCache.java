@@ -191,11 +191,22 @@ public final class ExpertCache implements AutoCloseable {
      * a prefetch that would arrive after its layer has started only holds the link up for demand loads.
      */
     public synchronized boolean prefetch(ExpertKey k, int distance, long deadline) {
-        policy.onPredicted(k, tick);
+        return prefetch(k, distance, deadline, Double.NaN, false);
+    }
+
+    /**
+     * As {@link #prefetch(ExpertKey, int, long)}, telling the policy the probability that k is used (NaN: unknown).
+     * With {@code lateIfIdle}, a prefetch that cannot arrive by its deadline is still made when the link is idle:
+     * a load that starts now shortens the stall it would otherwise cause, and delays nothing.
+     */
+    public synchronized boolean prefetch(ExpertKey k, int distance, long deadline, double probability, boolean lateIfIdle) {
+        if (Double.isNaN(probability)) policy.onPredicted(k, tick);
+        else policy.onPredicted(k, tick, probability);
         if (entries.containsKey(k)) return false;
         long now = clock.nanoTime();
         settle(now);
-        if (deadline != Long.MAX_VALUE && link.projectedReady(config.expertBytes(), Math.max(1, distance), now) > deadline) {
+        if (deadline != Long.MAX_VALUE && link.projectedReady(config.expertBytes(), Math.max(1, distance), now) > deadline
+                && !(lateIfIdle && link.freeAt(now) <= now)) {
             skipped++;
             return false;
         }
@@ -311,6 +322,15 @@ public final class ExpertCache implements AutoCloseable {
         }
         return e.slot;
     }
+
+    /** Nanoseconds until the link has finished everything on it or queued (0: idle). */
+    public synchronized long linkBacklog() {
+        long now = clock.nanoTime();
+        return Math.max(0, link.freeAt(now) - now);
+    }
+
+    /** Link time one expert's load takes. */
+    public long loadNanos() { return config.link().nanosFor(config.expertBytes()); }
 
     public synchronized boolean isResident(ExpertKey k) {
         Entry e = entries.get(k);

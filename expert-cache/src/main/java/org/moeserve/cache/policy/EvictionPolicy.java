@@ -24,6 +24,9 @@ public interface EvictionPolicy {
     /** A predictor named {@code k} for an upcoming layer (only the predictive policy uses this). */
     default void onPredicted(ExpertKey k, long tick) {}
 
+    /** As {@link #onPredicted(ExpertKey, long)}, with the probability that k is used at its next layer visit. */
+    default void onPredicted(ExpertKey k, long tick, double probability) { onPredicted(k, tick); }
+
     /** k may leave from now on. */
     void onEvictable(ExpertKey k);
 

@@ -25,7 +25,8 @@ import java.util.List;
  *              layers, the last layer wrapping to the next token
  * </pre>
  *
- * Tokens run one after another in the order given (sequence by sequence). With no predictor, loading is on demand.
+ * Steps run as a scheduler runs them ({@link #steps}): with batch B, B sequences interleaved, and each step acquires
+ * the union of its tokens' experts once per layer. With no predictor, loading is on demand.
  */
 public final class CacheSimulator {
     /**
@@ -35,11 +36,17 @@ public final class CacheSimulator {
      * @param deadlines  skip prefetches the link cannot deliver before their layer needs them
      */
     public record Options(long budgetBytes, long expertBytes, LinkModel link, long layerNanos, int horizon, int prefetchK,
-                          boolean deadlines) {
+                          boolean deadlines, int batch) {
         public Options {
             if (layerNanos < 0) throw new IllegalArgumentException("layer time is " + layerNanos + " ns but must be >= 0");
             if (horizon < 1) throw new IllegalArgumentException("horizon is " + horizon + " but must be >= 1");
             if (prefetchK < 1) throw new IllegalArgumentException("prefetch k is " + prefetchK + " but must be >= 1");
+            if (batch < 1) throw new IllegalArgumentException("batch is " + batch + " but must be >= 1");
+        }
+
+        /** One token per step. */
+        public Options(long budgetBytes, long expertBytes, LinkModel link, long layerNanos, int horizon, int prefetchK, boolean deadlines) {
+            this(budgetBytes, expertBytes, link, layerNanos, horizon, prefetchK, deadlines, 1);
         }
     }
 
@@ -52,11 +59,48 @@ public final class CacheSimulator {
 
     private CacheSimulator() {}
 
-    /** Every expert access in replay order (valid cells only). */
-    public static List<ExpertKey> accesses(List<TokenSample> tokens) {
-        List<ExpertKey> out = new ArrayList<>();
+    /**
+     * The decode steps a scheduler would run: {@code batch} sequences at a time (a sequence starts where a token has
+     * no predecessor), one token of each per step; a finished sequence's place goes to the next (continuous batching).
+     * With batch 1: every token alone, in order.
+     */
+    public static List<List<TokenSample>> steps(List<TokenSample> tokens, int batch) {
+        List<List<TokenSample>> seqs = new ArrayList<>();
         for (TokenSample s : tokens) {
-            for (int l = 0; l < s.path().length; l++) for (int e : s.path()[l]) if (e >= 0) out.add(new ExpertKey(l, e));
+            if (s.previousPath() == null || seqs.isEmpty()) seqs.add(new ArrayList<>());
+            seqs.getLast().add(s);
+        }
+        List<List<TokenSample>> out = new ArrayList<>();
+        int next = 0;
+        List<int[]> active = new ArrayList<>(); // {sequence, position}
+        while (true) {
+            while (active.size() < batch && next < seqs.size()) active.add(new int[]{next++, 0});
+            if (active.isEmpty()) return out;
+            List<TokenSample> step = new ArrayList<>(active.size());
+            for (int[] a : active) step.add(seqs.get(a[0]).get(a[1]++));
+            out.add(step);
+            active.removeIf(a -> a[1] >= seqs.get(a[0]).size());
+        }
+    }
+
+    /** The experts a step acquires at a layer: the union of its tokens', each once, in a fixed order. */
+    static List<ExpertKey> union(List<TokenSample> step, int layer) {
+        java.util.TreeSet<Integer> ids = new java.util.TreeSet<>();
+        for (TokenSample s : step) for (int e : s.path()[layer]) if (e >= 0) ids.add(e);
+        List<ExpertKey> out = new ArrayList<>(ids.size());
+        for (int e : ids) out.add(new ExpertKey(layer, e));
+        return out;
+    }
+
+    /** Every expert access in replay order, one token per step (valid cells only). */
+    public static List<ExpertKey> accesses(List<TokenSample> tokens) { return accesses(tokens, 1); }
+
+    /** Every expert access in replay order with {@code batch} sequences a step: each step's union per layer. */
+    public static List<ExpertKey> accesses(List<TokenSample> tokens, int batch) {
+        List<ExpertKey> out = new ArrayList<>();
+        for (List<TokenSample> step : steps(tokens, batch)) {
+            int layers = step.getFirst().path().length;
+            for (int l = 0; l < layers; l++) out.addAll(union(step, l));
         }
         return out;
     }
@@ -74,19 +118,19 @@ public final class CacheSimulator {
                              boolean oracle, Options o, Prefetcher.DecisionLog log) {
         Clock.Virtual clock = new Clock.Virtual();
         long computeNanos = 0;
+        List<List<TokenSample>> steps = steps(tokens, o.batch());
         try (ExpertCache cache = new ExpertCache(new ExpertCache.Config(o.budgetBytes(), o.expertBytes(), o.link(), false),
                 null, policy, clock)) {
             long half = o.layerNanos() / 2;
             Prefetcher prefetcher = oracle || predictor == null ? null
                     : new Prefetcher(predictor, cache, layers, o.horizon(), o.prefetchK(), o.layerNanos(), o.deadlines());
             if (prefetcher != null && log != null) prefetcher.setLog(log);
-            for (int t = 0; t < tokens.size(); t++) {
-                TokenSample s = tokens.get(t);
-                TokenSample next = t + 1 < tokens.size() ? tokens.get(t + 1) : null;
+            for (int t = 0; t < steps.size(); t++) {
+                List<TokenSample> step = steps.get(t);
+                List<TokenSample> next = t + 1 < steps.size() ? steps.get(t + 1) : null;
                 for (int l = 0; l < layers; l++) {
                     clock.advance(half);
-                    List<ExpertKey> now = new ArrayList<>();
-                    for (int e : s.path()[l]) if (e >= 0) now.add(new ExpertKey(l, e));
+                    List<ExpertKey> now = union(step, l);
                     for (ExpertKey k : now) cache.acquire(k);
                     clock.advance(o.layerNanos() - half);
                     computeNanos += o.layerNanos();
@@ -94,9 +138,9 @@ public final class CacheSimulator {
                     if (prefetcher != null) prefetcher.layerDone(l, clock.nanoTime());
                     else cache.cancelStale(l);
                     if (oracle) {
-                        prefetchTruth(cache, s, next, l, layers, o.horizon());
+                        prefetchTruth(cache, step, next, l, layers, o.horizon());
                     } else if (prefetcher != null) {
-                        prefetcher.afterLayer(s.context(l), clock.nanoTime());
+                        for (int r = 0; r < step.size(); r++) prefetcher.afterLayer(step.get(r).context(l), clock.nanoTime(), r);
                     }
                 }
             }
@@ -105,19 +149,18 @@ public final class CacheSimulator {
         }
     }
 
-    private static void prefetchTruth(ExpertCache cache, TokenSample s, TokenSample next, int l, int layers, int h) {
+    private static void prefetchTruth(ExpertCache cache, List<TokenSample> step, List<TokenSample> next, int l, int layers, int h) {
         for (int d = 1; d <= h; d++) {
             int m = l + d;
-            TokenSample owner = m < layers ? s : next;
+            List<TokenSample> owner = m < layers ? step : next;
             if (owner == null) return;
-            int layer = m % layers;
-            for (int e : owner.path()[layer]) if (e >= 0) cache.prefetch(new ExpertKey(layer, e), d);
+            for (ExpertKey k : union(owner, m % layers)) cache.prefetch(k, d);
         }
     }
 
     /** Belady's hit rate at this budget, loading on demand: the bound for demand loading. */
     public static double beladyHitRate(List<TokenSample> tokens, int layers, Options o) {
-        Result r = run(tokens, layers, new BeladyPolicy(accesses(tokens)), null, false, o);
+        Result r = run(tokens, layers, new BeladyPolicy(accesses(tokens, o.batch())), null, false, o);
         return r.stats().hitRate();
     }
 }

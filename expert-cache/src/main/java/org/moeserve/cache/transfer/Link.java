@@ -63,6 +63,13 @@ public final class Link {
         return cursor + model.nanosFor(bytes);
     }
 
+    /** When every transfer now on the link or waiting is done: {@code now} or earlier when the link is idle. */
+    public long freeAt(long now) {
+        long cursor = now;
+        for (Transfer t : active) if (!(t.readyAt <= now && t.startAt <= now)) cursor = Math.max(cursor, t.readyAt);
+        return cursor;
+    }
+
     /** Raises a waiting transfer's priority (a prefetch that is now needed). */
     public void promote(Transfer t, int priority, long now) {
         if (t.priority > priority && t.startAt > now) {

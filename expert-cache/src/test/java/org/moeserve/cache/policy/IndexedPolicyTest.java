@@ -76,14 +76,32 @@ class IndexedPolicyTest {
             agree(new LfuPolicy(), Comparator.comparingLong((ExpertKey k) -> count2.getOrDefault(k, 0L))
                     .thenComparingLong(k -> last2.getOrDefault(k, Long.MIN_VALUE)).thenComparing(BY_KEY), last2, count2, new HashSet<>(), new int[1], seed);
 
-            Map<ExpertKey, Long> last3 = new HashMap<>(), count3 = new HashMap<>();
-            Set<ExpertKey> predicted = new HashSet<>();
-            int[] current = new int[1];
-            // furthest next use first: unpredicted (+LAYERS) before predicted, then by cyclic distance; then fewest uses
-            agree(new PredictivePolicy(LAYERS), Comparator.comparingLong((ExpertKey k) ->
-                            -(Math.floorMod(k.layer() - current[0], LAYERS) + (predicted.contains(k) ? 0 : LAYERS)))
-                    .thenComparingLong(k -> count3.getOrDefault(k, 0L)).thenComparingLong(k -> last3.getOrDefault(k, Long.MIN_VALUE))
-                    .thenComparing(BY_KEY), last3, count3, predicted, current, seed);
+            // predictive: the victim's expected wait is the largest among the evictable (ties may go either way)
+            PredictivePolicy pp = new PredictivePolicy(LAYERS);
+            SplittableRandom r = new SplittableRandom(seed);
+            Set<ExpertKey> evictable = new HashSet<>();
+            long tick = 0;
+            for (int step = 0; step < 4000; step++) {
+                ExpertKey k = new ExpertKey(r.nextInt(LAYERS), r.nextInt(EXPERTS));
+                switch (r.nextInt(4)) {
+                    case 0 -> {
+                        if (evictable.remove(k)) pp.onUnevictable(k);
+                        pp.onAccess(k, tick++);
+                        evictable.add(k);
+                        pp.onEvictable(k);
+                    }
+                    case 1 -> pp.onPredicted(k, tick, r.nextDouble());
+                    case 2 -> {
+                        if (evictable.remove(k)) pp.onUnevictable(k);
+                    }
+                    default -> {
+                        if (evictable.isEmpty()) break;
+                        double max = evictable.stream().mapToDouble(pp::expectedWait).max().orElseThrow();
+                        ExpertKey v = pp.victim(new ExpertKey(0, 0), false, tick);
+                        assertEquals(max, pp.expectedWait(v), 1e-9, "predictive at step " + step);
+                    }
+                }
+            }
         }
     }
 }

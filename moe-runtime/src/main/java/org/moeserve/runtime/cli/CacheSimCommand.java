@@ -53,8 +53,17 @@ final class CacheSimCommand implements Callable<Integer> {
     long layerNanos = 80_000;
 
     @Option(names = "--expert-bytes", paramLabel = "B", converter = Converters.Bytes.class,
-            description = "Bytes per expert without --model (default 147456: tiny-mixtral-kjv's).")
-    long expertSize = 147_456;
+            description = "Bytes per expert, without --model or --model-config (else tiny-mixtral-kjv's 147456, with a warning).")
+    Long expertSize;
+
+    @Option(names = "--model-config", paramLabel = "FILE",
+            description = "The traced model's config.json (no weights needed): its expert size, 3 x hidden x expert width x dtype.")
+    Path modelConfig;
+
+    @Option(names = "--batch", paramLabel = "B",
+            description = "Sequences decoded per step, interleaved as the scheduler runs them; a step acquires the union of "
+                    + "its tokens' experts once per layer (default ${DEFAULT-VALUE}).")
+    int batch = 1;
 
     @Option(names = "--svg", paramLabel = "FILE", description = "With a sweep: hit rate versus budget, one line per policy.")
     Path svg;
@@ -65,6 +74,7 @@ final class CacheSimCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         offload.validate(true);
+        if (batch < 1) throw new UsageError("--batch is " + batch + " but must be >= 1");
         List<Converters.ExpertBudget> budgets = offload.budgets != null ? offload.budgets : List.of(Converters.ExpertBudget.parse("25%"));
         boolean table = !Output.isStdout(json);
         TraceReader.Trace t = PredictorCommand.readAll(traces);
@@ -73,7 +83,7 @@ final class CacheSimCommand implements Callable<Integer> {
         long[][] load = st.loads();
         List<Map<String, Object>> rows = new ArrayList<>();
         try (MoeModel m = model == null ? null : MoeModel.load(model); Parallel par = new Parallel(Runtime.getRuntime().availableProcessors())) {
-            long expertBytes = m == null ? expertSize : m.expertBytes();
+            long expertBytes = expertBytes(m, layers, experts);
             for (Converters.ExpertBudget b : budgets) { // every value checked before the first line of output
                 long slots = b.bytes((long) layers * experts, expertBytes) / expertBytes;
                 if (slots <= topK) {
@@ -83,24 +93,31 @@ final class CacheSimCommand implements Callable<Integer> {
             }
             List<TokenSample> samples = PredictorCommand.samples(t, m, par, "replayed trace");
             ExpertPredictor pred = predictor(m, st, layers, experts);
-            List<ExpertKey> future = CacheSimulator.accesses(samples);
+            List<ExpertKey> future = CacheSimulator.accesses(samples, batch);
             LinkModel link = offload.link;
             int k = offload.k(topK);
             if (table) {
                 System.out.printf(Locale.ROOT, "replaying %d tokens x %d layers (%d experts each, top-%d); link %s; "
                                 + "%s compute per layer; expert %d bytes [modelled link]%n", samples.size(), layers, experts,
                         topK, link, Units.formatDuration(layerNanos), expertBytes);
-                System.out.println("| budget | policy | prefetch by | hit rate | Belady hit rate | hit / Belady | late | "
-                        + "stall per token | step time vs resident | moved MB | prefetch precision | wasted MB |");
-                System.out.println("|---|---|---|---|---|---|---|---|---|---|---|---|");
+                if (batch > 1) System.out.printf(Locale.ROOT, "%d sequences a step (%d steps)%n", batch, CacheSimulator.steps(samples, batch).size());
+                System.out.printf(Locale.ROOT, "one load takes %.2f layers of compute (%s per load, %s per layer)%n",
+                        (double) link.nanosFor(expertBytes) / Math.max(1, layerNanos), Units.formatDuration(link.nanosFor(expertBytes)),
+                        Units.formatDuration(layerNanos));
+                System.out.println("| budget | policy | prefetch by | hit rate | Belady hit rate | hit / Belady (demand bound) | late | "
+                        + "stall per token | stall / oracle prefetcher's | step time vs resident | moved MB | prefetch precision | wasted MB |");
+                System.out.println("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
             }
             Map<String, List<double[]>> curves = new LinkedHashMap<>();
             for (Converters.ExpertBudget b : budgets) {
                 long budget = b.bytes((long) layers * experts, expertBytes);
                 int slots = (int) (budget / expertBytes);
                 CacheSimulator.Options o = new CacheSimulator.Options(budget, expertBytes, link, layerNanos, offload.horizon, k,
-                        !offload.noDeadlines);
+                        !offload.noDeadlines, batch);
                 double belady = CacheSimulator.beladyHitRate(samples, layers, o);
+                // the bound for prefetching policies: Belady's eviction with the true future prefetched (stall per token)
+                double oracleStall = CacheSimulator.run(samples, layers, Policies.create("oracle", layers, slots, topK, load, future),
+                        null, true, o).stats().stallNanos() / 1e3 / samples.size();
                 curves.computeIfAbsent("belady (bound on demand)", x -> new ArrayList<>()).add(new double[]{slots, belady});
                 for (String p : offload.policies) {
                     boolean prefetching = p.equals("predictive");
@@ -116,11 +133,14 @@ final class CacheSimCommand implements Callable<Integer> {
                     row.putAll(r.stats().toMap());
                     row.put("belady_hit_rate", belady);
                     row.put("slowdown", r.slowdown());
+                    row.put("oracle_stall_us_per_token", oracleStall);
                     rows.add(row);
                     if (table) {
-                        System.out.printf(Locale.ROOT, "| %s (%d) | %s | %s | %.3f | %.3f | %.2f | %d | %.1f us | %.2fx | %.1f | %.3f | %.1f |%n",
+                        double stall = r.stats().stallNanos() / 1e3 / samples.size();
+                        System.out.printf(Locale.ROOT, "| %s (%d) | %s | %s | %.3f | %.3f | %.2f | %d | %.1f us | %s | %.2fx | %.1f | %.3f | %.1f |%n",
                                 b, slots, p, r.predictor(), r.stats().hitRate(), belady, r.stats().hitRate() / belady,
-                                r.stats().late(), r.stats().stallNanos() / 1e3 / samples.size(), r.slowdown(),
+                                r.stats().late(), stall, oracleStall < 0.5 ? "-" : String.format(Locale.ROOT, "%.2fx", stall / oracleStall),
+                                r.slowdown(),
                                 r.stats().bytesMoved() / 1e6, r.stats().prefetchPrecision(), r.stats().wastedBytes() / 1e6);
                     }
                 }
@@ -133,6 +153,26 @@ final class CacheSimCommand implements Callable<Integer> {
         }
         if (json != null) Output.json(json, rows, "moe cache-sim");
         return 0;
+    }
+
+    /** The traced model's expert size: from its weights, its config, the flag, or (with a warning) the demo model's. */
+    private long expertBytes(MoeModel m, int layers, int experts) throws IOException {
+        if (m != null) return m.expertBytes();
+        if (modelConfig != null) {
+            com.fasterxml.jackson.databind.JsonNode c = new com.fasterxml.jackson.databind.ObjectMapper().readTree(modelConfig.toFile());
+            org.moeserve.runtime.model.ModelConfig mc = org.moeserve.runtime.model.ModelConfig.fromJson(c, modelConfig);
+            if (mc.moeLayers() != layers || mc.experts() != experts) {
+                throw new IllegalArgumentException("--model-config " + modelConfig + " describes " + mc.moeLayers() + " MoE layers x "
+                        + mc.experts() + " experts but the trace has " + layers + " x " + experts + "; give the traced model's config");
+            }
+            String dtype = c.path("torch_dtype").asText("bfloat16");
+            int width = dtype.equals("float32") ? 4 : 2;
+            return 3L * mc.hiddenSize() * mc.expertIntermediate() * width;
+        }
+        if (expertSize != null) return expertSize;
+        System.err.println("moe cache-sim: warning: no --model, --model-config or --expert-bytes; assuming tiny-mixtral-kjv's "
+                + "expert size (147456 bytes), which fits only its traces");
+        return 147_456;
     }
 
     private ExpertPredictor predictor(MoeModel m, TraceStatistics st, int layers, int experts) throws IOException {

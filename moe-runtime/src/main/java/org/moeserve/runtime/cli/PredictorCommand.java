@@ -148,6 +148,7 @@ final class PredictorCommand implements Runnable {
                     if (table) {
                         System.out.println(ev.table() + (fitted
                                 ? "(fitted on " + (fit == null ? "the evaluated trace: in-sample" : fit) + ")\n" : ""));
+                        System.out.println(ev.calibrationTable());
                     }
                 }
             }

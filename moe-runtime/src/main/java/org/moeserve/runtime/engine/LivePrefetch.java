@@ -25,6 +25,6 @@ public final class LivePrefetch implements MoeLayerListener {
     public void onMoeLayer(Routing rt, int m) {
         long now = System.nanoTime();
         prefetcher.layerDone(m, now);
-        for (int r = 0; r < rt.rows(); r++) prefetcher.afterLayer(rt.context(r, m), now);
+        for (int r = 0; r < rt.rows(); r++) prefetcher.afterLayer(rt.context(r, m), now, r);
     }
 }

@@ -32,6 +32,8 @@ public final class PredictorEvaluation {
     private final Map<String, Counts[]> byDomain = new TreeMap<>();
     private final Map<String, Long> tokensByDomain = new TreeMap<>();
     private final Counts[] all;
+    private final long[][] rankHits, rankTotal; // [distance-1][rank 0..2K-1, then 2K = the rest]
+    private int experts;
     private long calls, nanos, tokens;
 
     private PredictorEvaluation(String predictor, int horizon, int k) {
@@ -39,6 +41,8 @@ public final class PredictorEvaluation {
         this.horizon = horizon;
         this.k = k;
         this.all = newCounts(horizon);
+        this.rankHits = new long[horizon][2 * k + 1];
+        this.rankTotal = new long[horizon][2 * k + 1];
     }
 
     private static Counts[] newCounts(int h) {
@@ -70,6 +74,7 @@ public final class PredictorEvaluation {
                 ev.calls++;
                 for (int j = 0; j < scores.length; j++) {
                     int[] truth = s.path()[l + 1 + j];
+                    ev.calibrate(j, scores[j], truth);
                     int[] pred = topK(scores[j], k);
                     int hits = 0, actual = 0;
                     for (int e : truth) {
@@ -86,6 +91,65 @@ public final class PredictorEvaluation {
             }
         }
         return ev;
+    }
+
+    /** Counts how often the expert ranked r-th was used: the reliability of ranks as probabilities. */
+    private void calibrate(int j, float[] scores, int[] truth) {
+        experts = scores.length;
+        int ranks = 2 * k;
+        int[] top = topK(scores, ranks);
+        int inTop = 0, actual = 0;
+        for (int e : truth) if (e >= 0) actual++;
+        for (int r = 0; r < top.length; r++) {
+            rankTotal[j][r]++;
+            for (int e : truth) if (e == top[r]) { rankHits[j][r]++; inTop++; break; }
+        }
+        rankTotal[j][ranks] += scores.length - top.length;
+        rankHits[j][ranks] += actual - inTop;
+    }
+
+    /** P(used | ranked r-th, 0-based) at a distance; r = 2K: any rank below the first 2K. */
+    public double rankProbability(int distance, int rank) {
+        long n = rankTotal[distance - 1][rank];
+        return n == 0 ? 0 : (double) rankHits[distance - 1][rank] / n;
+    }
+
+    /**
+     * The Brier score of the ranks taken as probabilities (each expert's probability: how often its rank was used),
+     * and of the base rate alone: how much the ranking is worth as a probability, per distance (lower is better).
+     */
+    public double[] brier(int distance) {
+        long n = 0, h = 0;
+        double sum = 0;
+        for (int r = 0; r <= 2 * k; r++) {
+            long nb = rankTotal[distance - 1][r], hb = rankHits[distance - 1][r];
+            if (nb == 0) continue;
+            double f = (double) hb / nb;
+            sum += nb * f * (1 - f);
+            n += nb;
+            h += hb;
+        }
+        double base = n == 0 ? 0 : (double) h / n;
+        return new double[]{n == 0 ? 0 : sum / n, base * (1 - base)};
+    }
+
+    /** The calibration as a Markdown table: P(used | rank) per distance, and the Brier scores. */
+    public String calibrationTable() {
+        StringBuilder sb = new StringBuilder(String.format(Locale.ROOT,
+                "%s calibration: P(used | rank) at each distance (ranks 1..%d, then the other %d experts) and the Brier score "
+                        + "of ranks as probabilities against the base rate's (lower is better)%n", predictor, 2 * k, Math.max(0, experts - 2 * k)));
+        sb.append("| distance |");
+        for (int r = 1; r <= 2 * k; r++) sb.append(" rank ").append(r).append(" |");
+        sb.append(" rest | Brier | base-rate Brier |\n|---|");
+        for (int r = 0; r <= 2 * k + 2; r++) sb.append("---|");
+        sb.append('\n');
+        for (int d = 1; d <= horizon; d++) {
+            sb.append("| ").append(d).append(" |");
+            for (int r = 0; r <= 2 * k; r++) sb.append(String.format(Locale.ROOT, " %.3f |", rankProbability(d, r)));
+            double[] b = brier(d);
+            sb.append(String.format(Locale.ROOT, " %.4f | %.4f |%n", b[0], b[1]));
+        }
+        return sb.toString();
     }
 
     /** Indices of the k largest scores, largest first, ties to the lower index. */
@@ -136,6 +200,18 @@ public final class PredictorEvaluation {
         m.put("tokens", tokens);
         m.put("ns_per_token_per_layer", nanosPerTokenPerLayer());
         m.put("all", countsList(all));
+        List<Map<String, Object>> cal = new ArrayList<>();
+        for (int d = 1; d <= horizon; d++) {
+            Map<String, Object> c = new LinkedHashMap<>();
+            c.put("distance", d);
+            List<Double> byRank = new ArrayList<>();
+            for (int r = 0; r <= 2 * k; r++) byRank.add(rankProbability(d, r));
+            c.put("p_used_by_rank", byRank);
+            c.put("brier", brier(d)[0]);
+            c.put("base_rate_brier", brier(d)[1]);
+            cal.add(c);
+        }
+        m.put("calibration", cal);
         Map<String, Object> dom = new LinkedHashMap<>();
         byDomain.forEach((d, c) -> {
             Map<String, Object> dm = new LinkedHashMap<>();
