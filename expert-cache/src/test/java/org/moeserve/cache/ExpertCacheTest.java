@@ -40,18 +40,20 @@ class ExpertCacheTest {
     }
 
     @Test
-    void demandLoadsOvertakeWaitingPrefetchesButNotOneOnTheWire() {
-        Link link = new Link(LINK);
-        Link.Transfer a = link.submit(EXPERT, 2, 0);     // starts at once: on the wire until 1100
+    void demandLoadsOvertakePrefetchesAtTheNextChunkBoundary() {
+        Link link = new Link(LINK);                      // a load takes 1100 ns: 3 chunks of 367
+        Link.Transfer a = link.submit(EXPERT, 2, 0);     // starts at once: on the wire
         Link.Transfer b = link.submit(EXPERT, 2, 0);     // waits: 1100..2200
-        Link.Transfer c = link.submit(EXPERT, 0, 10);    // demand: after a (on the wire), before b
-        assertEquals(1100, a.readyAt());
-        assertEquals(2200, c.readyAt());
-        assertEquals(3300, b.readyAt());
+        Link.Transfer c = link.submit(EXPERT, 0, 10);    // demand: a finishes its first chunk (367), then c, then a's rest
+        assertEquals(367 + 1100, c.readyAt());
+        assertEquals(367 + 1100 + 733, a.readyAt());
+        assertEquals(2200 + 1100, b.readyAt());
         assertTrue(link.cancel(b, 20), "b has not started");
         assertFalse(link.cancel(a, 20), "a is on the wire");
-        Link.Transfer d = link.submit(EXPERT, 1, 30);
-        assertEquals(3300, d.readyAt(), "b's time was given back");
+        Link.Transfer d = link.submit(EXPERT, 1, 30);    // a prefetch nearer than a: after c, before a's rest
+        assertEquals(1467 + 1100, d.readyAt(), "b's time was given back");
+        assertEquals(2567 + 733, a.readyAt());
+        assertTrue(link.projectedReady(EXPERT, 0, 30) == 1467 + 1100, "a new demand would follow c");
     }
 
     @Test
@@ -115,8 +117,8 @@ class ExpertCacheTest {
             CacheStats s = c.stats();
             assertEquals(1, s.prefetchCancelled(), "only the waiting one can be cancelled");
             assertEquals(EXPERT, s.prefetchBytes());
-            c.acquire(k(3, 0));                   // demand: right after the first transfer
-            assertEquals(2200, clock.nanoTime());
+            c.acquire(k(3, 0));                   // demand: the first prefetch has copied nothing yet, so it goes first
+            assertEquals(1100, clock.nanoTime());
         }
     }
 

@@ -188,6 +188,7 @@ public final class Report {
                     "transitions crossing devices", t -> source(t, r));
             case "serving" -> barsOf(r, "serving.svg", "Aggregate tokens/s against concurrent clients", "tokens/s",
                     "aggregate tokens/s", t -> "all experts resident");
+            case "regimes" -> regimesPlot(r);
             default -> { }
         }
         List<String> shown = new ArrayList<>(plots.keySet().stream().filter(p -> p.startsWith(r.name())).toList());
@@ -485,6 +486,34 @@ public final class Report {
         return "?";
     }
 
+    private static final Pattern REGIME = Pattern.compile("held-out trace, batch 1, one load = ([\\d.]+) layers");
+
+    /** Stall per token against the load/layer ratio (held-out trace, 25%, batch 1), one line per policy. */
+    private void regimesPlot(Suite.StepResult r) {
+        Map<String, List<double[]>> lines = regimeStalls(r);
+        if (lines.isEmpty()) return;
+        plots.put("regimes.svg", Svg.lines("Stall per token against the cost of one load (held-out trace, 25% resident, batch 1)",
+                "log10(one load / one layer of compute)", "stall per token (us)", lines));
+    }
+
+    /** policy -> [log10 ratio, stall us] from the held-out, batch-1 tables at 25%. */
+    private static Map<String, List<double[]>> regimeStalls(Suite.StepResult r) {
+        Map<String, List<double[]>> lines = new LinkedHashMap<>();
+        for (Suite.Run run : r.runs()) {
+            for (Table t : run.tables()) {
+                Matcher m = REGIME.matcher(t.section());
+                int stall = t.column("stall per token"), pol = t.column("policy");
+                if (!m.find() || stall < 0 || pol < 0) continue;
+                double x = Math.log10(Double.parseDouble(m.group(1)));
+                for (List<String> row : t.rows()) {
+                    if (!row.getFirst().startsWith("25%")) continue;
+                    lines.computeIfAbsent(row.get(pol), k -> new ArrayList<>()).add(new double[]{x, Table.number(row.get(stall))});
+                }
+            }
+        }
+        return lines;
+    }
+
     private String[] headline(String name) {
         Suite.StepResult r = results.get(name);
         return switch (name) {
@@ -521,6 +550,21 @@ public final class Report {
                 int v = t.column("decode tokens/s");
                 yield new String[]{"predictive " + fmt0(Table.number(p.get(v))) + " vs LRU " + fmt0(Table.number(l.get(v)))
                         + " tokens/s at the matched link, 25% resident", "predictive at " + pct(Table.number(p.get(v)) / (Table.number(p.get(t.column("link GB/s"))) * 1e9 / Table.number(p.get(t.column("bytes over link"))))) + " of its link roofline"};
+            }
+            case "regimes" -> {
+                Map<String, List<double[]>> s = regimeStalls(r);
+                List<double[]> p = s.getOrDefault("predictive", List.of()), l = s.getOrDefault("lru", List.of()), o = s.getOrDefault("oracle", List.of());
+                String at3 = "-";
+                for (int i = 0; i < p.size() && i < l.size() && i < o.size(); i++) {
+                    if (Math.abs(p.get(i)[0] - Math.log10(3)) < 1e-6) {
+                        at3 = "load = 3 layers, 25%: predictive stall " + fmt0(p.get(i)[1]) + " us/token vs LRU " + fmt0(l.get(i)[1]);
+                    }
+                }
+                String vsOracle = "-";
+                for (int i = 0; i < p.size() && i < o.size(); i++) {
+                    if (Math.abs(p.get(i)[0] - Math.log10(3)) < 1e-6 && o.get(i)[1] > 0) vsOracle = String.format(java.util.Locale.ROOT, "%.2fx the oracle prefetcher's stall", p.get(i)[1] / o.get(i)[1]);
+                }
+                yield new String[]{at3, vsOracle};
             }
             case "placement" -> {
                 Table t = first(r, "transitions crossing devices");

@@ -65,6 +65,12 @@ public final class Suite {
                             + "against Belady's optimal hit rate over a modelled link; a budget sweep; then live decode "
                             + "with the cache in the engine.",
                     List.of("QUICK=1 bench/scripts/offload.sh"), List.of("bench/scripts/offload.sh")),
+            new Step("regimes", "Offload regimes: where loading an expert costs more than a layer",
+                    "cache-sim on the held-out trace and on FOLDOC (never trained on): every policy at 10/25/50% of the "
+                            + "experts resident, one load costing 0.1, 1, 3, 8 and 50 layers of compute, batch 1 and 8; "
+                            + "the predictive policy prefetches by the lookahead gate. Belady's hit rate bounds demand "
+                            + "loading; the oracle prefetcher's stall bounds prefetching.",
+                    List.of("QUICK=1 bench/scripts/regimes.sh"), List.of("bench/scripts/regimes.sh")),
             new Step("placement", "Expert placement: transitions crossing devices per solver",
                     "Experts of consecutive layers placed on devices so that a token's path crosses devices as little "
                             + "as possible, load balanced; every baseline and the affinity solver (CP-SAT, exact DP "

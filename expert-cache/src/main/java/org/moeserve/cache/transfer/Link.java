@@ -3,38 +3,53 @@ package org.moeserve.cache.transfer;
 import org.moeserve.units.LinkModel;
 
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
 
 /**
- * The schedule of a serial link, in the clock's time. A transfer that has started keeps its times; those still
- * waiting are ordered by priority (0 = needed now; 1, 2, ... = a prefetch for that many layers ahead), then by
- * arrival, and each starts when the one before it ends. So a demand load overtakes queued prefetches (never one
- * already on the wire), and cancelling a waiting prefetch gives its time back. Not thread-safe: the cache guards it.
+ * The schedule of a serial link, in the clock's time. Transfers wait in order of priority (0 = needed now; 1, 2, ...
+ * = a prefetch for that many layers ahead), then of arrival (one already begun before any of its priority not
+ * begun), and each runs when the one before it ends. An expert is copied as its {@value #CHUNKS} weight matrices one
+ * after another, so a more urgent transfer overtakes one on the wire at its next matrix boundary: a demand load waits
+ * at most a third of a load behind a prefetch, never a whole one. Cancelling a transfer that has not begun gives its
+ * time back. Not thread-safe: the cache guards it.
  */
 public final class Link {
-    /** One transfer. Times are fixed once {@code startAt <= now}. */
+    /** Chunks a transfer is copied in (an expert's gate, up and down matrices): where it can be overtaken. */
+    public static final int CHUNKS = 3;
+
+    /** One transfer. */
     public static final class Transfer {
-        final long bytes;
+        final long nanos;
         int priority;
         final long order;
-        long startAt, readyAt;
+        long startAt = Long.MAX_VALUE, readyAt = Long.MAX_VALUE; // first start (fixed once reached), planned end
         boolean cancelled;
+        long base, baseAt;                       // link time done by baseAt
+        final List<long[]> segments = new ArrayList<>(); // planned segments [start, end) after baseAt
 
-        Transfer(long bytes, int priority, long order) {
-            this.bytes = bytes;
+        Transfer(long nanos, int priority, long order) {
+            this.nanos = nanos;
             this.priority = priority;
             this.order = order;
-            this.startAt = Long.MAX_VALUE; // not placed yet: waiting
-            this.readyAt = Long.MAX_VALUE;
         }
 
         public long readyAt() { return readyAt; }
 
         public int priority() { return priority; }
+
+        /** Link time done by t (t >= the last plan's time). */
+        long progress(long t) {
+            long p = base;
+            for (long[] s : segments) if (t > s[0]) p += Math.min(t, s[1]) - s[0];
+            return Math.min(p, nanos);
+        }
+
+        boolean begun(long now) { return startAt <= now; }
     }
 
     private final LinkModel model;
-    private final List<Transfer> active = new ArrayList<>(); // started or waiting, not yet finished
+    private final List<Transfer> active = new ArrayList<>(); // not yet finished
     private long arrivals;
     private long busyNanos;
 
@@ -46,65 +61,111 @@ public final class Link {
     public long busyNanos() { return busyNanos; }
 
     public Transfer submit(long bytes, int priority, long now) {
-        Transfer t = new Transfer(bytes, priority, arrivals++);
+        Transfer t = new Transfer(model.nanosFor(bytes), priority, arrivals++);
+        t.baseAt = now;
         active.add(t);
         reschedule(now);
-        busyNanos += model.nanosFor(bytes);
+        busyNanos += t.nanos;
         return t;
     }
 
     /** When a transfer of these bytes at this priority would be ready if submitted now (nothing is changed). */
     public long projectedReady(long bytes, int priority, long now) {
         long cursor = now;
-        for (Transfer t : active) {
-            if (t.readyAt <= now && t.startAt <= now) continue; // finished
-            if (t.startAt <= now || t.priority <= priority) cursor = Math.max(cursor, t.readyAt);
+        Transfer wire = onWire(now);
+        for (Transfer t : ordered(now)) {
+            long left = t.nanos - t.progress(now);
+            if (t == wire) {
+                long chunk = chunkNanos(t), done = t.progress(now);
+                long boundary = Math.min(t.nanos, (done + chunk - 1) / chunk * chunk);
+                cursor += boundary - done; // the wire finishes its chunk in any case
+                left = t.nanos - boundary;
+                if (t.priority > priority) continue; // the rest of it would wait behind the new one
+            } else if (t.priority > priority) {
+                continue;
+            }
+            cursor += left;
         }
         return cursor + model.nanosFor(bytes);
     }
 
-    /** When every transfer now on the link or waiting is done: {@code now} or earlier when the link is idle. */
+    /** When every transfer now on the link or waiting is done: {@code now} when the link is idle. */
     public long freeAt(long now) {
         long cursor = now;
-        for (Transfer t : active) if (!(t.readyAt <= now && t.startAt <= now)) cursor = Math.max(cursor, t.readyAt);
+        for (Transfer t : active) if (t.readyAt > now) cursor = Math.max(cursor, t.readyAt);
         return cursor;
     }
 
-    /** Raises a waiting transfer's priority (a prefetch that is now needed). */
+    /** Raises a transfer's priority (a prefetch that is now needed): it moves ahead of what is less urgent. */
     public void promote(Transfer t, int priority, long now) {
-        if (t.priority > priority && t.startAt > now) {
+        if (t.priority > priority && t.readyAt > now) {
             t.priority = priority;
             reschedule(now);
         }
     }
 
-    /** Cancels a transfer that has not started; false if it already has. */
+    /** Cancels a transfer that has not begun; false if it has. */
     public boolean cancel(Transfer t, long now) {
-        if (t.startAt <= now) return false;
+        if (t.begun(now)) return false;
         t.cancelled = true;
         active.remove(t);
-        busyNanos -= model.nanosFor(t.bytes);
+        busyNanos -= t.nanos;
         reschedule(now);
         return true;
     }
 
-    public boolean started(Transfer t, long now) { return t.startAt <= now; }
+    public boolean started(Transfer t, long now) { return t.begun(now); }
 
-    private void drop(long now) { active.removeIf(t -> t.readyAt <= now && t.startAt <= now); }
+    private long chunkNanos(Transfer t) { return Math.max(1, (t.nanos + CHUNKS - 1) / CHUNKS); }
+
+    /** The transfer being copied at {@code now}, if any. */
+    private Transfer onWire(long now) {
+        for (Transfer t : active) {
+            for (long[] s : t.segments) if (s[0] <= now && now < s[1]) return t;
+        }
+        return null;
+    }
+
+    /** Unfinished transfers in the order they get the link: priority, then begun before not, then arrival. */
+    private List<Transfer> ordered(long now) {
+        List<Transfer> out = new ArrayList<>();
+        for (Transfer t : active) if (t.progress(now) < t.nanos) out.add(t);
+        out.sort(Comparator.comparingInt((Transfer t) -> t.priority).thenComparing(t -> !t.begun(now)).thenComparingLong(t -> t.order));
+        return out;
+    }
 
     private void reschedule(long now) {
-        drop(now);
+        active.removeIf(t -> t.readyAt <= now && t.progress(now) >= t.nanos);
+        Transfer wire = onWire(now);
+        List<Transfer> order = ordered(now);
         long cursor = now;
-        List<Transfer> waiting = new ArrayList<>();
-        for (Transfer t : active) {
-            if (t.startAt <= now) cursor = Math.max(cursor, t.readyAt);
-            else waiting.add(t);
+        for (Transfer t : order) { // rebase every plan at now
+            t.base = t.progress(now);
+            t.baseAt = now;
         }
-        waiting.sort((a, b) -> a.priority != b.priority ? Integer.compare(a.priority, b.priority) : Long.compare(a.order, b.order));
-        for (Transfer t : waiting) {
-            t.startAt = cursor;
-            t.readyAt = cursor + model.nanosFor(t.bytes);
-            cursor = t.readyAt;
+        List<long[]> wireFirst = new ArrayList<>();
+        if (wire != null) { // the chunk on the wire runs to its boundary whatever comes next
+            long chunk = chunkNanos(wire), done = wire.base;
+            long boundary = Math.min(wire.nanos, (done + chunk - 1) / chunk * chunk);
+            if (boundary > done) {
+                wireFirst.add(new long[]{now, now + boundary - done});
+                cursor = now + boundary - done;
+            }
+        }
+        for (Transfer t : order) {
+            t.segments.clear();
+            if (t == wire && !wireFirst.isEmpty()) t.segments.add(wireFirst.getFirst());
+        }
+        for (Transfer t : order) {
+            long done = t.base + (t == wire && !wireFirst.isEmpty() ? wireFirst.getFirst()[1] - wireFirst.getFirst()[0] : 0);
+            long left = t.nanos - done;
+            if (left > 0) {
+                if (!t.begun(now) || t.startAt == Long.MAX_VALUE) t.startAt = cursor;
+                t.segments.add(new long[]{cursor, cursor + left});
+                cursor += left;
+            }
+            t.readyAt = t.segments.isEmpty() ? now : t.segments.getLast()[1];
+            if (t.startAt == Long.MAX_VALUE) t.startAt = t.segments.isEmpty() ? now : t.segments.getFirst()[0];
         }
     }
 }

@@ -97,13 +97,12 @@ final class CacheSimCommand implements Callable<Integer> {
             LinkModel link = offload.link;
             int k = offload.k(topK);
             if (table) {
-                System.out.printf(Locale.ROOT, "replaying %d tokens x %d layers (%d experts each, top-%d); link %s; "
-                                + "%s compute per layer; expert %d bytes [modelled link]%n", samples.size(), layers, experts,
-                        topK, link, Units.formatDuration(layerNanos), expertBytes);
-                if (batch > 1) System.out.printf(Locale.ROOT, "%d sequences a step (%d steps)%n", batch, CacheSimulator.steps(samples, batch).size());
-                System.out.printf(Locale.ROOT, "one load takes %.2f layers of compute (%s per load, %s per layer)%n",
-                        (double) link.nanosFor(expertBytes) / Math.max(1, layerNanos), Units.formatDuration(link.nanosFor(expertBytes)),
-                        Units.formatDuration(layerNanos));
+                // one caption line (the bench report reads the tokens and the link from it)
+                System.out.printf(Locale.ROOT, "replaying %d tokens x %d layers (%d experts each, top-%d)%s; link %s; "
+                                + "%s compute per layer; expert %d bytes; one load = %.2f layers of compute [modelled link]%n",
+                        samples.size(), layers, experts, topK,
+                        batch > 1 ? String.format(Locale.ROOT, ", %d sequences a step (%d steps)", batch, CacheSimulator.steps(samples, batch).size()) : "",
+                        link, Units.formatDuration(layerNanos), expertBytes, (double) link.nanosFor(expertBytes) / Math.max(1, layerNanos));
                 System.out.println("| budget | policy | prefetch by | hit rate | Belady hit rate | hit / Belady (demand bound) | late | "
                         + "stall per token | stall / oracle prefetcher's | step time vs resident | moved MB | prefetch precision | wasted MB |");
                 System.out.println("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
