@@ -92,6 +92,15 @@ public final class CacheSimulator {
         return out;
     }
 
+    /** The most experts one layer of one step uses at once (what the fast tier must hold beyond the rest). */
+    public static int widestLayer(List<TokenSample> tokens, int batch) {
+        int widest = 0;
+        for (List<TokenSample> step : steps(tokens, batch)) {
+            for (int l = 0; l < step.getFirst().path().length; l++) widest = Math.max(widest, union(step, l).size());
+        }
+        return widest;
+    }
+
     /** Every expert access in replay order, one token per step (valid cells only). */
     public static List<ExpertKey> accesses(List<TokenSample> tokens) { return accesses(tokens, 1); }
 

@@ -84,14 +84,17 @@ final class CacheSimCommand implements Callable<Integer> {
         List<Map<String, Object>> rows = new ArrayList<>();
         try (MoeModel m = model == null ? null : MoeModel.load(model); Parallel par = new Parallel(Runtime.getRuntime().availableProcessors())) {
             long expertBytes = expertBytes(m, layers, experts);
-            for (Converters.ExpertBudget b : budgets) { // every value checked before the first line of output
+            List<TokenSample> samples = PredictorCommand.samples(t, m, par, "replayed trace");
+            // every budget checked before the first line of output: a layer of a step pins the union of its tokens' experts
+            int widest = CacheSimulator.widestLayer(samples, batch);
+            for (Converters.ExpertBudget b : budgets) {
                 long slots = b.bytes((long) layers * experts, expertBytes) / expertBytes;
-                if (slots <= topK) {
-                    throw new UsageError("--expert-budget " + b + " holds " + slots + " experts of " + expertBytes + " bytes, but one "
-                            + "layer uses " + topK + " at once (top-k); give at least " + (topK + 1) + " experts");
+                if (slots <= widest) {
+                    throw new UsageError("--expert-budget " + b + " holds " + slots + " experts of " + expertBytes + " bytes, but a "
+                            + "layer of " + (batch == 1 ? "a token" : "a step of " + batch + " tokens") + " uses up to " + widest
+                            + " at once; give at least " + (widest + 1) + " experts" + (batch > 1 ? " or a smaller --batch" : ""));
                 }
             }
-            List<TokenSample> samples = PredictorCommand.samples(t, m, par, "replayed trace");
             ExpertPredictor pred = predictor(m, st, layers, experts);
             List<ExpertKey> future = CacheSimulator.accesses(samples, batch);
             LinkModel link = offload.link;
