@@ -11,6 +11,7 @@ public final class Policies {
     public static final List<String> NAMES = List.of("lru", "lfu", "pin", "predictive", "belady", "oracle");
 
     /**
+     * @param topK   the most experts one layer (of one step) uses at once: the slots pin leaves free
      * @param load   a load profile load[layer][expert] (pin needs it; others ignore it)
      * @param future the future access sequence (belady and oracle need it; null when unknown)
      */

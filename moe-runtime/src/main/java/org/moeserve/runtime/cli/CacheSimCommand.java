@@ -118,13 +118,13 @@ final class CacheSimCommand implements Callable<Integer> {
                         !offload.noDeadlines, batch);
                 double belady = CacheSimulator.beladyHitRate(samples, layers, o);
                 // the bound for prefetching policies: Belady's eviction with the true future prefetched (stall per token)
-                double oracleStall = CacheSimulator.run(samples, layers, Policies.create("oracle", layers, slots, topK, load, future),
+                double oracleStall = CacheSimulator.run(samples, layers, Policies.create("oracle", layers, slots, Math.max(topK, widest), load, future),
                         null, true, o).stats().stallNanos() / 1e3 / samples.size();
                 curves.computeIfAbsent("belady (bound on demand)", x -> new ArrayList<>()).add(new double[]{slots, belady});
                 for (String p : offload.policies) {
                     boolean prefetching = p.equals("predictive");
                     CacheSimulator.Result r = CacheSimulator.run(samples, layers,
-                            Policies.create(p, layers, slots, topK, load, future), prefetching ? pred : null,
+                            Policies.create(p, layers, slots, Math.max(topK, widest), load, future), prefetching ? pred : null,
                             p.equals("oracle"), o);
                     curves.computeIfAbsent(p, x -> new ArrayList<>()).add(new double[]{slots, r.stats().hitRate()});
                     Map<String, Object> row = new LinkedHashMap<>();
