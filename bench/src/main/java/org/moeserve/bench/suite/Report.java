@@ -488,12 +488,21 @@ public final class Report {
 
     private static final Pattern REGIME = Pattern.compile("held-out trace, batch 1, one load = ([\\d.]+) layers");
 
-    /** Stall per token against the load/layer ratio (held-out trace, 25%, batch 1), one line per policy. */
+    /** Stall per token relative to LRU's against the load/layer ratio (held-out trace, 25%, batch 1), one line per policy. */
     private void regimesPlot(Suite.StepResult r) {
-        Map<String, List<double[]>> lines = regimeStalls(r);
-        if (lines.isEmpty()) return;
-        plots.put("regimes.svg", Svg.lines("Stall per token against the cost of one load (held-out trace, 25% resident, batch 1)",
-                "log10(one load / one layer of compute)", "stall per token (us)", lines));
+        Map<String, List<double[]>> stalls = regimeStalls(r);
+        List<double[]> lru = stalls.get("lru");
+        if (lru == null) return;
+        Map<String, List<double[]>> lines = new LinkedHashMap<>();
+        stalls.forEach((policy, pts) -> {
+            List<double[]> rel = new ArrayList<>();
+            for (int i = 0; i < pts.size() && i < lru.size(); i++) {
+                if (lru.get(i)[1] > 0) rel.add(new double[]{i, pts.get(i)[1] / lru.get(i)[1]});
+            }
+            lines.put(policy, rel);
+        });
+        plots.put("regimes.svg", Svg.lines("Stall per token / LRU's (held-out trace, 25% resident, batch 1)",
+                "one load = 0.1, 1, 3, 8, 50 layers of compute (left to right)", "stall / LRU's stall", lines));
     }
 
     /** policy -> [log10 ratio, stall us] from the held-out, batch-1 tables at 25%. */
