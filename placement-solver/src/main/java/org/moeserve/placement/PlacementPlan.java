@@ -87,19 +87,4 @@ public record PlacementPlan(int version, String solver, int slots, int[][] phy2l
         json.writeValue(file.toFile(), n);
     }
 
-    /**
-     * The expert map as vLLM's and SGLang's EPLB read it: {"physical_to_logical_map": [[...] per layer],
-     * "num_physical_experts", "num_logical_experts"}.
-     */
-    public void export(Path file, int logicalExperts) throws IOException {
-        ObjectMapper json = new ObjectMapper();
-        ObjectNode n = json.createObjectNode();
-        ArrayNode m = n.putArray("physical_to_logical_map");
-        for (int[] layer : phy2log) {
-            ArrayNode a = m.addArray();
-            for (int e : layer) a.add(e);
-        }
-        n.put("num_physical_experts", phy2log[0].length).put("num_logical_experts", logicalExperts);
-        json.writeValue(file.toFile(), n);
-    }
 }

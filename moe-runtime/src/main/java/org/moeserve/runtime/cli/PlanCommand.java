@@ -75,13 +75,32 @@ final class PlanCommand implements Callable<Integer> {
                     + "experts grouped by device: locality shows as blocks on the diagonal).")
     String heatmap;
 
-    @Option(names = "--export", paramLabel = "FILE", description = "Also write the physical-to-logical map vLLM's and SGLang's EPLB read.")
-    Path export;
+    @Option(names = "--export", paramLabel = "FORMAT:FILE",
+            description = "Also write the affinity plan for a serving engine (repeatable): sglang (--init-expert-location, "
+                    + "with the launch flags printed), sglang-count (load counts for SGLang's own balancer), trtllm "
+                    + "(TensorRT-LLM's moe_config.load_balancer). Released vLLM reads no placement file.")
+    List<String> exports = new java.util.ArrayList<>();
+
+    @Option(names = "--model-config", paramLabel = "FILE",
+            description = "The model's config.json: its decoder layers (dense ones included) for the exports. "
+                    + "Without it every layer of the input is taken for a MoE layer.")
+    Path modelConfig;
 
     @Override
     public Integer call() throws IOException {
         int nodes = topology.nodes(), devicesPerNode = topology.devicesPerNode();
+        java.util.Map<String, Path> targets = new java.util.LinkedHashMap<>();
+        for (String x : exports) { // every value checked before any output
+            int colon = x.indexOf(':');
+            String format = colon < 0 ? "" : x.substring(0, colon);
+            if (!org.moeserve.placement.export.EngineExports.FORMATS.contains(format) || colon == x.length() - 1) {
+                throw new UsageError("--export is " + x + " but must read FORMAT:FILE with FORMAT one of "
+                        + String.join(", ", org.moeserve.placement.export.EngineExports.FORMATS));
+            }
+            targets.put(format, Path.of(x.substring(colon + 1)));
+        }
         PlacementProblem p = problem(nodes, devicesPerNode);
+        org.moeserve.placement.export.DecoderLayout layout = targets.isEmpty() ? null : layout(p);
         System.out.printf("placing %d layers x %d experts (top-%d) on %d node(s) x %d devices, %d slots each; %s%n", p.layers(),
                 p.experts(), p.topK(), nodes, devicesPerNode, p.topology().slots(), p.source());
         System.out.println("| solver | transitions crossing devices | crossing nodes | all-to-all bytes per token and layer "
@@ -115,10 +134,7 @@ final class PlanCommand implements Callable<Integer> {
             System.err.println("moe plan: wrote " + out);
         }
         if (heatmap != null) writeHeatmaps(plan, p);
-        if (export != null) {
-            plan.export(export, p.experts());
-            System.err.println("moe plan: wrote the expert map " + export);
-        }
+        for (var en : targets.entrySet()) exportPlan(en.getKey(), en.getValue(), plan, p, layout, nodes * devicesPerNode);
         return 0;
     }
 
@@ -159,6 +175,41 @@ final class PlanCommand implements Callable<Integer> {
         for (int e = 0; e < experts; e++) o[e] = e;
         java.util.Arrays.sort(o, java.util.Comparator.comparingInt(e -> plan.devicesOf(l, e).isEmpty() ? Integer.MAX_VALUE : plan.devicesOf(l, e).getFirst()));
         return o;
+    }
+
+    private org.moeserve.placement.export.DecoderLayout layout(PlacementProblem p) throws IOException {
+        if (modelConfig == null) {
+            System.err.println("moe plan: no --model-config: every one of the " + p.layers() + " layers is taken for a MoE "
+                    + "layer in the exports (give the config.json when the model has dense layers)");
+            return org.moeserve.placement.export.DecoderLayout.allMoe(p.layers(), p.experts());
+        }
+        var d = org.moeserve.placement.export.DecoderLayout.fromConfig(new com.fasterxml.jackson.databind.ObjectMapper()
+                .readTree(modelConfig.toFile()), modelConfig.toString());
+        if (d.moeLayers() != p.layers() || d.experts() != p.experts()) {
+            throw new IllegalArgumentException(modelConfig + " describes " + d.moeLayers() + " MoE layers x " + d.experts()
+                    + " experts but the input has " + p.layers() + " x " + p.experts() + "; give the config of the traced model");
+        }
+        return d;
+    }
+
+    private static void exportPlan(String format, Path file, PlacementPlan plan, PlacementProblem p,
+                                   org.moeserve.placement.export.DecoderLayout d, int devices) throws IOException {
+        String text = switch (format) {
+            case "sglang" -> org.moeserve.placement.export.EngineExports.sglang(plan, d);
+            case "sglang-count" -> org.moeserve.placement.export.EngineExports.sglangCount(p.load(), d);
+            default -> org.moeserve.placement.export.EngineExports.trtllm(plan, d);
+        };
+        if (format.equals("sglang")) {
+            List<String> bad = org.moeserve.placement.export.EngineExports.checkSglang(text, d.decoderLayers(), d.experts(),
+                    plan.phy2log()[0].length - d.experts(), devices);
+            if (!bad.isEmpty()) throw new IllegalArgumentException("SGLang would refuse this plan: " + String.join("; ", bad));
+        }
+        java.nio.file.Files.writeString(file, text + (text.endsWith("\n") ? "" : "\n"));
+        System.err.println("moe plan: wrote " + format + " " + file);
+        if (format.equals("sglang")) {
+            System.out.println("sglang launch flags: " + String.join(" ",
+                    org.moeserve.placement.export.EngineExports.sglangFlags(plan, d, devices, file.toString())));
+        }
     }
 
     private static PlacementPlan readPlan(Path f) throws IOException {

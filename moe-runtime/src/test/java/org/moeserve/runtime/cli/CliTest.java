@@ -200,9 +200,10 @@ class CliTest {
 
     @Test
     void planComparesSolversWritesThePlanAndExportsTheExpertMap() throws IOException {
-        Path trace = smallTrace(2), plan = tmp.resolve("plan.json"), map = tmp.resolve("vllm.json");
+        Path trace = smallTrace(2), plan = tmp.resolve("plan.json"), map = tmp.resolve("sglang.json"), trt = tmp.resolve("trt.yaml");
         Run r = run("plan", "--trace", trace.toString(), "--topology", "2x2", "--replicas", "4",
-                "--time-limit", "3s", "--out", plan.toString(), "--export", map.toString(), "--svg", tmp.resolve("hm").toString());
+                "--time-limit", "3s", "--out", plan.toString(), "--export", "sglang:" + map, "--export", "trtllm:" + trt,
+                "--svg", tmp.resolve("hm").toString());
         assertEquals(0, r.exit(), r.err());
         for (String solver : List.of("| contiguous |", "| round-robin |", "| random |", "| eplb |", "| affinity (CP-SAT) |")) {
             assertTrue(r.out().contains(solver), solver + " missing:\n" + r.out());
@@ -212,11 +213,16 @@ class CliTest {
         assertEquals(6, p.get("physical_to_logical_map").size());
         assertEquals(20, p.get("physical_to_logical_map").get(0).size(), "16 experts + 4 replicas");
         JsonNode m = new ObjectMapper().readTree(map.toFile());
-        assertEquals(20, m.get("num_physical_experts").asInt());
-        assertEquals(16, m.get("num_logical_experts").asInt());
+        assertEquals(1, m.size(), "only physical_to_logical_map: what SGLang's init_by_mapping accepts");
+        assertEquals(List.of(), org.moeserve.placement.export.EngineExports.checkSglang(Files.readString(map), 6, 16, 4, 4));
         java.util.Set<Integer> seen = new java.util.HashSet<>();
         for (JsonNode e : m.get("physical_to_logical_map").get(3)) seen.add(e.asInt());
         assertEquals(16, seen.size(), "every logical expert has a replica");
+        assertTrue(r.out().contains("sglang launch flags: --ep-size 4 --ep-num-redundant-experts 4 --init-expert-location " + map), r.out());
+        assertTrue(Files.readString(trt).contains("num_slots: 20"));
+        Run badExport = run("plan", "--trace", trace.toString(), "--topology", "2x2", "--export", "vllm:x.json");
+        assertEquals(2, badExport.exit(), badExport.err());
+        assertTrue(badExport.err().contains("--export is vllm:x.json"), badExport.err());
         for (String pic : List.of("hm-load.svg", "hm-affinity.svg")) {
             String svg = Files.readString(tmp.resolve(pic));
             assertTrue(svg.startsWith("<svg") && svg.contains("<rect"), pic);
