@@ -75,6 +75,7 @@ public final class Dispatch {
      */
     public int route(Scheme scheme, int layer, int[] experts, int at, int home, int[] dev, Sink sink) {
         int k = experts.length;
+        if (k == 0) return at; // no known expert at this layer (a -1 cell): the token stays where it is
         for (int j = 0; j < k; j++) dev[j] = device(layer, experts[j], at);
         int after = combineAt(scheme, dev, home);
         for (int j = 0; j < k; j++) {

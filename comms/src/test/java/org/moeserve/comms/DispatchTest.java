@@ -94,4 +94,17 @@ class DispatchTest {
         assertEquals(13f, contrib[3][1][0]);
         assertThrows(IllegalArgumentException.class, () -> ExpertGroups.of(new int[][]{{4}}, 1, 4));
     }
+
+    @Test
+    void unknownExpertsInATraceDoNoWorkAndBreakNothing() {
+        Dispatch d = new Dispatch(PLAN, TOPO, 6);
+        org.moeserve.comms.sim.ClusterSimulator sim = new org.moeserve.comms.sim.ClusterSimulator(
+                new org.moeserve.comms.sim.ClusterSimulator.Config(TOPO, new org.moeserve.units.LinkModel(100e9, 0),
+                        new org.moeserve.units.LinkModel(10e9, 0), 1000, 1000, 64));
+        int[][][] experts = {{{2, -1}}, {{-1, -1}}, {{4, 5}}};
+        var r = sim.run(d, Scheme.TWO_ALL_TO_ALL, List.of(new org.moeserve.comms.sim.ClusterSimulator.Step(new long[]{0, 1, 2}, experts)), 1, null);
+        assertEquals(3, r.tokens());
+        assertTrue(r.traffic().totalBytes() > 0);
+        assertEquals(0, d.route(Scheme.CONTEXT_COHERENT, 0, new int[0], 0, 0, new int[0], (k, f, t) -> { throw new AssertionError(); }));
+    }
 }

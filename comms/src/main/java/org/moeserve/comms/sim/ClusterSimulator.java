@@ -107,7 +107,7 @@ public final class ClusterSimulator {
                 Arrays.fill(loadNanos, 0);
                 long[][] comb = new long[D][D];
                 for (int t = 0; t < n; t++) {
-                    int[] ex = st.experts()[t][l];
+                    int[] ex = known(st.experts()[t][l]); // -1 cells (unknown experts, as traces allow) do no work
                     if (ran.length != ex.length) ran = new int[ex.length];
                     at[t] = dispatch.route(scheme, l, ex, at[t], home[t], ran, (kind, from, to) -> {
                         traffic.add(kind, layer, from, to, config.hiddenBytes());
@@ -155,6 +155,17 @@ public final class ClusterSimulator {
         double[] util = new double[D];
         for (int d = 0; d < D; d++) util[d] = now == 0 ? 0 : busy[d] / now;
         return new Result(scheme, traffic, layerA2a, (long) now, nSteps, nTokens, util, hits[0], misses[0]);
+    }
+
+    /** The known experts of a cell (-1: unknown, left out). */
+    static int[] known(int[] ex) {
+        int n = 0;
+        for (int e : ex) if (e >= 0) n++;
+        if (n == ex.length) return ex;
+        int[] out = new int[n];
+        n = 0;
+        for (int e : ex) if (e >= 0) out[n++] = e;
+        return out;
     }
 
     /** A device's expert cache (LRU over experts it runs): 0 on a hit, the host link's time for one expert on a miss. */
