@@ -67,4 +67,10 @@ public record PlanMetrics(double crossDevice, double crossNode, double bytesPerT
         return String.format(Locale.ROOT, "| %s | %.1f%% | %.1f%% | %.0f | %.3f | %.3f | %.2f s | %s |", name, 100 * crossDevice,
                 100 * crossNode, bytesPerToken, meanImbalance, maxImbalance, seconds, gap);
     }
+
+    /** As {@link #row(String, double, String)} with the top-1 pairs' crossing share beside the all-pairs one. */
+    public String row(String name, double top1CrossDevice, double seconds, String gap) {
+        return String.format(Locale.ROOT, "| %s | %.1f%% | %.1f%% | %.1f%% | %.0f | %.3f | %.3f | %.2f s | %s |", name, 100 * crossDevice,
+                100 * top1CrossDevice, 100 * crossNode, bytesPerToken, meanImbalance, maxImbalance, seconds, gap);
+    }
 }

@@ -99,18 +99,25 @@ final class PlanCommand implements Callable<Integer> {
             }
             targets.put(format, Path.of(x.substring(colon + 1)));
         }
-        PlacementProblem p = problem(nodes, devicesPerNode);
+        RoutingInput in = RoutingInput.read(source.trace, source.stats);
+        PlacementProblem p = problem(in, nodes, devicesPerNode);
+        if (in.tokens() >= 0 && in.tokens() < (long) in.experts() * in.experts()) {
+            System.err.printf("moe plan: warning: the trace has %d tokens, fewer than experts^2 = %d: its transition statistics "
+                    + "are sparse, and a plan fitted on them will hold poorly on other text%n", in.tokens(), (long) in.experts() * in.experts());
+        }
+        PlacementProblem top1 = new PlacementProblem(p.source(), p.layers(), p.experts(), p.topK(), p.topology(), p.load(),
+                in.top1(), p.hiddenBytes());
         org.moeserve.placement.export.DecoderLayout layout = targets.isEmpty() ? null : layout(p);
         System.out.printf("placing %d layers x %d experts (top-%d) on %d node(s) x %d devices, %d slots each; %s%n", p.layers(),
                 p.experts(), p.topK(), nodes, devicesPerNode, p.topology().slots(), p.source());
-        System.out.println("| solver | transitions crossing devices | crossing nodes | all-to-all bytes per token and layer "
-                + "| mean max/mean load | worst max/mean load | solve time | gap to bound |");
-        System.out.println("|---|---|---|---|---|---|---|---|");
+        System.out.println("| solver | transitions crossing devices | top-1 pairs crossing devices | crossing nodes | all-to-all "
+                + "bytes per token and layer | mean max/mean load | worst max/mean load | solve time | gap to bound |");
+        System.out.println("|---|---|---|---|---|---|---|---|---|");
         for (Placer b : List.of(Baselines.contiguous(), Baselines.roundRobin(), Baselines.random(1),
                 Baselines.eplb(p.experts() % nodes == 0 ? nodes : 1))) {
             long t0 = System.nanoTime();
             PlacementPlan plan = b.place(p);
-            System.out.println(PlanMetrics.of(plan, p).row(b.name(), (System.nanoTime() - t0) / 1e9, "-"));
+            System.out.println(PlanMetrics.of(plan, p).row(b.name(), PlanMetrics.of(plan, top1).crossDevice(), (System.nanoTime() - t0) / 1e9, "-"));
         }
         AffinityPlacer cp = new AffinityPlacer(new AffinityPlacer.Options(
                 timeLimitNanos / 1e9, balance,
@@ -119,7 +126,7 @@ final class PlanCommand implements Callable<Integer> {
         PlacementPlan before = current == null ? null : readPlan(current);
         if (before != null) {
             cp.replacing(before, migrationCost);
-            System.out.println(PlanMetrics.of(before, p).row("current plan (" + current.getFileName() + ")", 0, "-"));
+            System.out.println(PlanMetrics.of(before, p).row("current plan (" + current.getFileName() + ")", PlanMetrics.of(before, top1).crossDevice(), 0, "-"));
         }
         PlacementPlan plan = cp.place(p);
         AffinityPlacer.Report r = cp.lastReport();
@@ -127,7 +134,7 @@ final class PlanCommand implements Callable<Integer> {
             int moved = AffinityPlacer.moved(before, plan, p.experts());
             System.out.printf(java.util.Locale.ROOT, "re-placement moves %d expert copies (migration cost %.0f per copy)%n", moved, migrationCost);
         }
-        System.out.println(PlanMetrics.of(plan, p).row("affinity (CP-SAT)", r.seconds(),
+        System.out.println(PlanMetrics.of(plan, p).row("affinity (" + r.producer() + ")", PlanMetrics.of(plan, top1).crossDevice(), r.seconds(),
                 Double.isNaN(r.bound()) ? r.status() : String.format(java.util.Locale.ROOT, "%.1f%% (%s)", 100 * r.gap(), r.status())));
         if (out != null) {
             plan.write(out);
@@ -217,8 +224,7 @@ final class PlanCommand implements Callable<Integer> {
         return new PlacementPlan(p.version() + 1, "re-placement", p.slots(), p.phy2log());
     }
 
-    private PlacementProblem problem(int nodes, int devicesPerNode) throws IOException {
-        RoutingInput in = RoutingInput.read(source.trace, source.stats);
+    private PlacementProblem problem(RoutingInput in, int nodes, int devicesPerNode) {
         int experts = in.experts();
         int devices = nodes * devicesPerNode;
         if ((experts + replicas) % devices != 0) {

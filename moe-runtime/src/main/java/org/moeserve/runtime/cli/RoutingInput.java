@@ -17,6 +17,24 @@ import java.util.Map;
  */
 record RoutingInput(String description, int layers, int experts, int topK, long[][] load, Map<String, long[][]> transitions,
                     List<TraceRecord> records) {
+    /** Consecutive-layer transitions of each token's first (highest-weight) expert only: the pairs ExFlow reports. */
+    Map<String, long[][]> top1() {
+        if (records == null) return transitions; // statistics publish top-1 pairs already
+        Map<String, long[][]> out = new java.util.TreeMap<>();
+        for (int l = 0; l + 1 < layers; l++) out.put(l + "->" + (l + 1), new long[experts][experts]);
+        for (TraceRecord r : records) {
+            for (int[][] tok : r.experts()) {
+                for (int l = 0; l + 1 < layers; l++) {
+                    int a = tok[l][0], b = tok[l + 1][0];
+                    if (a >= 0 && b >= 0) out.get(l + "->" + (l + 1))[a][b]++;
+                }
+            }
+        }
+        return out;
+    }
+
+    /** The number of tokens behind the statistics (traces only; -1 for published statistics). */
+    long tokens() { return records == null ? -1 : records.stream().mapToLong(TraceRecord::length).sum(); }
 
     static RoutingInput read(Path trace, Path stats) throws IOException {
         Map<String, long[][]> tr = new HashMap<>();

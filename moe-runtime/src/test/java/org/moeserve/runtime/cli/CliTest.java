@@ -205,9 +205,11 @@ class CliTest {
                 "--time-limit", "3s", "--out", plan.toString(), "--export", "sglang:" + map, "--export", "trtllm:" + trt,
                 "--svg", tmp.resolve("hm").toString());
         assertEquals(0, r.exit(), r.err());
-        for (String solver : List.of("| contiguous |", "| round-robin |", "| random |", "| eplb |", "| affinity (CP-SAT) |")) {
+        for (String solver : List.of("| contiguous |", "| round-robin |", "| random |", "| eplb |", "| affinity (")) {
             assertTrue(r.out().contains(solver), solver + " missing:\n" + r.out());
         }
+        assertTrue(r.out().contains("| top-1 pairs crossing devices |"), "ExFlow's figure beside the all-pairs one:\n" + r.out());
+        if (r.out().contains("| affinity (CP-SAT) |")) assertTrue(r.out().contains("FEASIBLE") || r.out().contains("OPTIMAL"));
         JsonNode p = new ObjectMapper().readTree(plan.toFile());
         assertEquals("moe-plan/1", p.get("format").asText());
         assertEquals(6, p.get("physical_to_logical_map").size());

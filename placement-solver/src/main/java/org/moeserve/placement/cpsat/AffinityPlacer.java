@@ -62,8 +62,15 @@ public final class AffinityPlacer implements Placer {
         }
     }
 
-    /** What the last solve reached: status, objective (expected hop cost) and the best bound on it. */
-    public record Report(String status, double cost, double bound, boolean decomposed, double seconds) {
+    /**
+     * What the last solve reached: status, objective (expected hop cost), the best bound on it, and which search
+     * produced the plan returned ({@link #producer}: "exact layer-chain programme", "layer chain" or "CP-SAT").
+     */
+    public record Report(String status, double cost, double bound, boolean decomposed, double seconds, String producer) {
+        public Report(String status, double cost, double bound, boolean decomposed, double seconds) {
+            this(status, cost, bound, decomposed, seconds, decomposed ? "layer chain" : "CP-SAT");
+        }
+
         public double gap() { return cost <= 0 ? 0 : Math.max(0, (cost - bound) / cost); }
     }
 
@@ -132,7 +139,7 @@ public final class AffinityPlacer implements Placer {
             if (exact != null) {
                 double c = cost(exact, p);
                 last = new Report("OPTIMAL (exact layer-chain programme, " + ExactChain.states(p) + " placements per layer)", c, c,
-                        false, (System.nanoTime() - t0) / 1e9);
+                        false, (System.nanoTime() - t0) / 1e9, "exact layer-chain programme");
                 progress.accept(String.format(java.util.Locale.ROOT, "  exact layer-chain programme: expected hop cost %.0f, optimal", c));
                 exact.validate(p);
                 return exact;
@@ -154,7 +161,7 @@ public final class AffinityPlacer implements Placer {
         PlacementPlan plan = monoReport.cost() <= chainReport.cost() ? mono : chained;
         double bound = Math.max(monoReport.bound(), slotBound(p));
         last = new Report(monoReport.status(), Math.min(monoReport.cost(), chainReport.cost()), bound, false,
-                (System.nanoTime() - t0) / 1e9);
+                (System.nanoTime() - t0) / 1e9, plan == mono && monoReport.cost() < chainReport.cost() ? "CP-SAT" : "layer chain");
         plan.validate(p);
         return plan;
     }
