@@ -277,4 +277,24 @@ class CliTest {
         assertEquals(1, missing.exit());
         assertTrue(missing.err().contains("not a baseline"), missing.err());
     }
+
+    @Test
+    void statsWritesMoeStatsThatPlanAndTheReaderTake() throws IOException {
+        Path trace = smallTrace(1), stats = tmp.resolve("s.json");
+        Run r = run("stats", "--trace", trace.toString(), "--out", stats.toString());
+        assertEquals(0, r.exit(), r.err());
+        org.moeserve.routing.RoutingStats s = org.moeserve.routing.RoutingStats.read(stats);
+        assertEquals(6, s.layers());
+        assertEquals(16, s.experts());
+        long sum = 0;
+        for (long v : s.load().get(3)) sum += v;
+        assertEquals(s.tokens() * 2, sum, "top-2: two selections per token and layer");
+        assertEquals(5, s.transitionsTop1().size(), "every consecutive pair");
+        long pairs = 0;
+        for (long[] row : s.transitionsTop1().get("2->3")) for (long v : row) pairs += v;
+        assertEquals(s.tokens(), pairs, "one top-1 pair per token");
+        Run plan = run("plan", "--stats", stats.toString(), "--topology", "1x4", "--time-limit", "2s");
+        assertEquals(0, plan.exit(), plan.err());
+        assertTrue(plan.out().contains("| affinity ("), plan.out());
+    }
 }
