@@ -138,7 +138,7 @@ public final class Bench implements Runnable {
         @Parameters(index = "0", arity = "0..1", paramLabel = "REPS", description = "Repetitions (default 5).")
         Integer reps;
 
-        @Parameters(index = "1", arity = "0..1", paramLabel = "BUDGETS", description = "Shares of all experts, e.g. 10%,25%,50% (default 25%).")
+        @Parameters(index = "1", arity = "0..1", paramLabel = "BUDGETS", description = "Shares of all experts, e.g. 10%%,25%%,50%% (default 25%%).")
         String budgets;
 
         @Override

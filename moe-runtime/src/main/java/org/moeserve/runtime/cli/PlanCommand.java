@@ -81,6 +81,10 @@ final class PlanCommand implements Callable<Integer> {
                     + "(TensorRT-LLM's moe_config.load_balancer). Released vLLM reads no placement file.")
     List<String> exports = new java.util.ArrayList<>();
 
+    @Option(names = "--eval", paramLabel = "FILE",
+            description = "Score every plan again on other routing (a trace or statistics of the same model): held-out figures beside in-sample ones.")
+    Path eval;
+
     @Option(names = "--model-config", paramLabel = "FILE",
             description = "The model's config.json: its decoder layers (dense ones included) for the exports. "
                     + "Without it every layer of the input is taken for a MoE layer.")
@@ -108,41 +112,97 @@ final class PlanCommand implements Callable<Integer> {
         PlacementProblem top1 = new PlacementProblem(p.source(), p.layers(), p.experts(), p.topK(), p.topology(), p.load(),
                 in.top1(), p.hiddenBytes());
         org.moeserve.placement.export.DecoderLayout layout = targets.isEmpty() ? null : layout(p);
+        java.util.Map<String, PlacementPlan> plans = new java.util.LinkedHashMap<>();
+        PlacementPlan plan;
         System.out.printf("placing %d layers x %d experts (top-%d) on %d node(s) x %d devices, %d slots each; %s%n", p.layers(),
                 p.experts(), p.topK(), nodes, devicesPerNode, p.topology().slots(), p.source());
-        System.out.println("| solver | transitions crossing devices | top-1 pairs crossing devices | crossing nodes | all-to-all "
-                + "bytes per token and layer | mean max/mean load | worst max/mean load | solve time | gap to bound |");
-        System.out.println("|---|---|---|---|---|---|---|---|---|");
-        for (Placer b : List.of(Baselines.contiguous(), Baselines.roundRobin(), Baselines.random(1),
-                Baselines.eplb(p.experts() % nodes == 0 ? nodes : 1))) {
+        if (in.loadOnly()) { // load counts only: balance with replicas, EPLB's greedy beside a packing with a proven bound
+            System.out.println("| solver | mean max/mean load | worst max/mean load | solve time | bound on worst max/mean |");
+            System.out.println("|---|---|---|---|---|");
             long t0 = System.nanoTime();
-            PlacementPlan plan = b.place(p);
-            System.out.println(PlanMetrics.of(plan, p).row(b.name(), PlanMetrics.of(plan, top1).crossDevice(), (System.nanoTime() - t0) / 1e9, "-"));
+            PlacementPlan eplb = Baselines.eplb(p.experts() % nodes == 0 ? nodes : 1).place(p);
+            double te = (System.nanoTime() - t0) / 1e9;
+            org.moeserve.placement.greedy.BalancedPacking bp = new org.moeserve.placement.greedy.BalancedPacking();
+            t0 = System.nanoTime();
+            PlacementPlan packed = bp.place(p);
+            double tp = (System.nanoTime() - t0) / 1e9;
+            for (var en : java.util.Map.of("eplb", new Object[]{eplb, te}, "balanced packing", new Object[]{packed, tp}).entrySet()
+                    .stream().sorted(java.util.Map.Entry.comparingByKey(java.util.Comparator.reverseOrder())).toList()) {
+                PlanMetrics mt = PlanMetrics.of((PlacementPlan) en.getValue()[0], p);
+                System.out.printf(java.util.Locale.ROOT, "| %s | %.3f | %.3f | %.2f s | %.3f |%n", en.getKey(), mt.meanImbalance(),
+                        mt.maxImbalance(), (double) en.getValue()[1], bp.bound());
+                plans.put(en.getKey(), (PlacementPlan) en.getValue()[0]);
+            }
+            plan = PlanMetrics.of(packed, p).maxImbalance() <= PlanMetrics.of(eplb, p).maxImbalance() ? packed : eplb;
+        } else {
+            System.out.println("| solver | transitions crossing devices | top-1 pairs crossing devices | crossing nodes | all-to-all "
+                    + "bytes per token and layer | mean max/mean load | worst max/mean load | solve time | gap to bound |");
+            System.out.println("|---|---|---|---|---|---|---|---|---|");
+            for (Placer b : List.of(Baselines.contiguous(), Baselines.roundRobin(), Baselines.random(1),
+                    Baselines.eplb(p.experts() % nodes == 0 ? nodes : 1))) {
+                long t0 = System.nanoTime();
+                PlacementPlan bp = b.place(p);
+                plans.put(b.name(), bp);
+                System.out.println(PlanMetrics.of(bp, p).row(b.name(), PlanMetrics.of(bp, top1).crossDevice(), (System.nanoTime() - t0) / 1e9, "-"));
+            }
+            AffinityPlacer cp = new AffinityPlacer(new AffinityPlacer.Options(
+                    timeLimitNanos / 1e9, balance,
+                    Runtime.getRuntime().availableProcessors(), decompose ? 0 : AffinityPlacer.Options.DEFAULT.maxMonolithic()),
+                    System.err::println);
+            PlacementPlan before = current == null ? null : readPlan(current);
+            if (before != null) {
+                cp.replacing(before, migrationCost);
+                System.out.println(PlanMetrics.of(before, p).row("current plan (" + current.getFileName() + ")", PlanMetrics.of(before, top1).crossDevice(), 0, "-"));
+            }
+            plan = cp.place(p);
+            AffinityPlacer.Report r = cp.lastReport();
+            if (before != null) {
+                int moved = AffinityPlacer.moved(before, plan, p.experts());
+                System.out.printf(java.util.Locale.ROOT, "re-placement moves %d expert copies (migration cost %.0f per copy)%n", moved, migrationCost);
+            }
+            String affinity = "affinity (" + r.producer() + ")";
+            plans.put(affinity, plan);
+            System.out.println(PlanMetrics.of(plan, p).row(affinity, PlanMetrics.of(plan, top1).crossDevice(), r.seconds(),
+                    Double.isNaN(r.bound()) ? r.status() : String.format(java.util.Locale.ROOT, "%.1f%% (%s)", 100 * r.gap(), r.status())));
         }
-        AffinityPlacer cp = new AffinityPlacer(new AffinityPlacer.Options(
-                timeLimitNanos / 1e9, balance,
-                Runtime.getRuntime().availableProcessors(), decompose ? 0 : AffinityPlacer.Options.DEFAULT.maxMonolithic()),
-                System.err::println);
-        PlacementPlan before = current == null ? null : readPlan(current);
-        if (before != null) {
-            cp.replacing(before, migrationCost);
-            System.out.println(PlanMetrics.of(before, p).row("current plan (" + current.getFileName() + ")", PlanMetrics.of(before, top1).crossDevice(), 0, "-"));
-        }
-        PlacementPlan plan = cp.place(p);
-        AffinityPlacer.Report r = cp.lastReport();
-        if (before != null) {
-            int moved = AffinityPlacer.moved(before, plan, p.experts());
-            System.out.printf(java.util.Locale.ROOT, "re-placement moves %d expert copies (migration cost %.0f per copy)%n", moved, migrationCost);
-        }
-        System.out.println(PlanMetrics.of(plan, p).row("affinity (" + r.producer() + ")", PlanMetrics.of(plan, top1).crossDevice(), r.seconds(),
-                Double.isNaN(r.bound()) ? r.status() : String.format(java.util.Locale.ROOT, "%.1f%% (%s)", 100 * r.gap(), r.status())));
+        if (eval != null) heldOut(plans, p, nodes, devicesPerNode);
         if (out != null) {
             plan.write(out);
             System.err.println("moe plan: wrote " + out);
         }
-        if (heatmap != null) writeHeatmaps(plan, p);
+        if (heatmap != null && !in.loadOnly()) writeHeatmaps(plan, p);
         for (var en : targets.entrySet()) exportPlan(en.getKey(), en.getValue(), plan, p, layout, nodes * devicesPerNode);
         return 0;
+    }
+
+    /** Every plan scored on the --eval routing: the figures that say whether a plan holds on other text. */
+    private void heldOut(java.util.Map<String, PlacementPlan> plans, PlacementProblem p, int nodes, int perNode) throws IOException {
+        RoutingInput e = RoutingInput.read(eval);
+        if (e.layers() != p.layers() || e.experts() != p.experts()) {
+            throw new IllegalArgumentException("--eval " + eval + " has " + e.layers() + " layers x " + e.experts() + " experts but the "
+                    + "plans are for " + p.layers() + " x " + p.experts());
+        }
+        PlacementProblem q = new PlacementProblem(e.description(), p.layers(), p.experts(), p.topK(), p.topology(), e.load(),
+                e.transitions(), p.hiddenBytes());
+        PlacementProblem q1 = new PlacementProblem(e.description(), p.layers(), p.experts(), p.topK(), p.topology(), e.load(),
+                e.top1(), p.hiddenBytes());
+        System.out.println();
+        System.out.println("### held out: every plan scored on " + e.description());
+        if (e.loadOnly()) {
+            System.out.println("| solver | mean max/mean load | worst max/mean load |");
+            System.out.println("|---|---|---|");
+            for (var en : plans.entrySet()) {
+                PlanMetrics mt = PlanMetrics.of(en.getValue(), q);
+                System.out.printf(java.util.Locale.ROOT, "| %s | %.3f | %.3f |%n", en.getKey(), mt.meanImbalance(), mt.maxImbalance());
+            }
+        } else {
+            System.out.println("| solver | transitions crossing devices | top-1 pairs crossing devices | crossing nodes | all-to-all "
+                    + "bytes per token and layer | mean max/mean load | worst max/mean load | solve time | gap to bound |");
+            System.out.println("|---|---|---|---|---|---|---|---|---|");
+            for (var en : plans.entrySet()) {
+                System.out.println(PlanMetrics.of(en.getValue(), q).row(en.getKey(), PlanMetrics.of(en.getValue(), q1).crossDevice(), 0, "-"));
+            }
+        }
     }
 
     private void writeHeatmaps(PlacementPlan plan, PlacementProblem p) throws IOException {

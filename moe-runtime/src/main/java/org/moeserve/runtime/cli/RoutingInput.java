@@ -33,6 +33,14 @@ record RoutingInput(String description, int layers, int experts, int topK, long[
         return out;
     }
 
+    /** Only load counts: nothing to place by affinity, only balance. */
+    boolean loadOnly() { return transitions.isEmpty(); }
+
+    /** A moe-trace/1 (.jsonl) or moe-stats/1 file. */
+    static RoutingInput read(Path file) throws IOException {
+        return file.toString().endsWith(".jsonl") ? read(file, null) : read(null, file);
+    }
+
     /** The number of tokens behind the statistics (traces only; -1 for published statistics). */
     long tokens() { return records == null ? -1 : records.stream().mapToLong(TraceRecord::length).sum(); }
 
@@ -54,8 +62,8 @@ record RoutingInput(String description, int layers, int experts, int topK, long[
             else load[l] = row.clone();
         }
         tr.putAll(s.transitionsTop1());
-        if (tr.isEmpty()) throw new IllegalArgumentException(stats + " has no transitions_top1: nothing to place or simulate by");
-        return new RoutingInput("the published top-1 pairs " + tr.keySet() + " of " + stats.getFileName() + " (" + s.model() + ", "
-                + s.domain() + ")", s.layers(), s.experts(), s.topK(), load, tr, null);
+        String what = tr.isEmpty() ? "the load counts (no transitions) of " : "the published top-1 pairs " + tr.keySet() + " of ";
+        return new RoutingInput(what + stats.getFileName() + " (" + s.model() + ", " + s.domain() + ")", s.layers(), s.experts(),
+                s.topK(), load, tr, null);
     }
 }

@@ -95,6 +95,10 @@ final class SimulateCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         RoutingInput in = RoutingInput.read(source.trace, source.stats);
+        if (in.loadOnly()) {
+            throw new IllegalArgumentException(source.stats + " has no transitions_top1: the simulator draws tokens' paths from "
+                    + "transitions; give statistics with them, or a trace");
+        }
         int nodes = topology.nodes(), perNode = topology.devicesPerNode();
         java.io.PrintStream tout = Output.table(json);
         List<Scheme> schemes = scheme.equalsIgnoreCase("both") ? List.of(Scheme.values()) : List.of(Scheme.parse(scheme));

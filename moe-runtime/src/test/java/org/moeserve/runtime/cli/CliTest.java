@@ -297,4 +297,29 @@ class CliTest {
         assertEquals(0, plan.exit(), plan.err());
         assertTrue(plan.out().contains("| affinity ("), plan.out());
     }
+
+    @Test
+    void loadOnlyStatisticsArePlannedForBalanceAndScoredHeldOut() throws IOException {
+        Path load = tmp.resolve("load.json"), other = tmp.resolve("load2.json");
+        ObjectMapper json = new ObjectMapper();
+        for (Path f : List.of(load, other)) {
+            com.fasterxml.jackson.databind.node.ObjectNode n = json.createObjectNode().put("format", "moe-stats/1").put("model", "m")
+                    .put("layers", 2).put("experts", 8).put("top_k", 2).put("domain", f.getFileName().toString()).put("tokens", 100);
+            com.fasterxml.jackson.databind.node.ObjectNode l = n.putObject("load");
+            for (int layer = 0; layer < 2; layer++) {
+                com.fasterxml.jackson.databind.node.ArrayNode a = l.putArray(String.valueOf(layer));
+                for (int e = 0; e < 8; e++) a.add(f == load ? 100L << (e % 4) : 100 + e);
+            }
+            json.writeValue(f.toFile(), n);
+        }
+        Run r = run("plan", "--stats", load.toString(), "--topology", "1x2", "--replicas", "2", "--eval", other.toString(),
+                "--out", tmp.resolve("p.json").toString());
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.out().contains("| balanced packing |") && r.out().contains("| eplb |"), r.out());
+        assertTrue(r.out().contains("### held out"), r.out());
+        assertTrue(Files.exists(tmp.resolve("p.json")));
+        Run sim = run("simulate", "--stats", load.toString(), "--plan", "eplb", "--topology", "1x2");
+        assertEquals(1, sim.exit());
+        assertTrue(sim.err().contains("no transitions_top1"), sim.err());
+    }
 }
