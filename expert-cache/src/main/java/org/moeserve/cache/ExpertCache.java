@@ -37,9 +37,18 @@ public final class ExpertCache implements AutoCloseable {
     /**
      * @param budgetBytes fast-tier bytes; slots = budget / expertBytes, at least 1 beyond the policy's fixed experts
      * @param copyBytes   false to only account (trace replay): no memory is allocated, nothing is copied
+     * @param readers     0: the link is modelled (a copy is ready at its modelled time); n > 0: the source is a real
+     *                    slow tier (a disk) read by n threads at once, and a copy is ready when its bytes are; the
+     *                    link model (measured) then only guides decisions (deadlines, priorities)
      */
-    public record Config(long budgetBytes, long expertBytes, LinkModel link, boolean copyBytes) {
+    public record Config(long budgetBytes, long expertBytes, LinkModel link, boolean copyBytes, int readers) {
+        public Config(long budgetBytes, long expertBytes, LinkModel link, boolean copyBytes) {
+            this(budgetBytes, expertBytes, link, copyBytes, 0);
+        }
+
         public Config {
+            if (readers < 0) throw new IllegalArgumentException("readers is " + readers + " but must be >= 0");
+            if (readers > 0 && !copyBytes) throw new IllegalArgumentException("a real slow tier (readers > 0) copies bytes");
             if (expertBytes <= 0) throw new IllegalArgumentException("expert size is " + expertBytes + " bytes but must be > 0");
             if (budgetBytes < expertBytes) {
                 throw new IllegalArgumentException("expert budget is " + budgetBytes + " bytes but must hold at least one "
@@ -76,6 +85,7 @@ public final class ExpertCache implements AutoCloseable {
     private final Arena arena;
     private final MemorySegment memory;
     private final ExecutorService copier;
+    private final boolean real; // a real slow tier: arrival is the copy, not the modelled time
     private final Map<ExpertKey, Entry> entries = new HashMap<>();
     private final List<Entry> inFlight = new ArrayList<>();                 // transfers not yet settled
     private final Map<Integer, List<Entry>> unusedPrefetches = new HashMap<>(); // layer -> prefetched, not yet used
@@ -91,6 +101,7 @@ public final class ExpertCache implements AutoCloseable {
         this.clock = clock;
         this.link = new Link(config.link());
         this.slots = config.slots();
+        this.real = config.readers() > 0;
         int fixed = policy.pinned().size();
         if (slots < fixed + 1) {
             throw new IllegalArgumentException("expert budget holds " + slots + " experts but the " + policy.name()
@@ -101,7 +112,8 @@ public final class ExpertCache implements AutoCloseable {
             if (source == null) throw new IllegalArgumentException("a copying cache needs an expert source");
             arena = Arena.ofShared();
             memory = arena.allocate(slots * config.expertBytes(), 64);
-            copier = Executors.newSingleThreadExecutor(r -> Thread.ofPlatform().daemon().name("moe-expert-copy").unstarted(r));
+            copier = Executors.newFixedThreadPool(Math.max(1, config.readers()),
+                    r -> Thread.ofPlatform().daemon().name("moe-expert-copy").unstarted(r));
         } else {
             arena = null;
             memory = null;
@@ -140,7 +152,7 @@ public final class ExpertCache implements AutoCloseable {
             if (e == null) {
                 misses++;
                 e = load(k, 0, now, false);
-            } else if (e.transfer != null && e.transfer.readyAt() > now) {
+            } else if (e.transfer != null && !arrived(e, now)) {
                 late++;
                 link.promote(e.transfer, 0, now);
             } else {
@@ -154,8 +166,12 @@ public final class ExpertCache implements AutoCloseable {
             readyAt = e.transfer == null ? now : e.transfer.readyAt();
         }
         copyNow(e); // needed now: copy here rather than wait for the copier thread to get to it
-        clock.waitUntil(readyAt);
-        while (e.copy.get() != COPIED) Thread.onSpinWait(); // the copier is mid-copy: microseconds
+        if (real) { // a read in flight on a reader thread: milliseconds, so park rather than spin
+            while (e.copy.get() != COPIED) java.util.concurrent.locks.LockSupport.parkNanos(20_000);
+        } else {
+            clock.waitUntil(readyAt);
+            while (e.copy.get() != COPIED) Thread.onSpinWait(); // the copier is mid-copy: microseconds
+        }
         stallNanos.addAndGet(clock.nanoTime() - t0);
         return memory == null ? null : slice(e.slot);
     }
@@ -228,9 +244,16 @@ public final class ExpertCache implements AutoCloseable {
         long now = clock.nanoTime();
         for (Entry e : pending) {
             if (entries.get(e.key) != e || e.used) continue; // gone already, or used: not stale
-            if (e.pins == 0 && e.transfer != null && !link.started(e.transfer, now)
-                    && (e.copy.get() == COPIED && memory == null || e.copy.compareAndSet(PENDING, CANCELLED))
-                    && link.cancel(e.transfer, now)) {
+            boolean stale;
+            if (real) { // stale while no reader has begun it; the modelled schedule, which only guides, follows
+                stale = e.pins == 0 && e.transfer != null && e.copy.compareAndSet(PENDING, CANCELLED);
+                if (stale) link.cancel(e.transfer, now);
+            } else {
+                stale = e.pins == 0 && e.transfer != null && !link.started(e.transfer, now)
+                        && (e.copy.get() == COPIED && memory == null || e.copy.compareAndSet(PENDING, CANCELLED))
+                        && link.cancel(e.transfer, now);
+            }
+            if (stale) {
                 entries.remove(e.key);
                 inFlight.remove(e);
                 setEvictable(e, false);
@@ -246,13 +269,18 @@ public final class ExpertCache implements AutoCloseable {
     private void settle(long now) {
         for (int i = inFlight.size() - 1; i >= 0; i--) {
             Entry e = inFlight.get(i);
-            if (e.transfer != null && e.transfer.readyAt() <= now && e.copy.get() == COPIED) {
+            if (e.transfer != null && arrived(e, now)) {
                 e.transfer = null;
                 inFlight.set(i, inFlight.getLast());
                 inFlight.removeLast();
                 refresh(e);
             }
         }
+    }
+
+    /** Whether e's bytes are in its slot: copied, and (a modelled link) its modelled time has come. */
+    private boolean arrived(Entry e, long now) {
+        return e.copy.get() == COPIED && (real || e.transfer == null || e.transfer.readyAt() <= now);
     }
 
     /** Tells the policy whether e may leave now: loaded, not pinned, not fixed. */
@@ -334,7 +362,7 @@ public final class ExpertCache implements AutoCloseable {
 
     public synchronized boolean isResident(ExpertKey k) {
         Entry e = entries.get(k);
-        return e != null && (e.transfer == null || e.transfer.readyAt() <= clock.nanoTime());
+        return e != null && (e.transfer == null || arrived(e, clock.nanoTime()));
     }
 
     public synchronized int residentCount() { return entries.size(); }
@@ -368,7 +396,21 @@ public final class ExpertCache implements AutoCloseable {
 
     @Override
     public void close() {
-        if (copier != null) copier.shutdownNow();
+        if (copier != null) {
+            copier.shutdownNow();
+            try { // a reader may be mid-read into a slot: let it finish before the slots go
+                copier.awaitTermination(10, java.util.concurrent.TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
         if (arena != null) arena.close();
+        if (source instanceof AutoCloseable owned) { // the cache owns a source it must close (the disk tier's files)
+            try {
+                owned.close();
+            } catch (Exception e) {
+                throw new IllegalStateException("closing the expert source failed: " + e.getMessage(), e);
+            }
+        }
     }
 }

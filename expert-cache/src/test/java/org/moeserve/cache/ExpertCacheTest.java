@@ -163,6 +163,50 @@ class ExpertCacheTest {
         }
     }
 
+    /**
+     * A real slow tier (readers > 0): an expert is there when its bytes are, whatever the link model says (here it
+     * says "instant"); prefetches not yet read are cancelled as stale; a demand read runs on the caller's thread.
+     */
+    @Test
+    void aRealTierArrivesWhenTheBytesDoAndStaleReadsAreCancelled() throws Exception {
+        java.util.concurrent.CountDownLatch gate = new java.util.concurrent.CountDownLatch(1);
+        java.util.Set<String> readers = java.util.concurrent.ConcurrentHashMap.newKeySet();
+        ExpertSource slow = new ExpertSource() {
+            public long expertBytes() { return EXPERT; }
+
+            public void copyTo(ExpertKey key, MemorySegment dst) {
+                readers.add(Thread.currentThread().getName());
+                if (key.layer() == 1) { // prefetches of layer 1 block until the gate opens: a slow disk
+                    try {
+                        gate.await();
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                }
+                dst.fill((byte) (key.layer() * 16 + key.expert()));
+            }
+        };
+        try (ExpertCache c = new ExpertCache(new ExpertCache.Config(8 * EXPERT, EXPERT, new LinkModel(1e15, 0), true, 1),
+                slow, new PredictivePolicy(2), Clock.SYSTEM)) {
+            for (int e = 0; e < 3; e++) assertTrue(c.prefetch(k(1, e), 1));
+            Thread.sleep(50); // the one reader has taken (1,0) and blocks on it; (1,1) and (1,2) wait in its queue
+            assertFalse(c.isResident(k(1, 0)), "modelled as instant, but its bytes have not come");
+            MemorySegment m = c.acquire(k(0, 5)); // demand: read on this thread, not queued behind the blocked reader
+            assertEquals((byte) 5, m.get(ValueLayout.JAVA_BYTE, EXPERT - 1));
+            c.release(k(0, 5));
+            assertTrue(readers.contains(Thread.currentThread().getName()), readers.toString());
+            c.cancelStale(1);
+            assertEquals(2, c.stats().prefetchCancelled(), "the two not yet read are cancelled; the one being read is not");
+            gate.countDown();
+            m = c.acquire(k(1, 0));
+            assertEquals((byte) 16, m.get(ValueLayout.JAVA_BYTE, 0));
+            c.release(k(1, 0));
+            m = c.acquire(k(1, 2)); // cancelled before, so read again now
+            assertEquals((byte) 18, m.get(ValueLayout.JAVA_BYTE, 0));
+            c.release(k(1, 2));
+        }
+    }
+
     @Test
     void copiesBytesIntoFastMemoryAndMeters() {
         ExpertSource src = new ExpertSource() {

@@ -74,6 +74,10 @@ final class CacheSimCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         offload.validate(true);
+        if (offload.tier.equals("disk")) {
+            throw new UsageError("cache-sim replays over a link model, not a disk; pass the disk's measured figures as "
+                    + "--link BW,LAT (moe generate --offload disk prints them)");
+        }
         if (batch < 1) throw new UsageError("--batch is " + batch + " but must be >= 1");
         List<Converters.ExpertBudget> budgets = offload.budgets != null ? offload.budgets : List.of(Converters.ExpertBudget.parse("25%"));
         boolean table = !Output.isStdout(json);

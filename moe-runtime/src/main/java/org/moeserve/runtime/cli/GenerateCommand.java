@@ -116,8 +116,7 @@ final class GenerateCommand implements Callable<Integer> {
                     r.stop().name().toLowerCase(Locale.ROOT), m.name(), par.threads());
             if (cache != null) {
                 out.println("expert cache: " + cache.policy().name() + ", " + cache.slots() + " of "
-                        + OffloadOptions.totalExperts(m) + " experts resident (" + offload.budget() + "), link " + offload.link
-                        + " [modelled link]");
+                        + OffloadOptions.totalExperts(m) + " experts resident (" + offload.budget() + "), " + offload.slowTier());
                 out.println("  " + cache.stats().summary() + " (after warm-up)");
                 cache.close();
             }

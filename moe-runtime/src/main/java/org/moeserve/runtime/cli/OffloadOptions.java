@@ -7,6 +7,7 @@ import org.moeserve.cache.policy.PredictivePolicy;
 import org.moeserve.cache.prefetch.Prefetcher;
 import org.moeserve.routing.predict.ExpertPredictor;
 import org.moeserve.runtime.engine.CachedExpertStore;
+import org.moeserve.runtime.engine.DiskExpertSource;
 import org.moeserve.runtime.engine.Engine;
 import org.moeserve.runtime.engine.LivePrefetch;
 import org.moeserve.runtime.model.MoeModel;
@@ -25,6 +26,16 @@ final class OffloadOptions {
     @Option(names = "--link", paramLabel = "BW[,LAT]", converter = Converters.Link.class,
             description = "Modelled link to the slow tier: bandwidth and per-transfer latency (default 16GB/s,10us).")
     LinkModel link = new LinkModel(16e9, Converters.Link.DEFAULT_LATENCY);
+
+    @Option(names = "--offload", paramLabel = "TIER", description = "Where experts outside the budget live: link (default: "
+            + "host memory over the modelled --link) or disk (read from the checkpoint's files with direct I/O, bypassing "
+            + "the page cache; the disk is measured at start-up and the measured link guides prefetching).")
+    String tier = "link";
+
+    /** Readers in flight at once on the disk tier (the demand read runs on the layer's own thread besides). */
+    static final int DISK_READERS = 4;
+
+    private String linkLine;
 
     @Option(names = "--policy", paramLabel = "NAME", split = ",",
             description = "lru, lfu, pin, predictive (default), belady and oracle (cache-sim only)")
@@ -46,6 +57,8 @@ final class OffloadOptions {
         for (String p : policies) {
             if (!Policies.NAMES.contains(p)) throw new UsageError("--policy is " + p + " but must be one of " + String.join(", ", Policies.NAMES));
         }
+        if (!tier.equals("link") && !tier.equals("disk")) throw new UsageError("--offload is " + tier + " but must be link or disk");
+        if (tier.equals("disk") && budgets == null && !sweep) throw new UsageError("--offload disk needs --expert-budget (e.g. 25% or 4GB): the experts kept in memory");
         if (!sweep && budgets != null && budgets.size() != 1) throw new UsageError("--expert-budget takes one budget here, not " + budgets);
     }
 
@@ -63,9 +76,21 @@ final class OffloadOptions {
         if (policy.equals("pin") && load == null) throw new IllegalArgumentException("--policy pin needs --fit-trace TRACE for its load profile");
         long budget = budget().bytes(totalExperts(m), m.expertBytes());
         int slots = (int) (budget / m.expertBytes());
+        var evictionPolicy = Policies.create(policy, m.config().moeLayers(), slots, m.config().topK(), load, null);
+        if (tier.equals("disk")) {
+            DiskExpertSource disk = new DiskExpertSource(m, true);
+            LinkModel measured = disk.measure(Math.min(8, (int) totalExperts(m)), 3);
+            linkLine = "disk, " + disk.describe() + "; " + DiskExpertSource.describe(measured);
+            return new ExpertCache(new ExpertCache.Config(budget, m.expertBytes(), measured, true, DISK_READERS), disk,
+                    evictionPolicy, Clock.SYSTEM);
+        }
+        linkLine = "link " + link + " [modelled link]";
         return new ExpertCache(new ExpertCache.Config(budget, m.expertBytes(), link, true), CachedExpertStore.source(m),
-                Policies.create(policy, m.config().moeLayers(), slots, m.config().topK(), load, null), Clock.SYSTEM);
+                evictionPolicy, Clock.SYSTEM);
     }
+
+    /** The slow tier in one line, once {@link #cache} has built it: the modelled link, or the disk as read and measured. */
+    String slowTier() { return linkLine; }
 
     int k(int topK) { return prefetchK == null ? topK : prefetchK; }
 

@@ -191,7 +191,7 @@ final class ServeCommand implements Callable<Integer> {
             throw new UsageError(e.getMessage());
         }
         System.out.printf("moe serve: %s on http://%s:%d/v1 (OpenAI-compatible; WebSocket /v1/stream; /health, /metrics)%s%n",
-                m.name(), host, bound, cache == null ? "" : "; " + cache.slots() + " experts resident, " + offload.link + " [modelled link]");
+                m.name(), host, bound, cache == null ? "" : "; " + cache.slots() + " experts resident, " + offload.slowTier());
         CountDownLatch stop = new CountDownLatch(1);
         ExpertCache c = cache;
         ClusterMember clusterMember = member;

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -126,6 +127,24 @@ public final class Checkpoint implements AutoCloseable {
                     + " but the checkpoint's other weights are " + dtype + "; a checkpoint must use one dtype");
         }
         return t;
+    }
+
+    /** The memory mappings of the checkpoint's files. */
+    public java.util.List<MemorySegment> mappings() {
+        return new java.util.LinkedHashSet<>(byTensor.values()).stream().map(SafetensorsFile::mapping).toList();
+    }
+
+    /** A byte range of one of the checkpoint's files. */
+    public record FileRange(Path file, long offset, long length) {}
+
+    /** The file and offset that {@code slice} (a tensor's data, or part of it) was mapped from. */
+    public FileRange locate(MemorySegment slice) {
+        for (SafetensorsFile f : new java.util.LinkedHashSet<>(byTensor.values())) {
+            long off = f.fileOffsetOf(slice);
+            if (off >= 0) return new FileRange(f.path(), off, slice.byteSize());
+        }
+        throw new IllegalArgumentException("a segment of " + slice.byteSize() + " bytes is not mapped from " + dir
+                + "; only checkpoint tensors can be read from disk");
     }
 
     @Override

@@ -106,6 +106,12 @@ public final class MoeModel implements AutoCloseable {
 
     public Path dir() { return checkpoint.dir(); }
 
+    /** The memory mappings of the checkpoint's files. */
+    public java.util.List<java.lang.foreign.MemorySegment> mappings() { return checkpoint.mappings(); }
+
+    /** The file and offset a tensor's bytes come from (the disk tier reads experts there). */
+    public Checkpoint.FileRange locate(Tensor t) { return checkpoint.locate(t.data()); }
+
     public String name() { return checkpoint.dir().toAbsolutePath().normalize().getFileName().toString(); }
 
     public Tensor embed() { return embed; }

@@ -33,13 +33,23 @@ public final class SafetensorsFile {
     private static final long MAX_HEADER = 100L << 20;
 
     private final Path path;
-    private final MemorySegment data;
+    private final MemorySegment all, data;
     private final Map<String, Entry> entries;
 
-    private SafetensorsFile(Path path, MemorySegment data, Map<String, Entry> entries) {
+    private SafetensorsFile(Path path, MemorySegment all, MemorySegment data, Map<String, Entry> entries) {
         this.path = path;
+        this.all = all;
         this.data = data;
         this.entries = entries;
+    }
+
+    /** The whole file's mapping. */
+    public MemorySegment mapping() { return all; }
+
+    /** Where {@code slice} (a slice of this file's mapping) starts in the file; -1 if it is not one. */
+    public long fileOffsetOf(MemorySegment slice) {
+        long off = slice.address() - all.address();
+        return off >= 0 && off + slice.byteSize() <= all.byteSize() ? off : -1;
     }
 
     public static SafetensorsFile open(Path path, Arena arena) {
@@ -82,7 +92,7 @@ public final class SafetensorsFile {
             if (f.getKey().equals("__metadata__")) continue;
             entries.put(f.getKey(), parseEntry(path, f.getKey(), f.getValue(), dataRegion.byteSize()));
         }
-        return new SafetensorsFile(path, dataRegion, Collections.unmodifiableMap(entries));
+        return new SafetensorsFile(path, all, dataRegion, Collections.unmodifiableMap(entries));
     }
 
     private static Entry parseEntry(Path path, String name, JsonNode v, long dataBytes) {

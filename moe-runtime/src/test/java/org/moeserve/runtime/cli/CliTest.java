@@ -199,6 +199,28 @@ class CliTest {
     }
 
     @Test
+    void generateFromTheDiskTierGivesTheSameTextAndNamesHowItReads() throws IOException {
+        JsonNode g = new ObjectMapper().readTree(TestModels.dir("tiny-mixtral-kjv").resolve("golden.json").toFile())
+                .get("prompts").get(2);
+        Run r = run("generate", "--model", TestModels.dir("tiny-mixtral-kjv").toString(), "--prompt", g.get("text").asText(),
+                "--max-tokens", "48", "--greedy", "--expert-budget", "25%", "--offload", "disk");
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.out().startsWith(g.get("text").asText() + g.get("greedy_text").asText()), r.out());
+        assertTrue(r.out().contains("24 of 96 experts resident (25%), disk, direct I/O (O_DIRECT) of 1 file(s)")
+                && r.out().contains("per read (measured)"), r.out());
+        Run noBudget = run("generate", "--model", TestModels.dir("tiny-mixtral-kjv").toString(), "--prompt", "x", "--offload", "disk");
+        assertEquals(2, noBudget.exit());
+        assertTrue(noBudget.err().contains("--offload disk needs --expert-budget"), noBudget.err());
+        Run tape = run("generate", "--model", TestModels.dir("tiny-mixtral-kjv").toString(), "--prompt", "x", "--offload", "tape",
+                "--expert-budget", "25%");
+        assertEquals(2, tape.exit());
+        assertTrue(tape.err().contains("--offload is tape but must be link or disk"), tape.err());
+        Run sim = run("cache-sim", "--trace", smallTrace(1).toString(), "--offload", "disk");
+        assertEquals(2, sim.exit());
+        assertTrue(sim.err().contains("--link BW,LAT"), sim.err());
+    }
+
+    @Test
     void planComparesSolversWritesThePlanAndExportsTheExpertMap() throws IOException {
         Path trace = smallTrace(2), plan = tmp.resolve("plan.json"), map = tmp.resolve("sglang.json"), trt = tmp.resolve("trt.yaml");
         Run r = run("plan", "--trace", trace.toString(), "--topology", "2x2", "--replicas", "4",

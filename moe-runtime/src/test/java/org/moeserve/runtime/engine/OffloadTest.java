@@ -114,6 +114,29 @@ class OffloadTest {
         }
     }
 
+    /**
+     * The disk tier: a quarter of the experts in memory, the rest read from the checkpoint file with direct I/O (the
+     * disk measured first), by LRU and by the predictive policy with its prefetcher: token-identical output.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"lru", "predictive"})
+    void diskTierWithDirectIoIsTokenIdenticalToAllResident(String policy) {
+        DiskExpertSource disk = new DiskExpertSource(model, true);
+        assertTrue(disk.direct() || disk.describe().contains("EINVAL"), disk.describe());
+        LinkModel measured = disk.measure(6, 2);
+        assertTrue(measured.bytesPerSecond() > 1e6, measured.toString());
+        try (ExpertCache cache = new ExpertCache(new ExpertCache.Config(24 * model.expertBytes(), model.expertBytes(), measured,
+                true, 4), disk, Policies.create(policy, 6, 24, 2, null, null), Clock.SYSTEM)) {
+            Engine e = new Engine(model, new CachedExpertStore(model, cache), Parallel.SERIAL);
+            if (policy.equals("predictive")) prefetch(cache, e);
+            assertArrayEquals(resident, generate(e), policy + " from disk (" + disk.describe() + ")");
+            CacheStats s = cache.stats();
+            assertEquals(accesses.size(), s.accesses(), "every expert the layers used came through the cache");
+            assertTrue(s.misses() + s.late() > 0 && s.demandBytes() > 0, s.summary());
+            assertTrue(cache.residentCount() <= 24, "the budget holds");
+        }
+    }
+
     @Test
     void beladyBeatsLruOnTheSameRunAndTwoThreadsChangeNothing() {
         CacheStats lru, belady;
