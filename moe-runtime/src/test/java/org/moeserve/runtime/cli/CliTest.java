@@ -221,6 +221,33 @@ class CliTest {
     }
 
     @Test
+    void synthWritesARealShapedCheckpointThatServesAndRefusesWhatItCannotWrite() throws IOException {
+        Path out = tmp.resolve("synth");
+        Run r = run("synth", "--config", TestModels.dir("tiny-olmoe-random").resolve("config.json").toString(), "--out", out.toString(),
+                "--layers", "2", "--shard-size", "200kB", "--tokenizer-from", TestModels.dir("tiny-mixtral-kjv").toString());
+        assertEquals(0, r.exit(), r.err());
+        JsonNode cfg = new ObjectMapper().readTree(out.resolve("config.json").toFile());
+        assertEquals(2, cfg.get("num_hidden_layers").asInt());
+        assertEquals("bfloat16", cfg.get("torch_dtype").asText());
+        assertTrue(Files.exists(out.resolve("model.safetensors.index.json")) && Files.exists(out.resolve("tokenizer.json")));
+        Run g = run("generate", "--model", out.toString(), "--prompt", "abc", "--max-tokens", "4", "--greedy",
+                "--offload", "disk", "--expert-budget", "50%");
+        assertEquals(0, g.exit(), g.err());
+        assertTrue(g.out().contains("decode: 3 tokens") && g.out().contains("disk, direct I/O"), g.out());
+        Run again = run("synth", "--config", TestModels.dir("tiny-olmoe-random").resolve("config.json").toString(), "--out", out.toString());
+        assertEquals(2, again.exit());
+        assertTrue(again.err().contains("is not empty; choose a new directory"), again.err());
+        Run dtype = run("synth", "--config", TestModels.dir("tiny-olmoe-random").resolve("config.json").toString(),
+                "--out", tmp.resolve("x").toString(), "--dtype", "int3");
+        assertEquals(2, dtype.exit());
+        assertTrue(dtype.err().contains("--dtype is int3 but must be bf16, f16 or f32"), dtype.err());
+        Run layers = run("synth", "--config", TestModels.dir("tiny-olmoe-random").resolve("config.json").toString(),
+                "--out", tmp.resolve("y").toString(), "--layers", "99");
+        assertEquals(2, layers.exit());
+        assertTrue(layers.err().contains("--layers is 99 but must be 1.."), layers.err());
+    }
+
+    @Test
     void planComparesSolversWritesThePlanAndExportsTheExpertMap() throws IOException {
         Path trace = smallTrace(2), plan = tmp.resolve("plan.json"), map = tmp.resolve("sglang.json"), trt = tmp.resolve("trt.yaml");
         Run r = run("plan", "--trace", trace.toString(), "--topology", "2x2", "--replicas", "4",

@@ -1,0 +1,69 @@
+package org.moeserve.runtime.model;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Every tensor a checkpoint of a config must hold, with its shape, in the order {@link MoeModel} reads them: what
+ * {@code moe synth} writes. Kept in step with {@link MoeModel}'s loader by a test that holds it to every shared
+ * checkpoint's tensor names and shapes.
+ */
+public final class Manifest {
+    private Manifest() {}
+
+    /** One tensor: its checkpoint name, shape, and whether it is a norm weight (written as ones) or an expert's. */
+    public record Entry(String name, int[] shape, boolean norm, boolean expert) {
+        public long elements() {
+            long n = 1;
+            for (int d : shape) n *= d;
+            return n;
+        }
+    }
+
+    public static List<Entry> of(ModelConfig c) {
+        Family f = c.family();
+        int h = c.hiddenSize(), v = c.vocabSize();
+        List<Entry> out = new ArrayList<>();
+        out.add(new Entry("model.embed_tokens.weight", new int[]{v, h}, false, false));
+        if (!c.tieWordEmbeddings()) out.add(new Entry("lm_head.weight", new int[]{v, h}, false, false));
+        out.add(new Entry("model.norm.weight", new int[]{h}, true, false));
+        for (int l = 0; l < c.layers(); l++) {
+            String p = "model.layers." + l + ".", a = p + "self_attn.";
+            out.add(new Entry(p + "input_layernorm.weight", new int[]{h}, true, false));
+            out.add(new Entry(p + "post_attention_layernorm.weight", new int[]{h}, true, false));
+            out.add(new Entry(a + "q_proj.weight", new int[]{c.qDim(), h}, false, false));
+            out.add(new Entry(a + "k_proj.weight", new int[]{c.kvDim(), h}, false, false));
+            out.add(new Entry(a + "v_proj.weight", new int[]{c.kvDim(), h}, false, false));
+            out.add(new Entry(a + "o_proj.weight", new int[]{h, c.qDim()}, false, false));
+            switch (f.qkNorm) {
+                case PER_HEAD -> {
+                    out.add(new Entry(a + "q_norm.weight", new int[]{c.headDim()}, true, false));
+                    out.add(new Entry(a + "k_norm.weight", new int[]{c.headDim()}, true, false));
+                }
+                case FULL_WIDTH -> {
+                    out.add(new Entry(a + "q_norm.weight", new int[]{c.qDim()}, true, false));
+                    out.add(new Entry(a + "k_norm.weight", new int[]{c.kvDim()}, true, false));
+                }
+                case NONE -> { }
+            }
+            if (c.isSparse(l)) {
+                String m = p + f.moeModule + ".";
+                out.add(new Entry(m + "gate.weight", new int[]{c.experts(), h}, false, false));
+                int i = c.expertIntermediate();
+                for (int e = 0; e < c.experts(); e++) {
+                    String x = m + "experts." + e + ".";
+                    out.add(new Entry(x + f.gateProj + ".weight", new int[]{i, h}, false, true));
+                    out.add(new Entry(x + f.upProj + ".weight", new int[]{i, h}, false, true));
+                    out.add(new Entry(x + f.downProj + ".weight", new int[]{h, i}, false, true));
+                }
+            } else {
+                String m = p + "mlp.";
+                int i = c.denseIntermediate();
+                out.add(new Entry(m + "gate_proj.weight", new int[]{i, h}, false, false));
+                out.add(new Entry(m + "up_proj.weight", new int[]{i, h}, false, false));
+                out.add(new Entry(m + "down_proj.weight", new int[]{h, i}, false, false));
+            }
+        }
+        return out;
+    }
+}
