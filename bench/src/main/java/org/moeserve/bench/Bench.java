@@ -20,7 +20,7 @@ import java.util.concurrent.Callable;
 @Command(name = "moe bench", mixinStandardHelpOptions = true,
         description = "moe-serve's benchmarks; 'suite' runs them all and regenerates BENCHMARKS.md.",
         subcommands = {Bench.Suite.class, Bench.Report.class, Bench.Bandwidth.class, Bench.Decode.class, Bench.Offload.class,
-                Bench.Load.class, Bench.Placement.class, Bench.Simulate.class, Bench.Replay.class, Bench.EpCalibrate.class, Bench.JmhRun.class,
+                Bench.Load.class, Bench.Placement.class, Bench.Simulate.class, Bench.Replay.class, Bench.EpCalibrate.class, Bench.Disk.class, Bench.JmhRun.class,
                 Bench.JmhTable.class, Bench.ListSteps.class})
 public final class Bench implements Runnable {
     @CommandLine.Spec
@@ -149,6 +149,36 @@ public final class Bench implements Runnable {
                 }
             }
             return harness(OffloadThroughput::main, reps == null ? (budgets == null ? null : 5) : positive(reps, "REPS"), budgets);
+        }
+    }
+
+    @Command(name = "disk", mixinStandardHelpOptions = true,
+            description = "Direct-read bandwidth and latency of a file's disk by read size and queue depth (the disk tier's link).")
+    static final class Disk implements Callable<Integer> {
+        @Parameters(index = "0", paramLabel = "FILE", description = "A large file on the disk to measure, e.g. a checkpoint's shard.")
+        java.nio.file.Path file;
+
+        @CommandLine.Option(names = "--sizes", paramLabel = "B[,B...]", split = ",", description = "Read sizes (default 4KiB,64KiB,1MiB,4MiB,16MiB).")
+        List<String> sizes = List.of("4KiB", "64KiB", "1MiB", "4MiB", "16MiB");
+
+        @CommandLine.Option(names = "--depths", paramLabel = "D[,D...]", split = ",", description = "Reads in flight (default 1,4,16).")
+        List<Integer> depths = List.of(1, 4, 16);
+
+        @CommandLine.Option(names = "--seconds", paramLabel = "S", description = "Time per cell (default ${DEFAULT-VALUE}).")
+        double seconds = 1.0;
+
+        @Override
+        public Integer call() throws Exception {
+            if (!java.nio.file.Files.isRegularFile(file)) throw new IllegalArgumentException("FILE " + file + " is not a file");
+            long[] b = new long[sizes.size()];
+            for (int i = 0; i < b.length; i++) {
+                b[i] = org.moeserve.units.Units.parseBytes(sizes.get(i));
+                if (b[i] < 1) throw new IllegalArgumentException("--sizes names " + sizes.get(i) + "; sizes must be >= 1 byte");
+            }
+            for (int d : depths) positive(d, "--depths");
+            positive(seconds, "--seconds");
+            DiskBandwidth.run(file, b, depths.stream().mapToInt(Integer::intValue).toArray(), seconds);
+            return 0;
         }
     }
 

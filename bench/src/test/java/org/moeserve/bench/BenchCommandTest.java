@@ -34,7 +34,8 @@ class BenchCommandTest {
     @Test
     void badValuesAreUsageErrors() {
         String[][] cases = {{"decode", "x"}, {"decode", "0"}, {"offload", "3", "lots"}, {"load", "http://127.0.0.1:1", "1,x"},
-                {"simulate", "-5"}, {"placement", "0"}, {"suite", "--only", "nosuch"}};
+                {"simulate", "-5"}, {"placement", "0"}, {"suite", "--only", "nosuch"}, {"disk", "/nonexistent.bin"},
+                {"disk", "pom.xml", "--sizes", "lots"}, {"disk", "pom.xml", "--depths", "0"}};
         for (String[] c : cases) {
             Object[] r = run(c);
             assertEquals(2, r[0], String.join(" ", c) + ": " + r[2]);
@@ -44,5 +45,24 @@ class BenchCommandTest {
         Object[] unknown = run("nosuch");
         assertEquals(2, unknown[0]);
         assertTrue(((String) unknown[2]).contains("'nosuch'"), (String) unknown[2]);
+    }
+
+    /** The disk benchmark reads a real file directly and prints a row per read size and depth. */
+    @Test
+    void diskMeasuresDirectReadsOfARealFile(@org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp) throws Exception {
+        java.nio.file.Path f = tmp.resolve("disk.bin");
+        java.nio.file.Files.write(f, new byte[4 << 20]);
+        java.io.PrintStream old = System.out;
+        java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+        try {
+            System.setOut(new java.io.PrintStream(out, true));
+            Object[] r = run("disk", f.toString(), "--sizes", "4KiB,1MiB", "--depths", "1,2", "--seconds", "0.1");
+            assertEquals(0, r[0], (String) r[2]);
+        } finally {
+            System.setOut(old);
+        }
+        String table = out.toString();
+        assertTrue(table.contains("direct I/O"), table);
+        for (String row : new String[]{"| 4 KiB | 1 |", "| 4 KiB | 2 |", "| 1 MiB | 1 |", "| 1 MiB | 2 |"}) assertTrue(table.contains(row), table);
     }
 }
