@@ -101,15 +101,16 @@ final class CacheSimCommand implements Callable<Integer> {
             }
             ExpertPredictor pred = predictor(m, st, layers, experts);
             List<ExpertKey> future = CacheSimulator.accesses(samples, batch);
-            LinkModel link = offload.link;
+            LinkModel link = offload.link(m);
+            String linkNote = offload.link == Converters.Link.MEASURED ? " [measured disk]" : " [modelled link]";
             int k = offload.k(topK);
             if (table) {
                 // one caption line (the bench report reads the tokens and the link from it)
                 System.out.printf(Locale.ROOT, "replaying %d tokens x %d layers (%d experts each, top-%d)%s; link %s; "
-                                + "%s compute per layer; expert %d bytes; one load = %.2f layers of compute [modelled link]%n",
+                                + "%s compute per layer; expert %d bytes; one load = %.2f layers of compute%s%n",
                         samples.size(), layers, experts, topK,
                         batch > 1 ? String.format(Locale.ROOT, ", %d sequences a step (%d steps)", batch, CacheSimulator.steps(samples, batch).size()) : "",
-                        link, Units.formatDuration(layerNanos), expertBytes, (double) link.nanosFor(expertBytes) / Math.max(1, layerNanos));
+                        link, Units.formatDuration(layerNanos), expertBytes, (double) link.nanosFor(expertBytes) / Math.max(1, layerNanos), linkNote);
                 System.out.println("| budget | policy | prefetch by | hit rate | Belady hit rate | hit / Belady (demand bound) | late | "
                         + "stall per token | stall / oracle prefetcher's | step time vs resident | moved MB | prefetch precision | wasted MB |");
                 System.out.println("|---|---|---|---|---|---|---|---|---|---|---|---|---|");

@@ -27,8 +27,12 @@ final class Converters {
     static final class Link implements ITypeConverter<LinkModel> {
         static final long DEFAULT_LATENCY = 10_000;
 
+        /** "--link measured": the disk under --model, measured when the command runs (compared by identity). */
+        static final LinkModel MEASURED = new LinkModel(1, 0);
+
         @Override
         public LinkModel convert(String s) {
+            if (s.strip().equals("measured")) return MEASURED;
             return guard(() -> Units.parseLink(s, DEFAULT_LATENCY));
         }
     }

@@ -24,7 +24,8 @@ final class OffloadOptions {
     List<Converters.ExpertBudget> budgets;
 
     @Option(names = "--link", paramLabel = "BW[,LAT]", converter = Converters.Link.class,
-            description = "Modelled link to the slow tier: bandwidth and per-transfer latency (default 16GB/s,10us).")
+            description = "Modelled link to the slow tier: bandwidth and per-transfer latency (default 16GB/s,10us); "
+                    + "cache-sim takes 'measured': the disk under --model, measured as the disk tier measures it.")
     LinkModel link = new LinkModel(16e9, Converters.Link.DEFAULT_LATENCY);
 
     @Option(names = "--offload", paramLabel = "TIER", description = "Where experts outside the budget live: link (default: "
@@ -58,6 +59,9 @@ final class OffloadOptions {
             if (!Policies.NAMES.contains(p)) throw new UsageError("--policy is " + p + " but must be one of " + String.join(", ", Policies.NAMES));
         }
         if (!tier.equals("link") && !tier.equals("disk")) throw new UsageError("--offload is " + tier + " but must be link or disk");
+        if (link == Converters.Link.MEASURED && !sweep) {
+            throw new UsageError("--link measured is for cache-sim; --offload disk measures the disk by itself");
+        }
         if (tier.equals("disk") && budgets == null && !sweep) throw new UsageError("--offload disk needs --expert-budget (e.g. 25% or 4GB): the experts kept in memory");
         if (!sweep && budgets != null && budgets.size() != 1) throw new UsageError("--expert-budget takes one budget here, not " + budgets);
     }
@@ -91,6 +95,15 @@ final class OffloadOptions {
 
     /** The slow tier in one line, once {@link #cache} has built it: the modelled link, or the disk as read and measured. */
     String slowTier() { return linkLine; }
+
+    /** The link: as given, or (--link measured) the disk under m measured now; null m with measured is an error. */
+    LinkModel link(MoeModel m) {
+        if (link != Converters.Link.MEASURED) return link;
+        if (m == null) throw new UsageError("--link measured measures the disk under --model DIR; give --model");
+        try (DiskExpertSource disk = new DiskExpertSource(m, true)) {
+            return disk.measure(Math.min(8, (int) totalExperts(m)), 3);
+        }
+    }
 
     int k(int topK) { return prefetchK == null ? topK : prefetchK; }
 

@@ -218,6 +218,13 @@ class CliTest {
         Run sim = run("cache-sim", "--trace", smallTrace(1).toString(), "--offload", "disk");
         assertEquals(2, sim.exit());
         assertTrue(sim.err().contains("--link BW,LAT"), sim.err());
+        Run measured = run("cache-sim", "--trace", smallTrace(1).toString(), "--model", TestModels.dir("tiny-mixtral-kjv").toString(),
+                "--link", "measured", "--policy", "lru,oracle");
+        assertEquals(0, measured.exit(), measured.err());
+        assertTrue(measured.out().contains("[measured disk]") && measured.out().contains("| oracle |"), measured.out());
+        Run noModel = run("cache-sim", "--trace", smallTrace(1).toString(), "--link", "measured");
+        assertEquals(2, noModel.exit());
+        assertTrue(noModel.err().contains("--link measured measures the disk under --model DIR"), noModel.err());
     }
 
     @Test
