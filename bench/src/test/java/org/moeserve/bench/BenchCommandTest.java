@@ -49,8 +49,9 @@ class BenchCommandTest {
 
     /** The disk benchmark reads a real file directly and prints a row per read size and depth. */
     @Test
-    void diskMeasuresDirectReadsOfARealFile(@org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp) throws Exception {
-        java.nio.file.Path f = tmp.resolve("disk.bin");
+    void diskMeasuresDirectReadsOfARealFile() throws Exception {
+        // on the checkout's file system (where checkpoints live), not /tmp, which may be a RAM file system
+        java.nio.file.Path f = java.nio.file.Files.createDirectories(java.nio.file.Path.of("target")).resolve("disk-bench.bin");
         java.nio.file.Files.write(f, new byte[4 << 20]);
         java.io.PrintStream old = System.out;
         java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
@@ -60,6 +61,7 @@ class BenchCommandTest {
             assertEquals(0, r[0], (String) r[2]);
         } finally {
             System.setOut(old);
+            java.nio.file.Files.deleteIfExists(f);
         }
         String table = out.toString();
         assertTrue(table.contains("direct I/O"), table);

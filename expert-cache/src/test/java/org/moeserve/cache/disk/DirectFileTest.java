@@ -48,12 +48,26 @@ class DirectFileTest {
         }
     }
 
+    /** A folder on the checkout's file system (where checkpoints live), not /tmp, which may be a RAM file system. */
+    @TempDir(factory = InTarget.class)
+    Path dir;
+
+    /** Temp folders under the module's target/. */
+    static final class InTarget implements org.junit.jupiter.api.io.TempDirFactory {
+        @Override
+        public Path createTempDirectory(org.junit.jupiter.api.extension.AnnotatedElementContext e,
+                                        org.junit.jupiter.api.extension.ExtensionContext c) throws IOException {
+            Path target = Files.createDirectories(Path.of("target"));
+            return Files.createTempDirectory(target, "direct-");
+        }
+    }
+
     @Test
-    void directReadsOfUnalignedRangesAreByteExact(@TempDir Path dir) throws IOException {
+    void directReadsOfUnalignedRangesAreByteExact() throws IOException {
         Path p = dir.resolve("data.bin");
         byte[] bytes = randomFile(p);
         try (DirectFile f = DirectFile.open(p, true)) {
-            assertTrue(f.direct(), "the build's temp dir takes direct I/O: " + f.fallbackReason());
+            assertTrue(f.direct(), "the checkout's file system takes direct I/O: " + f.fallbackReason());
             readsExactly(f, bytes);
         }
         try (DirectFile f = DirectFile.open(p, false)) {
@@ -63,11 +77,11 @@ class DirectFileTest {
     }
 
     @Test
-    void aRefusedDirectReadFallsBackToBufferedReadsAndSaysWhy(@TempDir Path dir) throws IOException {
+    void aRefusedDirectReadFallsBackToBufferedReadsAndSaysWhy() throws IOException {
         Path p = dir.resolve("data.bin");
         byte[] bytes = randomFile(p);
         try (DirectFile f = DirectFile.open(p, true); Arena a = Arena.ofConfined()) {
-            assertTrue(f.direct(), "the build's temp dir takes direct I/O: " + f.fallbackReason());
+            assertTrue(f.direct(), "the checkout's file system takes direct I/O: " + f.fallbackReason());
             MemorySegment dst = a.allocate(1000).asSlice(1, 999);
             f.readUnaligned(1, dst); // misaligned: the kernel answers EINVAL, as a file system without O_DIRECT does
             assertFalse(f.direct());
@@ -78,7 +92,7 @@ class DirectFileTest {
     }
 
     @Test
-    void measuresTheDiskAndNamesMissingFilesAndShortReads(@TempDir Path dir) throws IOException {
+    void measuresTheDiskAndNamesMissingFilesAndShortReads() throws IOException {
         Path p = dir.resolve("data.bin");
         randomFile(p);
         try (DirectFile f = DirectFile.open(p, true)) {
