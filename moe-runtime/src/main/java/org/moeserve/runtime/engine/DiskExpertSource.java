@@ -74,18 +74,38 @@ public final class DiskExpertSource implements ExpertSource, AutoCloseable {
         return "direct I/O (O_DIRECT) of " + files.size() + " file(s)";
     }
 
-    /** The disk measured as a link: small-read latency and expert-sized read bandwidth over a few spread experts. */
+    /**
+     * The disk measured as a link for whole experts: the latency of a small read, and a bandwidth such that one
+     * expert's load time is the median of real expert reads (an expert is three tensor reads, each paying the
+     * latency, so a probe of single reads would make a load look cheaper than it is).
+     */
     public LinkModel measure(int experts, int reps) {
         List<DiskProbe.Range> ranges = new ArrayList<>();
+        List<ExpertKey> keys = new ArrayList<>();
         int layers = model.config().moeLayers(), n = model.config().experts();
         for (int i = 0; i < experts; i++) {
             int l = (int) ((long) i * layers / experts), e = (int) ((i * 7L + 3) % n);
-            Tensor t = model.expert(l, e).up();
-            Checkpoint.FileRange r = model.locate(t);
+            keys.add(new ExpertKey(l, e));
+            Checkpoint.FileRange r = model.locate(model.expert(l, e).up());
             ranges.add(new DiskProbe.Range(files.get(r.file()), r.offset(), r.length()));
         }
-        LinkModel link = DiskProbe.measure(ranges, reps);
-        return link;
+        long latency = DiskProbe.measure(ranges, reps).latencyNanos();
+        long[] times = new long[experts * reps];
+        try (java.lang.foreign.Arena a = java.lang.foreign.Arena.ofConfined()) {
+            MemorySegment slot = a.allocate(expertBytes(), DirectFile.ALIGN);
+            int i = 0;
+            for (int r = 0; r < reps; r++) {
+                for (ExpertKey k : keys) {
+                    long t0 = System.nanoTime();
+                    copyTo(k, slot);
+                    times[i++] = System.nanoTime() - t0;
+                }
+            }
+        }
+        java.util.Arrays.sort(times);
+        long load = times[times.length / 2];
+        double transfer = Math.max(load - latency, expertBytes() * 1e-3); // at most 1 TB/s
+        return new LinkModel(expertBytes() / transfer * 1e9, latency);
     }
 
     public static String describe(LinkModel link) {
