@@ -26,6 +26,8 @@ import java.util.List;
 public final class DirectFile implements AutoCloseable {
     /** Alignment used for offsets, lengths and buffers: the page size, a multiple of every block size in use. */
     public static final int ALIGN = 4096;
+    /** Largest read through a bounce buffer: what one reading thread holds besides the slots (8 MiB). */
+    static final long WINDOW = 8L << 20;
     private static final int EINVAL = 22, EINTR = 4, POSIX_FADV_DONTNEED = 4;
 
     private static final Linker LINKER = Linker.nativeLinker();
@@ -144,13 +146,8 @@ public final class DirectFile implements AutoCloseable {
         if (direct) {
             if ((offset | len | dst.address()) % ALIGN == 0) {
                 if (preadFully(dst, offset, len, len, true)) return;
-            } else {
-                long start = offset & -ALIGN, end = (offset + len + ALIGN - 1) & -ALIGN;
-                MemorySegment buf = bounce(end - start);
-                if (preadFully(buf, start, end - start, offset + len - start, true)) {
-                    MemorySegment.copy(buf, offset - start, dst, 0, len);
-                    return;
-                }
+            } else if (readThroughBounce(offset, dst)) {
+                return;
             }
         }
         preadFully(dst, offset, len, len, false);
@@ -165,12 +162,33 @@ public final class DirectFile implements AutoCloseable {
         if (!direct || !preadFully(dst, offset, dst.byteSize(), dst.byteSize(), true)) preadFully(dst, offset, dst.byteSize(), dst.byteSize(), false);
     }
 
+    /**
+     * Reads an unaligned range through the aligned superset, window by window ({@link #WINDOW} bytes at most), so
+     * a reading thread's bounce buffer stays small whatever the tensor's size. False if direct reads were refused
+     * before any byte came (the caller then reads buffered).
+     */
+    private boolean readThroughBounce(long offset, MemorySegment dst) {
+        long len = dst.byteSize(), start = offset & -ALIGN, end = (offset + len + ALIGN - 1) & -ALIGN;
+        MemorySegment buf = bounce(Math.min(WINDOW, end - start));
+        for (long w = start; w < end; w += WINDOW) {
+            long wl = Math.min(WINDOW, end - w);
+            long from = Math.max(offset, w), to = Math.min(offset + len, w + wl);
+            if (!preadFully(buf, w, wl, to - w, true)) {
+                if (w == start) return false;
+                preadFully(dst.asSlice(from - offset), from, offset + len - from, offset + len - from, false); // refused midway
+                return true;
+            }
+            MemorySegment.copy(buf, from - w, dst, from - offset, to - from);
+        }
+        return true;
+    }
+
     /** An aligned buffer of at least n bytes for this thread (grown, never shrunk; freed on close). */
     private MemorySegment bounce(long n) {
         MemorySegment[] slot = bounce.get();
         if (slot[0] == null || slot[0].byteSize() < n) {
             synchronized (buffers) {
-                slot[0] = arena.allocate(Math.max(n, 1 << 20), ALIGN);
+                slot[0] = arena.allocate(Math.max(n, Math.min(WINDOW, 1 << 20)), ALIGN);
                 buffers.add(slot[0]);
             }
         }

@@ -21,7 +21,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Direct reads of real files: unaligned ranges come back byte-exact, directly or through the buffered fallback. */
 class DirectFileTest {
-    static final int SIZE = 3 * 1024 * 1024 + 1234; // not a multiple of the alignment: the last superset runs past the end
+    static final int SIZE = 19 * 1024 * 1024 + 1234; // not a multiple of the alignment: the last superset runs past the end
 
     static byte[] randomFile(Path f) throws IOException {
         byte[] bytes = new byte[SIZE];
@@ -32,7 +32,8 @@ class DirectFileTest {
 
     /** Ranges of every alignment case: aligned, unaligned start, unaligned end, tiny, up to the last byte. */
     static final long[][] RANGES = {{0, 4096}, {4096, 65536}, {1, 100}, {4095, 2}, {12345, 200_001}, {SIZE - 77, 77},
-            {SIZE - 300_000, 300_000}, {8192, 1}, {1 << 20, 1 << 20}};
+            {SIZE - 300_000, 300_000}, {8192, 1}, {1 << 20, 1 << 20},
+            {12345, 17 << 20}, {SIZE - (9 << 20) - 5, (9 << 20) + 5}}; // beyond one bounce window, to the last byte
 
     static void readsExactly(DirectFile f, byte[] bytes) {
         try (Arena a = Arena.ofConfined()) {
