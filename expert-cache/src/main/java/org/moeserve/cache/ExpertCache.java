@@ -111,7 +111,7 @@ public final class ExpertCache implements AutoCloseable {
         if (config.copyBytes()) {
             if (source == null) throw new IllegalArgumentException("a copying cache needs an expert source");
             arena = Arena.ofShared();
-            memory = arena.allocate(slots * config.expertBytes(), 64);
+            memory = arena.allocate(slots * config.expertBytes(), 4096); // page-aligned: aligned direct reads land in a slot with no copy
             copier = Executors.newFixedThreadPool(Math.max(1, config.readers()),
                     r -> Thread.ofPlatform().daemon().name("moe-expert-copy").unstarted(r));
         } else {
