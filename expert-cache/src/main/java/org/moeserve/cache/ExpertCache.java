@@ -15,7 +15,6 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -112,7 +111,10 @@ public final class ExpertCache implements AutoCloseable {
             if (source == null) throw new IllegalArgumentException("a copying cache needs an expert source");
             arena = Arena.ofShared();
             memory = arena.allocate(slots * config.expertBytes(), 4096); // page-aligned: aligned direct reads land in a slot with no copy
-            copier = Executors.newFixedThreadPool(Math.max(1, config.readers()),
+            // readers take the most urgent copy first (priority = layers ahead; 0 = demand), then the oldest
+            int n = Math.max(1, config.readers());
+            copier = new java.util.concurrent.ThreadPoolExecutor(n, n, 0, java.util.concurrent.TimeUnit.SECONDS,
+                    new java.util.concurrent.PriorityBlockingQueue<>(),
                     r -> Thread.ofPlatform().daemon().name("moe-expert-copy").unstarted(r));
         } else {
             arena = null;
@@ -175,6 +177,29 @@ public final class ExpertCache implements AutoCloseable {
         stallNanos.addAndGet(clock.nanoTime() - t0);
         return memory == null ? null : slice(e.slot);
     }
+
+    /** A queued copy: ordered by priority (layers ahead), then by arrival. */
+    private final class Copy implements Runnable, Comparable<Copy> {
+        final Entry e;
+        final int priority;
+        final long order;
+
+        Copy(Entry e, int priority, long order) {
+            this.e = e;
+            this.priority = priority;
+            this.order = order;
+        }
+
+        @Override
+        public void run() { copyNow(e); }
+
+        @Override
+        public int compareTo(Copy o) {
+            return priority != o.priority ? Integer.compare(priority, o.priority) : Long.compare(order, o.order);
+        }
+    }
+
+    private long copies; // copies queued, for their order (guarded by this)
 
     /** Copies e's bytes if nobody has started to. */
     private void copyNow(Entry e) {
@@ -330,7 +355,7 @@ public final class ExpertCache implements AutoCloseable {
         inFlight.add(e);
         if (memory != null) {
             e.copy.set(PENDING);
-            copier.execute(() -> copyNow(e));
+            copier.execute(new Copy(e, priority, copies++));
         }
         if (prefetch) prefetchBytes += config.expertBytes();
         else demandBytes += config.expertBytes();

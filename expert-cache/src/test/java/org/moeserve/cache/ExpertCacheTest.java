@@ -207,6 +207,43 @@ class ExpertCacheTest {
         }
     }
 
+    /** A real tier's readers take the nearest layer's prefetch first, whatever order they were queued in. */
+    @Test
+    void readersTakeTheMostUrgentCopyFirst() throws Exception {
+        java.util.concurrent.CountDownLatch gate = new java.util.concurrent.CountDownLatch(1), begun = new java.util.concurrent.CountDownLatch(1);
+        List<ExpertKey> order = java.util.Collections.synchronizedList(new ArrayList<>());
+        ExpertSource slow = new ExpertSource() {
+            public long expertBytes() { return EXPERT; }
+
+            public void copyTo(ExpertKey key, MemorySegment dst) {
+                begun.countDown();
+                try {
+                    gate.await(); // the one reader blocks on its first copy while the others queue
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+                order.add(key);
+                dst.fill((byte) key.expert());
+            }
+        };
+        try (ExpertCache c = new ExpertCache(new ExpertCache.Config(8 * EXPERT, EXPERT, new LinkModel(1e15, 0), true, 1),
+                slow, new LruPolicy(), Clock.SYSTEM)) {
+            assertTrue(c.prefetch(k(5, 0), 3));
+            assertTrue(begun.await(10, java.util.concurrent.TimeUnit.SECONDS), "the reader has taken (5,0)");
+            assertTrue(c.prefetch(k(5, 1), 3));
+            assertTrue(c.prefetch(k(4, 2), 2));
+            assertTrue(c.prefetch(k(3, 3), 1));
+            gate.countDown();
+            long deadline = System.nanoTime() + 10_000_000_000L; // the one reader does all four; nobody else copies
+            while (order.size() < 4 && System.nanoTime() < deadline) Thread.sleep(1);
+            assertEquals(List.of(k(5, 0), k(3, 3), k(4, 2), k(5, 1)), order, "nearest layer first after the one begun");
+            for (ExpertKey key : List.of(k(5, 1), k(4, 2), k(3, 3))) {
+                assertEquals((byte) key.expert(), c.acquire(key).get(ValueLayout.JAVA_BYTE, 0));
+                c.release(key);
+            }
+        }
+    }
+
     @Test
     void copiesBytesIntoFastMemoryAndMeters() {
         ExpertSource src = new ExpertSource() {
