@@ -12,8 +12,6 @@ import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.VarHandle;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
 
 /**
  * One read-only file read with direct I/O ({@code O_DIRECT}, through FFM: {@code open}, {@code pread}), so the
@@ -82,9 +80,22 @@ public final class DirectFile implements AutoCloseable {
     private volatile int fd;
     private volatile boolean direct;
     private volatile String fallbackReason;
-    private final Arena arena = Arena.ofShared();
-    private final List<MemorySegment> buffers = new ArrayList<>();
-    private final ThreadLocal<MemorySegment[]> bounce = ThreadLocal.withInitial(() -> new MemorySegment[1]);
+    /**
+     * A reading thread's errno capture and bounce buffer, allocated once per thread (not per read, not per file):
+     * at most {@link #WINDOW} bytes of bounce per thread, freed by the GC with the thread.
+     */
+    private static final ThreadLocal<Scratch> scratch = ThreadLocal.withInitial(Scratch::new);
+
+    private static final class Scratch {
+        final MemorySegment state = Arena.ofAuto().allocate(CAPTURE);
+        MemorySegment bounce;
+
+        /** An aligned buffer of at least n bytes (grown, never shrunk; at most {@link #WINDOW} is ever asked). */
+        MemorySegment bounce(long n) {
+            if (bounce == null || bounce.byteSize() < n) bounce = Arena.ofAuto().allocate(Math.max(n, Math.min(WINDOW, 1 << 20)), ALIGN);
+            return bounce;
+        }
+    }
 
     private DirectFile(Path path, int fd, boolean direct, String fallbackReason) {
         this.path = path;
@@ -165,34 +176,18 @@ public final class DirectFile implements AutoCloseable {
     /**
      * Reads an unaligned range through the aligned superset, window by window ({@link #WINDOW} bytes at most), so
      * a reading thread's bounce buffer stays small whatever the tensor's size. False if direct reads were refused
-     * before any byte came (the caller then reads buffered).
+     * (the caller then reads the whole range buffered).
      */
     private boolean readThroughBounce(long offset, MemorySegment dst) {
         long len = dst.byteSize(), start = offset & -ALIGN, end = (offset + len + ALIGN - 1) & -ALIGN;
-        MemorySegment buf = bounce(Math.min(WINDOW, end - start));
+        MemorySegment buf = scratch.get().bounce(Math.min(WINDOW, end - start));
         for (long w = start; w < end; w += WINDOW) {
             long wl = Math.min(WINDOW, end - w);
             long from = Math.max(offset, w), to = Math.min(offset + len, w + wl);
-            if (!preadFully(buf, w, wl, to - w, true)) {
-                if (w == start) return false;
-                preadFully(dst.asSlice(from - offset), from, offset + len - from, offset + len - from, false); // refused midway
-                return true;
-            }
+            if (!preadFully(buf, w, wl, to - w, true)) return false;
             MemorySegment.copy(buf, from - w, dst, from - offset, to - from);
         }
         return true;
-    }
-
-    /** An aligned buffer of at least n bytes for this thread (grown, never shrunk; freed on close). */
-    private MemorySegment bounce(long n) {
-        MemorySegment[] slot = bounce.get();
-        if (slot[0] == null || slot[0].byteSize() < n) {
-            synchronized (buffers) {
-                slot[0] = arena.allocate(Math.max(n, Math.min(WINDOW, 1 << 20)), ALIGN);
-                buffers.add(slot[0]);
-            }
-        }
-        return slot[0];
     }
 
     /**
@@ -202,8 +197,8 @@ public final class DirectFile implements AutoCloseable {
      */
     private boolean preadFully(MemorySegment buf, long offset, long len, long need, boolean asDirect) {
         long done = 0;
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment state = a.allocate(CAPTURE);
+        MemorySegment state = scratch.get().state;
+        try {
             while (done < len) {
                 long n = (long) PREAD.invokeExact(state, fd, buf.asSlice(done), len - done, offset + done);
                 if (n < 0) {
@@ -253,8 +248,5 @@ public final class DirectFile implements AutoCloseable {
     }
 
     @Override
-    public void close() {
-        closeFd(fd);
-        arena.close();
-    }
+    public void close() { closeFd(fd); }
 }

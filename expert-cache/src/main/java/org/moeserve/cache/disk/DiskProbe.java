@@ -14,38 +14,53 @@ import java.util.List;
 public final class DiskProbe {
     private DiskProbe() {}
 
-    /** A byte range of a file to read while measuring. */
+    /** A byte range of a file. */
     public record Range(DirectFile file, long offset, long length) {}
 
+    /** One load: ranges read back to back into one buffer (an expert is its gate, up and down tensors). */
+    public record Load(List<Range> parts) {
+        public long bytes() { return parts.stream().mapToLong(Range::length).sum(); }
+
+        /** Reads every part into dst, one after another: what the disk tier does for one expert. */
+        public void readInto(MemorySegment dst) {
+            long off = 0;
+            for (Range r : parts) {
+                r.file().read(r.offset(), dst.asSlice(off, r.length()));
+                off += r.length();
+            }
+        }
+    }
+
     /**
-     * The link {@code ranges} measure: latency = median time of a 4 KiB read at each range's start; bandwidth =
-     * bytes over (median time of reading each whole range, less that latency). Reads the ranges {@code reps} times
-     * (direct reads are cold each time; buffered ones are dropped from the page cache after each read).
+     * The link the loads measure, such that one load of the largest size takes the median measured time: latency =
+     * median time of a 4 KiB read at each load's first byte; bandwidth = bytes / (median load time - latency). Each
+     * part of a load pays the disk's latency, so a load of three tensors costs more than one read of its bytes. Reads
+     * every load {@code reps} times (direct reads are cold each time; buffered ones are dropped from the page cache).
      */
-    public static LinkModel measure(List<Range> ranges, int reps) {
-        if (ranges.isEmpty()) throw new IllegalArgumentException("nothing to measure: no ranges");
-        long max = ranges.stream().mapToLong(Range::length).max().orElseThrow();
+    public static LinkModel measure(List<Load> loads, int reps) {
+        if (loads.isEmpty()) throw new IllegalArgumentException("nothing to measure: no loads");
+        long max = loads.stream().mapToLong(Load::bytes).max().orElseThrow();
         try (Arena a = Arena.ofConfined()) {
             MemorySegment buf = a.allocate(max, DirectFile.ALIGN);
-            long[] small = new long[ranges.size() * reps];
-            double[] perByte = new double[ranges.size() * reps];
+            long[] small = new long[loads.size() * reps];
+            double[] perByte = new double[loads.size() * reps];
             int i = 0;
             for (int r = 0; r < reps; r++) {
-                for (Range g : ranges) {
+                for (Load l : loads) {
+                    Range first = l.parts().getFirst();
                     long t0 = System.nanoTime();
-                    g.file().read(g.offset() & -DirectFile.ALIGN, buf.asSlice(0, Math.min(DirectFile.ALIGN, max)));
+                    first.file().read(first.offset() & -DirectFile.ALIGN, buf.asSlice(0, Math.min(DirectFile.ALIGN, max)));
                     long t1 = System.nanoTime();
-                    g.file().read(g.offset(), buf.asSlice(0, g.length()));
+                    l.readInto(buf);
                     long t2 = System.nanoTime();
                     small[i] = t1 - t0;
-                    perByte[i++] = (double) (t2 - t1) / g.length();
+                    perByte[i++] = (double) (t2 - t1) / l.bytes();
                 }
             }
             Arrays.sort(small);
             Arrays.sort(perByte);
             long latency = small[small.length / 2];
-            double nanosPerByte = perByte[perByte.length / 2];
-            double transfer = Math.max(nanosPerByte * max - latency, max * 1e-3); // at most 1 TB/s: a sane floor
+            double transfer = Math.max(perByte[perByte.length / 2] * max - latency, max * 1e-3); // at most 1 TB/s
             return new LinkModel(max / transfer * 1e9, latency);
         }
     }

@@ -97,7 +97,8 @@ class DirectFileTest {
         Path p = dir.resolve("data.bin");
         randomFile(p);
         try (DirectFile f = DirectFile.open(p, true)) {
-            LinkModel link = DiskProbe.measure(List.of(new DiskProbe.Range(f, 5000, 500_000), new DiskProbe.Range(f, 1 << 21, 500_000)), 2);
+            LinkModel link = DiskProbe.measure(List.of(new DiskProbe.Load(List.of(new DiskProbe.Range(f, 5000, 500_000))),
+                    new DiskProbe.Load(List.of(new DiskProbe.Range(f, 1 << 21, 200_000), new DiskProbe.Range(f, 1 << 22, 300_000)))), 2);
             assertTrue(link.bytesPerSecond() > 1e6 && link.latencyNanos() > 0, link.toString());
             try (Arena a = Arena.ofConfined()) {
                 UncheckedIOException e = assertThrows(UncheckedIOException.class, () -> f.read(SIZE - 10, a.allocate(100)));

@@ -22,11 +22,13 @@ import java.util.Map;
  * The disk tier: experts read from the checkpoint's files with direct I/O ({@link DirectFile}) into the fast tier's
  * slots, bypassing the page cache, so an engine that knows which experts come next decides what stays in memory
  * (not the kernel's LRU over pages). Each expert is its gate, up and down tensors, read where the checkpoint stores
- * them. Everything else in the model (attention, norms, embeddings, routers) stays in the memory-mapped file.
+ * them (located once, at start). Everything else in the model (attention, norms, embeddings, routers) stays in the
+ * memory-mapped file.
  */
 public final class DiskExpertSource implements ExpertSource, AutoCloseable {
     private final MoeModel model;
     private final Map<Path, DirectFile> files = new LinkedHashMap<>();
+    private final DiskProbe.Load[][] loads; // [MoE layer][expert]: the three tensor ranges, in slot order
 
     /**
      * Opens the checkpoint's files for expert reads, turns read-ahead off on their mappings (so paging in the resident
@@ -36,30 +38,27 @@ public final class DiskExpertSource implements ExpertSource, AutoCloseable {
     public DiskExpertSource(MoeModel model, boolean tryDirect) {
         this.model = model;
         for (MemorySegment mapping : model.mappings()) DirectFile.adviseRandom(mapping);
-        for (int l = 0; l < model.config().moeLayers(); l++) {
-            for (int e = 0; e < model.config().experts(); e++) {
-                for (Tensor t : tensors(model.expert(l, e))) {
+        loads = new DiskProbe.Load[model.config().moeLayers()][model.config().experts()];
+        for (int l = 0; l < loads.length; l++) {
+            for (int e = 0; e < loads[l].length; e++) {
+                ExpertWeights w = model.expert(l, e);
+                List<DiskProbe.Range> parts = new ArrayList<>(3);
+                for (Tensor t : new Tensor[]{w.gate(), w.up(), w.down()}) {
                     Checkpoint.FileRange r = model.locate(t);
-                    files.computeIfAbsent(r.file(), f -> DirectFile.open(f, tryDirect)).dropCached(r.offset(), r.length());
+                    DirectFile f = files.computeIfAbsent(r.file(), p -> DirectFile.open(p, tryDirect));
+                    f.dropCached(r.offset(), r.length());
+                    parts.add(new DiskProbe.Range(f, r.offset(), r.length()));
                 }
+                loads[l][e] = new DiskProbe.Load(List.copyOf(parts));
             }
         }
     }
-
-    private static Tensor[] tensors(ExpertWeights w) { return new Tensor[]{w.gate(), w.up(), w.down()}; }
 
     @Override
     public long expertBytes() { return model.expertBytes(); }
 
     @Override
-    public void copyTo(ExpertKey k, MemorySegment dst) {
-        long off = 0;
-        for (Tensor t : tensors(model.expert(k.layer(), k.expert()))) {
-            Checkpoint.FileRange r = model.locate(t);
-            files.get(r.file()).read(r.offset(), dst.asSlice(off, r.length()));
-            off += r.length();
-        }
-    }
+    public void copyTo(ExpertKey k, MemorySegment dst) { loads[k.layer()][k.expert()].readInto(dst); }
 
     /** True when every file is read with direct I/O. */
     public boolean direct() { return files.values().stream().allMatch(DirectFile::direct); }
@@ -74,38 +73,12 @@ public final class DiskExpertSource implements ExpertSource, AutoCloseable {
         return "direct I/O (O_DIRECT) of " + files.size() + " file(s)";
     }
 
-    /**
-     * The disk measured as a link for whole experts: the latency of a small read, and a bandwidth such that one
-     * expert's load time is the median of real expert reads (an expert is three tensor reads, each paying the
-     * latency, so a probe of single reads would make a load look cheaper than it is).
-     */
+    /** The disk measured as a link for whole experts ({@link DiskProbe#measure}) over a few experts spread across layers. */
     public LinkModel measure(int experts, int reps) {
-        List<DiskProbe.Range> ranges = new ArrayList<>();
-        List<ExpertKey> keys = new ArrayList<>();
-        int layers = model.config().moeLayers(), n = model.config().experts();
-        for (int i = 0; i < experts; i++) {
-            int l = (int) ((long) i * layers / experts), e = (int) ((i * 7L + 3) % n);
-            keys.add(new ExpertKey(l, e));
-            Checkpoint.FileRange r = model.locate(model.expert(l, e).up());
-            ranges.add(new DiskProbe.Range(files.get(r.file()), r.offset(), r.length()));
-        }
-        long latency = DiskProbe.measure(ranges, reps).latencyNanos();
-        long[] times = new long[experts * reps];
-        try (java.lang.foreign.Arena a = java.lang.foreign.Arena.ofConfined()) {
-            MemorySegment slot = a.allocate(expertBytes(), DirectFile.ALIGN);
-            int i = 0;
-            for (int r = 0; r < reps; r++) {
-                for (ExpertKey k : keys) {
-                    long t0 = System.nanoTime();
-                    copyTo(k, slot);
-                    times[i++] = System.nanoTime() - t0;
-                }
-            }
-        }
-        java.util.Arrays.sort(times);
-        long load = times[times.length / 2];
-        double transfer = Math.max(load - latency, expertBytes() * 1e-3); // at most 1 TB/s
-        return new LinkModel(expertBytes() / transfer * 1e9, latency);
+        List<DiskProbe.Load> sample = new ArrayList<>();
+        int layers = loads.length, n = loads[0].length;
+        for (int i = 0; i < experts; i++) sample.add(loads[(int) ((long) i * layers / experts)][(int) ((i * 7L + 3) % n)]);
+        return DiskProbe.measure(sample, reps);
     }
 
     public static String describe(LinkModel link) {

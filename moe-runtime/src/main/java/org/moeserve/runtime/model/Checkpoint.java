@@ -27,6 +27,7 @@ public final class Checkpoint implements AutoCloseable {
     private final JsonNode rawConfig;
     private final Arena arena;
     private final Map<String, SafetensorsFile> byTensor;
+    private final java.util.List<SafetensorsFile> files; // distinct, in shard order
 
     private Checkpoint(Path dir, ModelConfig config, JsonNode rawConfig, Arena arena, Map<String, SafetensorsFile> byTensor) {
         this.dir = dir;
@@ -34,6 +35,7 @@ public final class Checkpoint implements AutoCloseable {
         this.rawConfig = rawConfig;
         this.arena = arena;
         this.byTensor = byTensor;
+        this.files = java.util.List.copyOf(new java.util.LinkedHashSet<>(byTensor.values()));
     }
 
     public static Checkpoint open(Path given) {
@@ -131,7 +133,7 @@ public final class Checkpoint implements AutoCloseable {
 
     /** The memory mappings of the checkpoint's files. */
     public java.util.List<MemorySegment> mappings() {
-        return new java.util.LinkedHashSet<>(byTensor.values()).stream().map(SafetensorsFile::mapping).toList();
+        return files.stream().map(SafetensorsFile::mapping).toList();
     }
 
     /** A byte range of one of the checkpoint's files. */
@@ -139,7 +141,7 @@ public final class Checkpoint implements AutoCloseable {
 
     /** The file and offset that {@code slice} (a tensor's data, or part of it) was mapped from. */
     public FileRange locate(MemorySegment slice) {
-        for (SafetensorsFile f : new java.util.LinkedHashSet<>(byTensor.values())) {
+        for (SafetensorsFile f : files) {
             long off = f.fileOffsetOf(slice);
             if (off >= 0) return new FileRange(f.path(), off, slice.byteSize());
         }
