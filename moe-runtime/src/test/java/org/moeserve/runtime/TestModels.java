@@ -11,7 +11,8 @@ import java.util.List;
 public final class TestModels {
     private TestModels() {}
 
-    public static final List<String> ALL = List.of("tiny-mixtral-kjv", "tiny-qwen3moe-random", "tiny-olmoe-random");
+    public static final List<String> ALL = List.of("tiny-mixtral-kjv", "tiny-qwen3moe-random", "tiny-olmoe-random",
+            "tiny-qwen2moe-random", "tiny-deepseekv2-random", "tiny-deepseekv3-random");
 
     public static Path dir(String name) {
         Path here = Path.of("").toAbsolutePath();

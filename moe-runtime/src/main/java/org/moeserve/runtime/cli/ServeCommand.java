@@ -113,7 +113,7 @@ final class ServeCommand implements Callable<Integer> {
         ModelConfig c = ModelConfig.fromJson(new com.fasterxml.jackson.databind.ObjectMapper().readTree(
                 dir.resolve("config.json").toFile()), dir.resolve("config.json"));
         int running = maxRunning != null ? maxRunning : expertAware ? 2 * maxBatch : maxBatch;
-        long kv = (long) running * c.layers() * 2L * c.maxPositions() * c.kvDim() * Float.BYTES;
+        long kv = (long) running * c.layers() * c.maxPositions() * c.kvCacheFloatsPerToken() * Float.BYTES;
         long rows = (long) maxBatch + prefillChunk;
         long width = Math.max(Math.max(c.hiddenSize(), c.qDim()), Math.max(c.expertIntermediate(), c.denseIntermediate()));
         long activations = rows * (12 * width + c.vocabSize()) * Float.BYTES;

@@ -59,7 +59,7 @@ public final class Engine {
         this.c = model.config();
         this.experts = experts;
         this.par = par;
-        this.rope = new Rope(c.headDim(), c.ropeTheta(), c.maxPositions());
+        this.rope = new Rope(c.ropeDim(), c.ropeTheta(), c.maxPositions(), c.yarn());
         this.routers = RouterGate.of(model, par);
         this.moeIndex = c.moeLayerIndex();
     }
@@ -86,7 +86,10 @@ public final class Engine {
     public void removeListener(MoeLayerListener l) { listeners.remove(l); }
 
     public Sequence newSequence() {
-        return new Sequence(nextSequenceId.getAndIncrement(), new KVCache(c.layers(), c.kvDim(), 64, c.maxPositions()));
+        ModelConfig.Mla mla = c.mla();
+        return new Sequence(nextSequenceId.getAndIncrement(), mla == null
+                ? new KVCache(c.layers(), c.kvDim(), c.kvDim(), 64, c.maxPositions())
+                : new KVCache(c.layers(), mla.kvLoraRank(), mla.qkRope(), 64, c.maxPositions()));
     }
 
     /** Runs the steps; the logits of each step's last token (one row per step) and the routing. */
@@ -135,10 +138,11 @@ public final class Engine {
         float[][] x = new float[rows][h];
         float[][] xb = new float[rows][h];
         float[][] out = new float[rows][h];
-        float[][] q = new float[rows][c.qDim()];
-        float[][] k = new float[rows][c.kvDim()];
-        float[][] v = new float[rows][c.kvDim()];
-        float[][] att = new float[rows][c.qDim()];
+        boolean mla = c.mla() != null;
+        float[][] q = mla ? null : new float[rows][c.qDim()];
+        float[][] k = mla ? null : new float[rows][c.kvDim()];
+        float[][] v = mla ? null : new float[rows][c.kvDim()];
+        float[][] att = new float[rows][c.attentionOutDim()];
         for (r = 0; r < rows; r++) model.embed().row(tok[r], x[r]);
         long[] seqIds = new long[rows];
         for (r = 0; r < rows; r++) seqIds[r] = seqOf[r].id();
@@ -159,26 +163,37 @@ public final class Engine {
             MoeModel.Layer layer = model.layer(l);
             // ---- attention ----
             for (r = 0; r < rows; r++) Kernels.rmsnorm(xb[r], x[r], 0, layer.inputNorm(), h, c.rmsNormEps());
-            Kernels.matmul(layer.wq(), xb, rows, q, par);
-            Kernels.matmul(layer.wk(), xb, rows, k, par);
-            Kernels.matmul(layer.wv(), xb, rows, v, par);
-            normQk(layer, q, k, rows);
-            for (r = 0; r < rows; r++) {
-                float[] cos = rope.cos[pos[r]], sin = rope.sin[pos[r]];
-                for (int hd = 0; hd < c.heads(); hd++) Kernels.rope(q[r], hd * c.headDim(), c.headDim(), cos, sin);
-                for (int hd = 0; hd < c.kvHeads(); hd++) Kernels.rope(k[r], hd * c.headDim(), c.headDim(), cos, sin);
-                KVCache cache = seqOf[r].cache;
-                System.arraycopy(k[r], 0, cache.k[l], pos[r] * c.kvDim(), c.kvDim());
-                System.arraycopy(v[r], 0, cache.v[l], pos[r] * c.kvDim(), c.kvDim());
+            if (mla) {
+                latentAttention(l, layer, xb, rows, seqOf, pos, att);
+            } else {
+                Kernels.matmul(layer.wq(), xb, rows, q, par);
+                Kernels.matmul(layer.wk(), xb, rows, k, par);
+                Kernels.matmul(layer.wv(), xb, rows, v, par);
+                if (layer.bq() != null) {
+                    for (r = 0; r < rows; r++) {
+                        Kernels.axpy(1f, layer.bq(), 0, q[r], 0, c.qDim());
+                        Kernels.axpy(1f, layer.bk(), 0, k[r], 0, c.kvDim());
+                        Kernels.axpy(1f, layer.bv(), 0, v[r], 0, c.kvDim());
+                    }
+                }
+                normQk(layer, q, k, rows);
+                for (r = 0; r < rows; r++) {
+                    float[] cos = rope.cos[pos[r]], sin = rope.sin[pos[r]];
+                    for (int hd = 0; hd < c.heads(); hd++) Kernels.rope(q[r], hd * c.headDim(), c.headDim(), cos, sin);
+                    for (int hd = 0; hd < c.kvHeads(); hd++) Kernels.rope(k[r], hd * c.headDim(), c.headDim(), cos, sin);
+                    KVCache cache = seqOf[r].cache;
+                    System.arraycopy(k[r], 0, cache.k[l], pos[r] * c.kvDim(), c.kvDim());
+                    System.arraycopy(v[r], 0, cache.v[l], pos[r] * c.kvDim(), c.kvDim());
+                }
+                attention(l, q, att, seqOf, pos, rows);
             }
-            attention(l, q, att, seqOf, pos, rows);
             Kernels.matmul(layer.wo(), att, rows, out, par);
             for (r = 0; r < rows; r++) Kernels.axpy(1f, out[r], 0, x[r], 0, h);
 
             // ---- MLP: MoE block or dense ----
             for (r = 0; r < rows; r++) Kernels.rmsnorm(xb[r], x[r], 0, layer.postAttentionNorm(), h, c.rmsNormEps());
             int m = moeIndex[l];
-            if (m >= 0) moe(m, xb, out, rows, run, routing);
+            if (m >= 0) moe(m, layer, xb, out, rows, run, routing);
             else ExpertFfn.SWIGLU.apply(layer.dense(), xb, rows, out, par);
             for (r = 0; r < rows; r++) Kernels.axpy(1f, out[r], 0, x[r], 0, h);
             if (m >= 0) {
@@ -254,7 +269,7 @@ public final class Engine {
     /** Causal grouped-query attention of each row over its sequence's cache, positions 0..pos. */
     private void attention(int l, float[][] q, float[][] att, Sequence[] seqOf, int[] pos, int rows) {
         int hd = c.headDim(), kvDim = c.kvDim(), group = c.heads() / c.kvHeads();
-        float scale = (float) (1.0 / Math.sqrt(hd));
+        float scale = c.attentionScale();
         long work = 0; // multiply-adds: below ~32k a fork costs more than it saves (single-stream decode)
         for (int r = 0; r < rows; r++) work += 2L * (pos[r] + 1) * c.qDim();
         Parallel p = work < (1 << 15) ? Parallel.SERIAL : par;
@@ -266,8 +281,71 @@ public final class Engine {
         });
     }
 
-    /** The MoE block: route, hand the rows to the executor, combine each row's experts in its own top-k order. */
-    private void moe(int m, float[][] xb, float[][] out, int rows, ExpertExecutor.StepRun run, Routing routing) {
+    /** q_a_layernorm and kv_a_layernorm: DeepSeek builds them with the RMSNorm default, not rms_norm_eps. */
+    private static final float MLA_NORM_EPS = 1e-6f;
+
+    /**
+     * Multi-head latent attention, absorbed, for prefill and decode alike (so incremental decode computes exactly
+     * what recomputation does). Per row: the queries (q_proj, or q_a_proj, its norm, q_b_proj), the latent
+     * c = kv_a_layernorm(kv_a_proj(x)[..rank]) and the rope key (the rest, rotated) go to the cache. Per head h:
+     * q_abs = W_k,h^T q_nope (so q_nope . k_nope,t = q_abs . c_t); score_t = (q_abs . c_t + q_pe . k_pe,t) * scale;
+     * the output is W_v,h (sum_t p_t c_t). RoPE rotates adjacent pairs (2i, 2i+1) of the rope part only.
+     */
+    private void latentAttention(int l, MoeModel.Layer layer, float[][] xb, int rows, Sequence[] seqOf, int[] pos,
+                                 float[][] att) {
+        ModelConfig.Mla m = c.mla();
+        MoeModel.MlaWeights w = layer.mla();
+        int heads = c.heads(), qkHead = m.qkHead(), nope = m.qkNope(), rd = m.qkRope(), rank = m.kvLoraRank();
+        int vd = m.vHead();
+        float[][] q = new float[rows][c.qDim()];
+        if (w.qA() == null) {
+            Kernels.matmul(layer.wq(), xb, rows, q, par);
+        } else {
+            float[][] qa = new float[rows][m.qLoraRank()];
+            Kernels.matmul(w.qA(), xb, rows, qa, par);
+            for (int r = 0; r < rows; r++) Kernels.rmsnorm(qa[r], qa[r], 0, w.qANorm(), m.qLoraRank(), MLA_NORM_EPS);
+            Kernels.matmul(w.qB(), qa, rows, q, par);
+        }
+        float[][] kv = new float[rows][rank + rd];
+        Kernels.matmul(w.kvA(), xb, rows, kv, par);
+        for (int r = 0; r < rows; r++) {
+            float[] cos = rope.cos[pos[r]], sin = rope.sin[pos[r]];
+            for (int hd = 0; hd < heads; hd++) Kernels.ropeInterleaved(q[r], hd * qkHead + nope, rd, cos, sin);
+            Kernels.rmsnorm(kv[r], kv[r], 0, w.kvANorm(), rank, MLA_NORM_EPS);
+            Kernels.ropeInterleaved(kv[r], rank, rd, cos, sin);
+            KVCache cache = seqOf[r].cache;
+            System.arraycopy(kv[r], 0, cache.k[l], pos[r] * rank, rank);
+            System.arraycopy(kv[r], rank, cache.v[l], pos[r] * rd, rd);
+        }
+        float scale = c.attentionScale();
+        long work = 0;
+        for (int r = 0; r < rows; r++) work += (long) heads * ((pos[r] + 1L) * (2L * rank + rd) + (long) rank * (nope + vd));
+        Parallel p = work < (1 << 15) ? Parallel.SERIAL : par;
+        p.forEach(rows * heads, task -> {
+            int r = task / heads, hd = task % heads, n = pos[r] + 1, qo = hd * qkHead;
+            float[] kc = seqOf[r].cache.k[l], pc = seqOf[r].cache.v[l];
+            float[] qAbs = new float[rank];
+            Kernels.matvec(w.kUp()[hd], java.util.Arrays.copyOfRange(q[r], qo, qo + nope), qAbs, Parallel.SERIAL);
+            float[] s = new float[n];
+            for (int t = 0; t < n; t++) {
+                s[t] = (Kernels.dot(qAbs, 0, kc, t * rank, rank) + Kernels.dot(q[r], qo + nope, pc, t * rd, rd)) * scale;
+            }
+            Kernels.softmax(s, 0, n);
+            float[] ctx = new float[rank];
+            for (int t = 0; t < n; t++) Kernels.axpy(s[t], kc, t * rank, ctx, 0, rank);
+            float[] o = new float[vd];
+            Kernels.matvec(w.vUp()[hd], ctx, o, Parallel.SERIAL);
+            System.arraycopy(o, 0, att[r], hd * vd, vd);
+        });
+    }
+
+    /**
+     * The MoE block: route, hand the rows to the executor, combine each row's experts in its own top-k order, then
+     * add the shared expert where the family has one (dense: computed here, never routed, cached or offloaded),
+     * scaled by sigmoid(shared_expert_gate x) where it is gated.
+     */
+    private void moe(int m, MoeModel.Layer layer, float[][] xb, float[][] out, int rows, ExpertExecutor.StepRun run,
+                     Routing routing) {
         int topK = c.topK(), h = c.hiddenSize();
         Router.Decision d = routers[m].route(xb, rows);
         routing.set(m, d);
@@ -276,6 +354,17 @@ public final class Engine {
         for (int r = 0; r < rows; r++) {
             java.util.Arrays.fill(out[r], 0f);
             for (int j = 0; j < topK; j++) Kernels.axpy(d.weights()[r][j], contrib[r][j], 0, out[r], 0, h);
+        }
+        if (layer.shared() != null) {
+            float[][] so = new float[rows][h];
+            ExpertFfn.SWIGLU.apply(layer.shared(), xb, rows, so, par);
+            for (int r = 0; r < rows; r++) {
+                float g = 1f;
+                if (layer.sharedGate() != null) {
+                    g = (float) (1.0 / (1.0 + Math.exp(-Kernels.dot(layer.sharedGate(), 0, xb[r], h))));
+                }
+                Kernels.axpy(g, so[r], 0, out[r], 0, h);
+            }
         }
     }
 

@@ -32,7 +32,10 @@ final class RouterGate implements Router.Gate {
         int[] layer = c.modelLayerOf();
         Router[] out = new Router[layer.length];
         for (int i = 0; i < layer.length; i++) {
-            out[i] = new Router(new RouterGate(m.layer(layer[i]).router(), par), c.topK(), c.normTopKProb());
+            ModelConfig.Gating g = c.gating();
+            Router.Rule rule = new Router.Rule(c.topK(), c.normTopKProb(), g.scoring() == ModelConfig.Scoring.SIGMOID,
+                    g.groups(), g.topkGroup(), g.top2Sum(), m.layer(layer[i]).routerBias(), g.scale());
+            out[i] = new Router(new RouterGate(m.layer(layer[i]).router(), par), rule);
         }
         return out;
     }

@@ -357,6 +357,19 @@ public final class Kernels {
     }
 
     /**
+     * RoPE on adjacent pairs over x[o..o+dim): (x_2i, x_2i+1) -> (x_2i cos - x_2i+1 sin, x_2i+1 cos + x_2i sin), the
+     * convention of DeepSeek's rope part (a complex multiply per pair). Dot products of two vectors rotated this way
+     * equal those of HF's de-interleaved layout, which only permutes both operands alike.
+     */
+    public static void ropeInterleaved(float[] x, int o, int dim, float[] cos, float[] sin) {
+        for (int i = 0; i < dim / 2; i++) {
+            float a = x[o + 2 * i], b = x[o + 2 * i + 1];
+            x[o + 2 * i] = a * cos[i] - b * sin[i];
+            x[o + 2 * i + 1] = b * cos[i] + a * sin[i];
+        }
+    }
+
+    /**
      * One query head attending causally over n cached positions (grouped-query attention: several query heads
      * share one KV head, so the caller passes the KV head's offset). q at q[qo..qo+hd); the cache is
      * (positions, kvDim) row-major with this head's keys at kvOff of each row. scores is scratch of >= n.

@@ -31,10 +31,29 @@ public final class Manifest {
             String p = "model.layers." + l + ".", a = p + "self_attn.";
             out.add(new Entry(p + "input_layernorm.weight", new int[]{h}, true, false));
             out.add(new Entry(p + "post_attention_layernorm.weight", new int[]{h}, true, false));
-            out.add(new Entry(a + "q_proj.weight", new int[]{c.qDim(), h}, false, false));
-            out.add(new Entry(a + "k_proj.weight", new int[]{c.kvDim(), h}, false, false));
-            out.add(new Entry(a + "v_proj.weight", new int[]{c.kvDim(), h}, false, false));
-            out.add(new Entry(a + "o_proj.weight", new int[]{h, c.qDim()}, false, false));
+            ModelConfig.Mla mla = c.mla();
+            if (mla == null) {
+                out.add(new Entry(a + "q_proj.weight", new int[]{c.qDim(), h}, false, false));
+                out.add(new Entry(a + "k_proj.weight", new int[]{c.kvDim(), h}, false, false));
+                out.add(new Entry(a + "v_proj.weight", new int[]{c.kvDim(), h}, false, false));
+                if (c.qkvBias()) {
+                    out.add(new Entry(a + "q_proj.bias", new int[]{c.qDim()}, false, false));
+                    out.add(new Entry(a + "k_proj.bias", new int[]{c.kvDim()}, false, false));
+                    out.add(new Entry(a + "v_proj.bias", new int[]{c.kvDim()}, false, false));
+                }
+            } else {
+                if (mla.qLoraRank() == 0) {
+                    out.add(new Entry(a + "q_proj.weight", new int[]{c.qDim(), h}, false, false));
+                } else {
+                    out.add(new Entry(a + "q_a_proj.weight", new int[]{mla.qLoraRank(), h}, false, false));
+                    out.add(new Entry(a + "q_a_layernorm.weight", new int[]{mla.qLoraRank()}, true, false));
+                    out.add(new Entry(a + "q_b_proj.weight", new int[]{c.qDim(), mla.qLoraRank()}, false, false));
+                }
+                out.add(new Entry(a + "kv_a_proj_with_mqa.weight", new int[]{mla.kvLoraRank() + mla.qkRope(), h}, false, false));
+                out.add(new Entry(a + "kv_a_layernorm.weight", new int[]{mla.kvLoraRank()}, true, false));
+                out.add(new Entry(a + "kv_b_proj.weight", new int[]{c.heads() * (mla.qkNope() + mla.vHead()), mla.kvLoraRank()}, false, false));
+            }
+            out.add(new Entry(a + "o_proj.weight", new int[]{h, c.attentionOutDim()}, false, false));
             switch (f.qkNorm) {
                 case PER_HEAD -> {
                     out.add(new Entry(a + "q_norm.weight", new int[]{c.headDim()}, true, false));
@@ -49,6 +68,17 @@ public final class Manifest {
             if (c.isSparse(l)) {
                 String m = p + f.moeModule + ".";
                 out.add(new Entry(m + "gate.weight", new int[]{c.experts(), h}, false, false));
+                if (c.gating().selectionBias()) {
+                    out.add(new Entry(m + "gate.e_score_correction_bias", new int[]{c.experts()}, false, false));
+                }
+                if (c.sharedIntermediate() > 0) {
+                    String s = m + (f.deepseek() ? "shared_experts." : "shared_expert.");
+                    int si = c.sharedIntermediate();
+                    out.add(new Entry(s + "gate_proj.weight", new int[]{si, h}, false, false));
+                    out.add(new Entry(s + "up_proj.weight", new int[]{si, h}, false, false));
+                    out.add(new Entry(s + "down_proj.weight", new int[]{h, si}, false, false));
+                    if (c.sharedGate()) out.add(new Entry(m + "shared_expert_gate.weight", new int[]{1, h}, false, false));
+                }
                 int i = c.expertIntermediate();
                 for (int e = 0; e < c.experts(); e++) {
                     String x = m + "experts." + e + ".";

@@ -10,11 +10,28 @@ import java.nio.file.Path;
  */
 public final class MoeModel implements AutoCloseable {
 
-    /** One decoder layer. {@code qNorm}/{@code kNorm} are null unless the family normalises q/k. */
+    /**
+     * One decoder layer. {@code qNorm}/{@code kNorm} are null unless the family normalises q/k; {@code bq/bk/bv}
+     * unless it has q/k/v biases. With multi-head latent attention {@code mla} holds the attention's weights and
+     * {@code wq} is q_proj (null with a q LoRA), {@code wk}/{@code wv} null. {@code shared} is the shared expert
+     * (dense: always resident, never routed), {@code sharedGate} its sigmoid gate (Qwen2-MoE), {@code routerBias}
+     * DeepSeek-V3's selection bias.
+     */
     public record Layer(float[] inputNorm, float[] postAttentionNorm, Tensor wq, Tensor wk, Tensor wv, Tensor wo,
-                        float[] qNorm, float[] kNorm, Tensor router, ExpertWeights[] experts, ExpertWeights dense) {
+                        float[] qNorm, float[] kNorm, float[] bq, float[] bk, float[] bv, MlaWeights mla,
+                        Tensor router, float[] routerBias, ExpertWeights[] experts, ExpertWeights dense,
+                        ExpertWeights shared, Tensor sharedGate) {
         public boolean sparse() { return experts != null; }
     }
+
+    /**
+     * Multi-head latent attention's weights. {@code kUp[h]} is head h's key up-projection transposed (kv_lora_rank x
+     * qk_nope_head_dim, fp32, built at load): q_nope . (W_k c) = (W_k^T q_nope) . c, so decode scores queries against
+     * the cached latent c directly. {@code vUp[h]} is head h's value up-projection (v_head_dim x kv_lora_rank), a
+     * slice of kv_b_proj: the output is W_v (sum_t p_t c_t).
+     */
+    public record MlaWeights(Tensor qA, float[] qANorm, Tensor qB, Tensor kvA, float[] kvANorm, Tensor kvB,
+                             Tensor[] kUp, Tensor[] vUp) {}
 
     private final Checkpoint checkpoint;
     private final ModelConfig config;
@@ -71,12 +88,37 @@ public final class MoeModel implements AutoCloseable {
                 }
                 case NONE -> { }
             }
-            Tensor router = null;
+            Tensor router = null, sharedGate = null, wq = null, wk = null, wv = null;
+            float[] routerBias = null, bq = null, bk = null, bv = null;
             ExpertWeights[] experts = null;
-            ExpertWeights dense = null;
+            ExpertWeights dense = null, shared = null;
+            MlaWeights mla = null;
+            if (c.mla() != null) {
+                mla = mla(ck, c, a, dt);
+                if (c.mla().qLoraRank() == 0) wq = ck.tensor(a + "q_proj.weight", dt, c.qDim(), h);
+            } else {
+                wq = ck.tensor(a + "q_proj.weight", dt, c.qDim(), h);
+                wk = ck.tensor(a + "k_proj.weight", dt, c.kvDim(), h);
+                wv = ck.tensor(a + "v_proj.weight", dt, c.kvDim(), h);
+                if (c.qkvBias()) {
+                    bq = ck.tensor(a + "q_proj.bias", dt, c.qDim()).toFloatArray();
+                    bk = ck.tensor(a + "k_proj.bias", dt, c.kvDim()).toFloatArray();
+                    bv = ck.tensor(a + "v_proj.bias", dt, c.kvDim()).toFloatArray();
+                }
+            }
             if (c.isSparse(l)) {
                 String m = p + f.moeModule + ".";
                 router = ck.tensor(m + "gate.weight", dt, c.experts(), h);
+                if (c.gating().selectionBias()) {
+                    routerBias = ck.tensor(m + "gate.e_score_correction_bias", null, c.experts()).toFloatArray();
+                }
+                if (c.sharedIntermediate() > 0) {
+                    String s = m + (f.deepseek() ? "shared_experts." : "shared_expert.");
+                    int si = c.sharedIntermediate();
+                    shared = new ExpertWeights(ck.tensor(s + "gate_proj.weight", dt, si, h),
+                            ck.tensor(s + "up_proj.weight", dt, si, h), ck.tensor(s + "down_proj.weight", dt, h, si));
+                    if (c.sharedGate()) sharedGate = ck.tensor(m + "shared_expert_gate.weight", dt, 1, h);
+                }
                 experts = new ExpertWeights[c.experts()];
                 int i = c.expertIntermediate();
                 for (int e = 0; e < experts.length; e++) {
@@ -93,11 +135,42 @@ public final class MoeModel implements AutoCloseable {
             }
             layers[l] = new Layer(ck.tensor(p + "input_layernorm.weight", dt, h).toFloatArray(),
                     ck.tensor(p + "post_attention_layernorm.weight", dt, h).toFloatArray(),
-                    ck.tensor(a + "q_proj.weight", dt, c.qDim(), h), ck.tensor(a + "k_proj.weight", dt, c.kvDim(), h),
-                    ck.tensor(a + "v_proj.weight", dt, c.kvDim(), h), ck.tensor(a + "o_proj.weight", dt, h, c.qDim()),
-                    qn, kn, router, experts, dense);
+                    wq, wk, wv, ck.tensor(a + "o_proj.weight", dt, h, c.attentionOutDim()),
+                    qn, kn, bq, bk, bv, mla, router, routerBias, experts, dense, shared, sharedGate);
         }
         return new MoeModel(ck, dt, embed, lmHead, finalNorm, layers);
+    }
+
+    private static MlaWeights mla(Checkpoint ck, ModelConfig c, String a, DType dt) {
+        ModelConfig.Mla m = c.mla();
+        int h = c.hiddenSize(), heads = c.heads(), rank = m.kvLoraRank(), nope = m.qkNope(), vd = m.vHead();
+        Tensor qA = null, qB = null;
+        float[] qANorm = null;
+        if (m.qLoraRank() > 0) {
+            qA = ck.tensor(a + "q_a_proj.weight", dt, m.qLoraRank(), h);
+            qANorm = ck.tensor(a + "q_a_layernorm.weight", dt, m.qLoraRank()).toFloatArray();
+            qB = ck.tensor(a + "q_b_proj.weight", dt, c.qDim(), m.qLoraRank());
+        }
+        Tensor kvA = ck.tensor(a + "kv_a_proj_with_mqa.weight", dt, rank + m.qkRope(), h);
+        float[] kvANorm = ck.tensor(a + "kv_a_layernorm.weight", dt, rank).toFloatArray();
+        Tensor kvB = ck.tensor(a + "kv_b_proj.weight", dt, heads * (nope + vd), rank);
+        Tensor[] kUp = new Tensor[heads], vUp = new Tensor[heads];
+        long rowBytes = (long) rank * dt.bytes();
+        for (int hd = 0; hd < heads; hd++) {
+            int base = hd * (nope + vd);
+            float[] t = new float[rank * nope];
+            for (int i = 0; i < nope; i++) {
+                long row = (long) (base + i) * rank;
+                for (int j = 0; j < rank; j++) t[j * nope + i] = kvB.get(row + j);
+            }
+            // off-heap: the vector kernels read weights from native segments
+            java.lang.foreign.MemorySegment seg = java.lang.foreign.Arena.ofAuto().allocate((long) t.length * Float.BYTES, 64);
+            java.lang.foreign.MemorySegment.copy(t, 0, seg, Tensor.FLOAT_LE, 0, t.length);
+            kUp[hd] = new Tensor(kvB.name() + "[k head " + hd + "]^T", DType.F32, new int[]{rank, nope}, seg);
+            vUp[hd] = new Tensor(kvB.name() + "[v head " + hd + "]", dt, new int[]{vd, rank},
+                    kvB.data().asSlice((base + nope) * rowBytes, vd * rowBytes));
+        }
+        return new MlaWeights(qA, qANorm, qB, kvA, kvANorm, kvB, kUp, vUp);
     }
 
     public ModelConfig config() { return config; }
