@@ -254,6 +254,49 @@ class CliTest {
         assertTrue(layers.err().contains("--layers is 99 but must be 1.."), layers.err());
     }
 
+    /**
+     * DeepSeek-V3's routing shape (256 routed experts, top-8 from the best 4 of 8 groups, a shared expert, 3 leading
+     * dense layers) at a tiny width, through every tool: synth, decode from the disk tier, trace, cache-sim, plan with
+     * an SGLang export that numbers decoder layers (dense ones included), and the cluster simulation.
+     */
+    @Test
+    void aDeepSeekV3RoutingShapeGoesThroughEveryTool() throws IOException {
+        com.fasterxml.jackson.databind.node.ObjectNode cfg = (com.fasterxml.jackson.databind.node.ObjectNode) new ObjectMapper()
+                .readTree(TestModels.dir("tiny-deepseekv3-random").resolve("config.json").toFile());
+        cfg.put("n_routed_experts", 256).put("num_experts_per_tok", 8).put("n_group", 8).put("topk_group", 4)
+                .put("num_hidden_layers", 6).put("first_k_dense_replace", 3).put("hidden_size", 64).put("moe_intermediate_size", 16);
+        Path cfgFile = tmp.resolve("v3.config.json"), model = tmp.resolve("v3"), text = tmp.resolve("text.txt");
+        Files.writeString(cfgFile, cfg.toString());
+        Run synth = run("synth", "--config", cfgFile.toString(), "--out", model.toString(), "--tokenizer-from",
+                TestModels.dir("tiny-mixtral-kjv").toString());
+        assertEquals(0, synth.exit(), synth.err());
+        Run g = run("generate", "--model", model.toString(), "--prompt", "In the beginning", "--max-tokens", "6", "--greedy",
+                "--offload", "disk", "--expert-budget", "10%");
+        assertEquals(0, g.exit(), g.err());
+        assertTrue(g.out().contains("of 768 experts resident") && g.out().contains("decode: 5 tokens"), g.out());
+        Files.writeString(text, "In the beginning God created the heaven and the earth. ".repeat(40));
+        Path trace = tmp.resolve("v3.trace.jsonl");
+        Run t = run("trace", "--model", model.toString(), "--input", text.toString(), "--chunk", "128", "--out", trace.toString());
+        assertEquals(0, t.exit(), t.err());
+        JsonNode header = new ObjectMapper().readTree(Files.readAllLines(trace).get(0));
+        assertEquals(3, header.get("layers").asInt(), "MoE layers only");
+        assertEquals(256, header.get("experts").asInt());
+        assertEquals(8, header.get("top_k").asInt());
+        Run sim = run("cache-sim", "--trace", trace.toString(), "--model-config", cfgFile.toString(), "--expert-budget", "10%",
+                "--policy", "lru,predictive", "--predictor", "affinity");
+        assertEquals(0, sim.exit(), sim.err());
+        assertTrue(sim.out().contains("| lru |") && sim.out().contains("| predictive |"), sim.out());
+        Path map = tmp.resolve("v3.sglang.json"), plan = tmp.resolve("v3.plan.json");
+        Run p = run("plan", "--trace", trace.toString(), "--topology", "1x8", "--replicas", "8", "--model-config", cfgFile.toString(),
+                "--time-limit", "3s", "--out", plan.toString(), "--export", "sglang:" + map);
+        assertEquals(0, p.exit(), p.err());
+        assertEquals(List.of(), org.moeserve.placement.export.EngineExports.checkSglang(Files.readString(map), 6, 256, 8, 8),
+                "rows for all 6 decoder layers, 264 slots each");
+        Run s = run("simulate", "--trace", trace.toString(), "--plan", "round-robin", "--plan", plan.toString(), "--topology", "1x8");
+        assertEquals(0, s.exit(), s.err());
+        assertTrue(s.out().contains("| v3.plan.json |"), s.out());
+    }
+
     @Test
     void planComparesSolversWritesThePlanAndExportsTheExpertMap() throws IOException {
         Path trace = smallTrace(2), plan = tmp.resolve("plan.json"), map = tmp.resolve("sglang.json"), trt = tmp.resolve("trt.yaml");

@@ -50,7 +50,8 @@ class SynthTest {
     void bundledRealConfigsHaveThePublishedParameterCounts() throws IOException {
         Path configs = TestModels.dir("tiny-mixtral-kjv").getParent().resolve("configs");
         Object[][] published = {{"mistralai--Mixtral-8x7B-v0.1", 46.7e9}, {"Qwen--Qwen3-30B-A3B", 30.5e9},
-                {"allenai--OLMoE-1B-7B-0924", 6.92e9}, {"Qwen--Qwen3-235B-A22B", 235e9}};
+                {"allenai--OLMoE-1B-7B-0924", 6.92e9}, {"Qwen--Qwen3-235B-A22B", 235e9},
+                {"deepseek-ai--DeepSeek-V2-Lite", 15.7e9}, {"deepseek-ai--DeepSeek-V3", 671e9}}; // V3 without its MTP layer
         for (Object[] p : published) {
             Path f = configs.resolve(p[0] + ".config.json");
             ModelConfig c = ModelConfig.fromJson(new ObjectMapper().readTree(f.toFile()), f);
