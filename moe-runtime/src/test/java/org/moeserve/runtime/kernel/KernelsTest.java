@@ -71,8 +71,9 @@ class KernelsTest {
     @EnumSource(DType.class)
     void matvecAndMatmulMatchScalarOnOneAndTwoThreads(DType dt) {
         try (Parallel two = new Parallel(2)) {
-            for (int[] shape : new int[][]{{192, 128}, {258, 64}, {17, 33}, {512, 512}}) {
-                int d = shape[0], n = shape[1], rows = 5;
+            // 5 rows: one 4x4 tile and a row of four-row kernels; 133 rows at n=512: past one L2 block of inputs
+            for (int[] shape : new int[][]{{192, 128, 5}, {258, 64, 5}, {17, 33, 5}, {512, 512, 5}, {130, 512, 133}}) {
+                int d = shape[0], n = shape[1], rows = shape[2];
                 Tensor w = random(dt, d, n, d * 31L + n);
                 float[][] x = new float[rows][];
                 for (int r = 0; r < rows; r++) x[r] = vec(n, r * 7L + n);
@@ -88,6 +89,8 @@ class KernelsTest {
                     float[] single = new float[d];
                     Kernels.matvec(w, x[r], single, two);
                     assertArrayEquals(got1[r], single, "matvec vs matmul row " + r);
+                    // and the single-row kernel (edges, router gates) gives the same bits as the tiles
+                    for (int j = 0; j < d; j += 7) assertEquals(got1[r][j], Kernels.dot(w, (long) j * n, x[r], n), "dot vs tile");
                 }
             }
         }
