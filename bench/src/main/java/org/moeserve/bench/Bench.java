@@ -5,6 +5,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashSet;
@@ -19,7 +20,7 @@ import java.util.concurrent.Callable;
  */
 @Command(name = "moe bench", mixinStandardHelpOptions = true,
         description = "moe-serve's benchmarks; 'suite' runs them all and regenerates BENCHMARKS.md.",
-        subcommands = {Bench.Suite.class, Bench.Report.class, Bench.Bandwidth.class, Bench.Decode.class, Bench.Offload.class,
+        subcommands = {Bench.Suite.class, Bench.Report.class, Bench.Bandwidth.class, Bench.Shape.class, Bench.Decode.class, Bench.Offload.class,
                 Bench.Load.class, Bench.Placement.class, Bench.Simulate.class, Bench.Replay.class, Bench.EpCalibrate.class, Bench.Disk.class, Bench.JmhRun.class,
                 Bench.JmhTable.class, Bench.ListSteps.class})
 public final class Bench implements Runnable {
@@ -110,6 +111,28 @@ public final class Bench implements Runnable {
             System.out.println("suite steps: " + String.join(", ", org.moeserve.bench.suite.Suite.stepNames()));
             System.out.println("benchmarks: ./moe bench --help");
             return 0;
+        }
+    }
+
+    @Command(name = "shape", mixinStandardHelpOptions = true,
+            description = "Warm prefill and decode tokens/s on a checkpoint of a real shape (moe synth): 1 and 2 threads, "
+                    + "the bytes a decoded token reads and the GB/s it makes.")
+    static final class Shape implements Callable<Integer> {
+        @Parameters(index = "0", paramLabel = "MODEL", description = "Model directory.")
+        Path model;
+
+        @Option(names = "--reps", paramLabel = "N", description = "Recorded repetitions after one warm-up (default ${DEFAULT-VALUE}).")
+        int reps = 3;
+
+        @Option(names = "--prompts", paramLabel = "P[,P...]", description = "Prompt lengths in tokens (default ${DEFAULT-VALUE}).")
+        String prompts = "128,512";
+
+        @Option(names = "--decode", paramLabel = "D", description = "Tokens decoded after each prompt (default ${DEFAULT-VALUE}).")
+        int decode = 64;
+
+        @Override
+        public Integer call() throws Exception {
+            return harness(ShapeThroughput::main, model, positive(reps, "--reps"), prompts, positive(decode, "--decode"));
         }
     }
 

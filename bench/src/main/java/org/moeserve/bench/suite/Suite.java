@@ -46,6 +46,13 @@ public final class Suite {
                             + "interleaved rep by rep with `Kernels.matvec` over a 4096x4096 matrix in BF16 and F32, 1 and "
                             + "2 threads. The triad is the machine's memory bandwidth: every roofline below divides by it.",
                     List.of("./moe bench bandwidth 5"), List.of("./moe bench bandwidth 15")),
+            new Step("shape", "Speed at a real shape: prefill and decode against llama.cpp",
+                    "A random-weight Mixtral-layout checkpoint of 2.4 GB (`moe synth` of bench/configs/mixtral-layout-2.4gb"
+                            + ".config.json: hidden 2048, 8 layers, 8 experts of 2816, top-2, BF16; 722.7 MB read per "
+                            + "decoded token, far past the last-level cache): warm prefill and decode tokens/s, 1 and 2 "
+                            + "threads (`moe bench shape`), then llama.cpp on the same weights (BF16 GGUF). Needs the "
+                            + "npm registry once for llama.cpp; not part of CI.",
+                    List.of("QUICK=1 bench/scripts/shape.sh"), List.of("bench/scripts/shape.sh")),
             new Step("kernels", "Kernel microbenchmark (JMH)",
                     "`Kernels.matvec` (Vector API) against `Kernels.matvecScalar`, 4096x4096, per dtype and thread count; "
                             + "JMH average time per product.",
