@@ -133,6 +133,27 @@ public final class Kernels {
     }
 
     /**
+     * Rows lo..hi-1 of a BF16 matrix against one input, each row exactly as {@link #dotBf16} computes it: decode's
+     * kernel. One call per range, not per row, so the loop stays compiled whole and the per-row cost (the lane sum,
+     * the tail) stays small beside a row's few kilobytes of stream.
+     */
+    static void rowsBf16(MemorySegment w, long rowBytes, int lo, int hi, Operand op, int n, float[] out) {
+        float[] xe = op.xe(), xo = op.xo(), lanes = new float[L];
+        int pairs = n / 2, up = pairs - pairs % L;
+        for (int r = lo; r < hi; r++) {
+            long off = r * rowBytes;
+            FloatVector acc = FloatVector.zero(F);
+            for (int j = 0; j < up; j += L) {
+                IntVector v = IntVector.fromMemorySegment(I, w, off + (long) j * 4, LE);
+                acc = v.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(FloatVector.fromArray(F, xe, j), acc);
+                acc = v.and(0xFFFF0000).reinterpretAsFloats().fma(FloatVector.fromArray(F, xo, j), acc);
+            }
+            acc.intoArray(lanes, 0);
+            out[r] = finishBf16(laneSum(lanes, 0), w, off, xe, xo, op.x(), n);
+        }
+    }
+
+    /**
      * The lane sum {@code s} of an accumulator (in lane order), then the pairs past the last whole chunk, then an odd
      * last element. It takes the sum, not the vector: a vector passed to a call C2 does not inline is boxed, and
      * C2 then keeps the whole accumulation loop on boxed vectors (measured: 7 GFLOP/s instead of 60).
@@ -260,6 +281,10 @@ public final class Kernels {
     public static void matvec(Tensor w, float[] x, float[] out, Parallel par) {
         int d = w.rows(), n = w.cols();
         Operand op = Operand.of(w, x, n);
+        if (w.dtype() == DType.BF16) {
+            par.forRange(d, Math.max(1, GRAIN_MACS / n), (lo, hi) -> rowsBf16(w.data(), (long) n * 2, lo, hi, op, n, out));
+            return;
+        }
         par.forRange(d, Math.max(1, GRAIN_MACS / n), (lo, hi) -> {
             for (int j = lo; j < hi; j++) out[j] = op.dot(w, (long) j * n, n);
         });
