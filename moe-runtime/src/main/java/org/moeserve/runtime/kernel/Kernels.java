@@ -45,19 +45,14 @@ public final class Kernels {
     public static float dot(Tensor w, long rowStart, float[] x, int n) {
         return switch (w.dtype()) {
             case F32 -> dotF32(w.data(), rowStart * 4, x, n);
-            case BF16 -> {
-                float[] xe = new float[n / 2], xo = new float[n / 2];
-                deinterleave(x, n, xe, xo);
-                yield dotBf16(w.data(), rowStart * 2, xe, xo, x, n);
-            }
-            case F16 -> dotF16(w.data(), rowStart * 2, x, n);
+            case BF16, F16 -> Operand.of(w, x, n).dot(w, rowStart, n);
         };
     }
 
-    /** x ready for rows of w: split into even/odd halves for BF16, as it is otherwise. */
+    /** x ready for rows of w: split into even/odd halves for BF16 and F16, as it is for F32. */
     private record Operand(float[] x, float[] xe, float[] xo) {
         static Operand of(Tensor w, float[] x, int n) {
-            if (w.dtype() != DType.BF16) return new Operand(x, null, null);
+            if (w.dtype() == DType.F32) return new Operand(x, null, null);
             float[] xe = new float[n / 2], xo = new float[n / 2];
             deinterleave(x, n, xe, xo);
             return new Operand(x, xe, xo);
@@ -67,7 +62,7 @@ public final class Kernels {
             return switch (w.dtype()) {
                 case F32 -> dotF32(w.data(), rowStart * 4, x, n);
                 case BF16 -> dotBf16(w.data(), rowStart * 2, xe, xo, x, n);
-                case F16 -> dotF16(w.data(), rowStart * 2, x, n);
+                case F16 -> dotF16(w.data(), rowStart * 2, xe, xo, x, n);
             };
         }
     }
@@ -225,25 +220,52 @@ public final class Kernels {
         }
     }
 
+    private static final float F16_SCALE = 0x1p112f;
+
     /**
-     * F16 rows: the Vector API has no half-float widening we can rely on here, so the row is widened with
-     * {@link Float#float16ToFloat} (an intrinsic, VCVTPH2PS) in blocks of 4L and multiplied by vectors.
+     * F16 rows, read like BF16 as 32-bit pairs and widened in vector registers: a half's exponent and mantissa shifted
+     * into an fp32's place ({@code (h & 0x7fff) << 13}) are the half's value times 2^-112, exactly, normal or
+     * subnormal, so one multiply by 2^112 gives the fp32 value; the sign bit is moved alongside. Infinities and NaNs
+     * (exponent all ones) would come out finite, so those lanes are rebuilt with an all-ones fp32 exponent: a damaged
+     * checkpoint still shows as a non-finite logit. The summation order is BF16's ({@link #dotBf16}).
      */
-    static float dotF16(MemorySegment w, long off, float[] x, int n) {
-        float[] buf = new float[4 * L]; // escape analysis keeps this off the heap in the compiled loop
-        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
-        int i = 0;
-        for (int up = n - n % (4 * L); i < up; i += 4 * L) {
-            for (int j = 0; j < 4 * L; j++) buf[j] = Float.float16ToFloat(w.get(I16, off + (long) (i + j) * 2));
-            a0 = FloatVector.fromArray(F, buf, 0).fma(FloatVector.fromArray(F, x, i), a0);
-            a1 = FloatVector.fromArray(F, buf, L).fma(FloatVector.fromArray(F, x, i + L), a1);
-            a2 = FloatVector.fromArray(F, buf, 2 * L).fma(FloatVector.fromArray(F, x, i + 2 * L), a2);
-            a3 = FloatVector.fromArray(F, buf, 3 * L).fma(FloatVector.fromArray(F, x, i + 3 * L), a3);
+    static float dotF16(MemorySegment w, long off, float[] xe, float[] xo, float[] x, int n) {
+        FloatVector acc = FloatVector.zero(F);
+        int pairs = n / 2, j = 0;
+        for (int up = pairs - pairs % L; j < up; j += L) {
+            IntVector v = IntVector.fromMemorySegment(I, w, off + (long) j * 4, LE);
+            acc = f16Even(v).fma(FloatVector.fromArray(F, xe, j), acc);
+            acc = f16Odd(v).fma(FloatVector.fromArray(F, xo, j), acc);
         }
-        float s = sum(a0.add(a1).add(a2.add(a3)));
-        for (; i < n; i++) s += Float.float16ToFloat(w.get(I16, off + (long) i * 2)) * x[i];
+        float[] lanes = new float[L];
+        acc.intoArray(lanes, 0);
+        float s = laneSum(lanes, 0);
+        for (; j < pairs; j++) s += f16At(w, off, 2 * j) * xe[j] + f16At(w, off, 2 * j + 1) * xo[j];
+        if ((n & 1) == 1) s += f16At(w, off, n - 1) * x[n - 1];
         return s;
     }
+
+    /** The low half of each int as fp32 (see {@link #dotF16}). */
+    private static FloatVector f16Even(IntVector v) {
+        IntVector bits = v.lanewise(VectorOperators.LSHL, 13).and(0x0FFFE000)
+                .or(v.lanewise(VectorOperators.LSHL, 16).and(0x80000000));
+        return widenF16(bits, v.and(0x7C00).compare(VectorOperators.EQ, 0x7C00));
+    }
+
+    /** The high half of each int as fp32. */
+    private static FloatVector f16Odd(IntVector v) {
+        IntVector bits = v.lanewise(VectorOperators.LSHR, 3).and(0x0FFFE000).or(v.and(0x80000000));
+        return widenF16(bits, v.and(0x7C000000).compare(VectorOperators.EQ, 0x7C000000));
+    }
+
+    private static FloatVector widenF16(IntVector bits, jdk.incubator.vector.VectorMask<Integer> special) {
+        FloatVector f = bits.reinterpretAsFloats().mul(F16_SCALE);
+        if (!special.anyTrue()) return f;
+        // infinity or NaN: all-ones exponent, the mantissa kept (bits 13..22), the sign kept
+        return f.blend(bits.or(0x7F800000).reinterpretAsFloats(), special.cast(F));
+    }
+
+    private static float f16At(MemorySegment w, long off, int i) { return Float.float16ToFloat(w.get(I16, off + (long) i * 2)); }
 
     /** The lanes of v added in lane order: the same bits in the interpreter and in compiled code. */
     static float sum(FloatVector v) {

@@ -96,6 +96,39 @@ class KernelsTest {
         }
     }
 
+    /**
+     * The vector F16 widening is exact for every finite half (normal, subnormal, signed zero): each of the 63,488
+     * finite bit patterns, picked out by a one-hot input, comes back as Float.float16ToFloat gives it; and an infinite
+     * or NaN weight still makes the product non-finite (a damaged checkpoint must show).
+     */
+    @Test
+    void f16WideningIsExactForEveryFiniteHalfAndKeepsInfinities() {
+        int n = 64;
+        MemorySegment seg = java.lang.foreign.Arena.ofAuto().allocate((long) n * 2);
+        Tensor w = new Tensor("w", DType.F16, new int[]{1, n}, seg);
+        java.util.List<Short> finite = new java.util.ArrayList<>();
+        for (int h = 0; h < 65536; h++) if ((h & 0x7C00) != 0x7C00) finite.add((short) h);
+        float[] x = new float[n];
+        for (int base = 0; base < finite.size(); base += n) {
+            for (int i = 0; i < n; i++) seg.set(I16, i * 2L, finite.get(Math.min(base + i, finite.size() - 1)));
+            for (int i = 0; i < n; i++) {
+                java.util.Arrays.fill(x, 0f);
+                x[i] = 1f;
+                float want = Float.float16ToFloat(seg.get(I16, i * 2L));
+                float got = Kernels.dot(w, 0, x, n);
+                assertEquals(Float.floatToIntBits(want == 0 ? 0f : want), Float.floatToIntBits(got == 0 ? 0f : got),
+                        "half 0x" + Integer.toHexString(seg.get(I16, i * 2L) & 0xffff));
+            }
+        }
+        java.util.Arrays.fill(x, 1f);
+        for (int i = 0; i < n; i++) seg.set(I16, i * 2L, Float.floatToFloat16(0.5f));
+        seg.set(I16, 6, (short) 0x7C00); // +inf at element 3 (an odd lane)
+        assertEquals(Float.POSITIVE_INFINITY, Kernels.dot(w, 0, x, n));
+        seg.set(I16, 6, Float.floatToFloat16(0.5f));
+        seg.set(I16, 8, (short) 0xFE00); // NaN at element 4 (an even lane)
+        assertTrue(Float.isNaN(Kernels.dot(w, 0, x, n)));
+    }
+
     @Test
     void floatArrayDotAxpyRmsnormSwigluMatchScalar() {
         for (int n : SIZES) {
