@@ -40,6 +40,45 @@ class SamplerTest {
         }
     }
 
+    /**
+     * The nucleus at a real vocabulary (150,000 tokens): the heap-drawn prefix gives exactly the token a full sort by
+     * (probability, index) and the same random draw give, seed after seed, ties included.
+     */
+    @Test
+    void theNucleusAtARealVocabularyEqualsTheSortedReference() {
+        java.util.SplittableRandom rnd = new java.util.SplittableRandom(9);
+        float[] logits = new float[150_000];
+        for (int i = 0; i < logits.length; i++) logits[i] = (float) (rnd.nextGaussian() * 3);
+        for (int i = 0; i < 50; i++) logits[1000 + i] = logits[7]; // ties broken by index
+        for (long seed = 0; seed < 30; seed++) {
+            SamplingParams sp = new SamplingParams(0.8, 0.9, seed);
+            assertEquals(reference(logits, sp), new Sampler(sp).sample(logits), "seed " + seed);
+        }
+    }
+
+    /** The previous implementation: softmax, every token sorted by (probability desc, index asc), then the walk. */
+    static int reference(float[] logits, SamplingParams sp) {
+        int n = logits.length;
+        double max = Double.NEGATIVE_INFINITY;
+        for (float l : logits) max = Math.max(max, l);
+        double[] p = new double[n];
+        double sum = 0;
+        for (int i = 0; i < n; i++) sum += p[i] = Math.exp((logits[i] - max) / sp.temperature());
+        for (int i = 0; i < n; i++) p[i] /= sum;
+        Integer[] order = new Integer[n];
+        for (int i = 0; i < n; i++) order[i] = i;
+        java.util.Arrays.sort(order, (a, b) -> p[a] != p[b] ? Double.compare(p[b], p[a]) : Integer.compare(a, b));
+        int keep = 0;
+        double mass = 0;
+        while (keep < n && (keep == 0 || mass < sp.topP())) mass += p[order[keep++]];
+        double u = new java.util.SplittableRandom(sp.seed()).nextDouble() * mass;
+        for (int i = 0; i < keep; i++) {
+            u -= p[order[i]];
+            if (u <= 0) return order[i];
+        }
+        return order[keep - 1];
+    }
+
     @Test
     void invalidParametersNameTheRule() {
         IllegalArgumentException t = assertThrows(IllegalArgumentException.class, () -> new SamplingParams(-1, 1, 0));
