@@ -78,6 +78,11 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--prefill-chunk", paramLabel = "N", description = "Prompt tokens prefilled per step (default ${DEFAULT-VALUE}).")
     int prefillChunk = 64;
 
+    @Option(names = "--max-context", paramLabel = "N",
+            description = "Tokens a sequence may hold (prompt and completion), below the model's max_position_embeddings: "
+                    + "bounds the KV cache and the heap the launcher reserves. Default: the model's.")
+    Integer maxContext;
+
     @Option(names = "--max-body", paramLabel = "BYTES", converter = Converters.Bytes.class,
             description = "Request body limit (default 1MiB).")
     long maxBody = 1 << 20;
@@ -113,7 +118,8 @@ final class ServeCommand implements Callable<Integer> {
         ModelConfig c = ModelConfig.fromJson(new com.fasterxml.jackson.databind.ObjectMapper().readTree(
                 dir.resolve("config.json").toFile()), dir.resolve("config.json"));
         int running = maxRunning != null ? maxRunning : expertAware ? 2 * maxBatch : maxBatch;
-        long kv = (long) running * c.layers() * c.maxPositions() * c.kvCacheFloatsPerToken() * Float.BYTES;
+        long ctx = maxContext != null ? Math.min(maxContext, c.maxPositions()) : c.maxPositions();
+        long kv = (long) running * c.layers() * ctx * c.kvCacheFloatsPerToken() * Float.BYTES;
         long rows = (long) maxBatch + prefillChunk;
         long width = Math.max(Math.max(c.hiddenSize(), c.qDim()), Math.max(c.expertIntermediate(), c.denseIntermediate()));
         long activations = rows * (12 * width + c.vocabSize()) * Float.BYTES;
@@ -158,6 +164,13 @@ final class ServeCommand implements Callable<Integer> {
             offload.attachPrefetcher(engine, cache, m, LookaheadGates.of(m));
         } else {
             engine = new Engine(m, par);
+        }
+        if (maxContext != null) {
+            try {
+                engine.limitContext(maxContext);
+            } catch (IllegalArgumentException e) {
+                throw new UsageError(e.getMessage());
+            }
         }
         int running = maxRunning != null ? maxRunning : expertAware ? 2 * maxBatch : maxBatch;
         Scheduler scheduler = new Scheduler(engine, tok, running, Math.min(maxBatch, running), expertAware, maxQueue,

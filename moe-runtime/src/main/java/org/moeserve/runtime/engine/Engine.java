@@ -45,6 +45,7 @@ public final class Engine {
     private final List<MoeLayerListener> listeners = new CopyOnWriteArrayList<>();
     private final AtomicLong nextSequenceId = new AtomicLong();
     private volatile ExpertExecutor executor = new LocalExecutor();
+    private int context;              // tokens a sequence may hold: max_position_embeddings unless limited
 
     /** A sequence and the tokens to run through it now. */
     public record Step(Sequence sequence, int[] tokens) {
@@ -62,7 +63,23 @@ public final class Engine {
         this.rope = new Rope(c.ropeDim(), c.ropeTheta(), c.maxPositions(), c.yarn());
         this.routers = RouterGate.of(model, par);
         this.moeIndex = c.moeLayerIndex();
+        this.context = c.maxPositions();
     }
+
+    /**
+     * Limits every sequence to {@code tokens} (at most the model's max_position_embeddings): a server's memory bound
+     * when the config claims a context far beyond what it will serve (DeepSeek's 163,840). Call before any sequence.
+     */
+    public void limitContext(int tokens) {
+        if (tokens < 2 || tokens > c.maxPositions()) {
+            throw new IllegalArgumentException("--max-context is " + tokens + " but must be in 2.." + c.maxPositions()
+                    + " (the model's max_position_embeddings)");
+        }
+        this.context = tokens;
+    }
+
+    /** Tokens a sequence may hold. */
+    public int context() { return context; }
 
     /** What a forward returns: the logits asked for and what every row routed. */
     public record Forward(float[][] logits, Routing routing) {}
@@ -88,8 +105,8 @@ public final class Engine {
     public Sequence newSequence() {
         ModelConfig.Mla mla = c.mla();
         return new Sequence(nextSequenceId.getAndIncrement(), mla == null
-                ? new KVCache(c.layers(), c.kvDim(), c.kvDim(), 64, c.maxPositions())
-                : new KVCache(c.layers(), mla.kvLoraRank(), mla.qkRope(), 64, c.maxPositions()));
+                ? new KVCache(c.layers(), c.kvDim(), c.kvDim(), 64, context)
+                : new KVCache(c.layers(), mla.kvLoraRank(), mla.qkRope(), 64, context));
     }
 
     /** Runs the steps; the logits of each step's last token (one row per step) and the routing. */
@@ -112,9 +129,9 @@ public final class Engine {
         for (Step s : steps) {
             Sequence seq = s.sequence();
             int end = seq.length() + s.tokens().length;
-            if (end > c.maxPositions()) {
+            if (end > context) {
                 throw new IllegalStateException("sequence " + seq.id() + " would reach " + end + " tokens past the context of "
-                        + c.maxPositions() + "; admission should have refused it");
+                        + context + "; admission should have refused it");
             }
             for (int i = 0; i < s.tokens().length; i++, r++) {
                 int t = s.tokens()[i];
@@ -241,15 +258,16 @@ public final class Engine {
      */
     public void checkFits(int promptTokens) {
         if (promptTokens < 1) throw new IllegalArgumentException("the prompt is empty; give at least one token");
-        if (promptTokens >= c.maxPositions()) {
-            throw new IllegalArgumentException("the prompt has " + promptTokens + " tokens but the model's context is "
-                    + c.maxPositions() + " (max_position_embeddings), which must hold the prompt and at least one "
+        if (promptTokens >= context) {
+            throw new IllegalArgumentException("the prompt has " + promptTokens + " tokens but the context is " + context
+                    + (context < c.maxPositions() ? " (--max-context)" : " (max_position_embeddings)")
+                    + ", which must hold the prompt and at least one "
                     + "generated token; shorten the prompt");
         }
     }
 
     /** Tokens a sequence holding {@code length} tokens may still generate (the context's room). */
-    public int room(int length) { return Math.max(0, c.maxPositions() - length); }
+    public int room(int length) { return Math.max(0, context - length); }
 
     private void normQk(MoeModel.Layer layer, float[][] q, float[][] k, int rows) {
         Family.QkNorm mode = c.family().qkNorm;

@@ -132,5 +132,8 @@ class FlagVocabularyTest {
         long big = heap.heapMegabytes();
         assertTrue(small >= 256 && small < 512, "the demo model needs little: " + small + " MiB");
         assertTrue(big > small + 100, "KV for 4096 sequences at the full context counts: " + big + " MiB");
+        new CommandLine(heap = new ServeCommand()).parseArgs("--model", model, "--max-running", "4096", "--max-context", "32");
+        long capped = heap.heapMegabytes();
+        assertTrue(capped < big - 80, "--max-context 32 bounds the KV the heap is sized for: " + capped + " vs " + big + " MiB");
     }
 }

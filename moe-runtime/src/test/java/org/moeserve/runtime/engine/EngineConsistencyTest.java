@@ -152,6 +152,19 @@ class EngineConsistencyTest {
             assertTrue(full.getMessage().contains("context is 256"), full.getMessage());
             e.checkFits(255);
             assertThrows(IllegalStateException.class, () -> e.forward(List.of(new Engine.Step(e.newSequence(), new int[257]))));
+            // --max-context: a tighter bound than the config's, named in the refusal
+            e.limitContext(32);
+            IllegalArgumentException limited = assertThrows(IllegalArgumentException.class, () -> e.checkFits(32));
+            assertTrue(limited.getMessage().contains("context is 32 (--max-context)"), limited.getMessage());
+            assertEquals(7, e.room(25));
+            Sequence s = e.newSequence();
+            e.forward(List.of(new Engine.Step(s, new int[31])));
+            assertEquals(32, s.cache.capacity(), "the cache never grows past the limit");
+            assertThrows(IllegalStateException.class, () -> e.forward(List.of(new Engine.Step(s, new int[]{1, 2}))));
+            for (int bad2 : new int[]{1, 257}) {
+                IllegalArgumentException r = assertThrows(IllegalArgumentException.class, () -> e.limitContext(bad2));
+                assertTrue(r.getMessage().contains("--max-context is " + bad2 + " but must be in 2..256"), r.getMessage());
+            }
         }
     }
 }
