@@ -64,6 +64,9 @@ final class GenerateCommand implements Callable<Integer> {
     @Mixin
     OffloadOptions offload = new OffloadOptions();
 
+    @Mixin
+    ReplayOptions replay = new ReplayOptions();
+
     @Option(names = "--no-warmup", description = "Skip the untimed warm-up pass (the JIT then shows in prefill's figure).")
     boolean noWarmup;
 
@@ -87,6 +90,7 @@ final class GenerateCommand implements Callable<Integer> {
             } else {
                 engine = new Engine(m, par);
             }
+            replay.apply(engine);
             int budget = Math.min(maxTokens, engine.room(ids.length));
             if (budget < maxTokens) {
                 System.err.printf("moe generate: the model's context is %d tokens; generating at most %d%n",

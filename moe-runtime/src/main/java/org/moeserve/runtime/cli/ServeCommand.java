@@ -90,6 +90,9 @@ final class ServeCommand implements Callable<Integer> {
     @Mixin
     OffloadOptions offload = new OffloadOptions();
 
+    @Mixin
+    ReplayOptions replay = new ReplayOptions();
+
     @Option(names = "--cluster", paramLabel = "NAME",
             description = "Join (or found) the cluster NAME: experts spread over its members by a versioned plan, any member serves.")
     String cluster;
@@ -172,6 +175,7 @@ final class ServeCommand implements Callable<Integer> {
                 throw new UsageError(e.getMessage());
             }
         }
+        replay.apply(engine);
         int running = maxRunning != null ? maxRunning : expertAware ? 2 * maxBatch : maxBatch;
         Scheduler scheduler = new Scheduler(engine, tok, running, Math.min(maxBatch, running), expertAware, maxQueue,
                 prefillChunk, registry);

@@ -46,6 +46,7 @@ public final class Engine {
     private final AtomicLong nextSequenceId = new AtomicLong();
     private volatile ExpertExecutor executor = new LocalExecutor();
     private int context;              // tokens a sequence may hold: max_position_embeddings unless limited
+    private volatile RoutingReplay replay; // routing from a trace instead of the gates, or null
 
     /** A sequence and the tokens to run through it now. */
     public record Step(Sequence sequence, int[] tokens) {
@@ -77,6 +78,9 @@ public final class Engine {
         }
         this.context = tokens;
     }
+
+    /** Routes by a recorded trace instead of the gates (null: the gates again). See {@link RoutingReplay}. */
+    public void setRoutingReplay(RoutingReplay replay) { this.replay = replay; }
 
     /** Tokens a sequence may hold. */
     public int context() { return context; }
@@ -365,7 +369,8 @@ public final class Engine {
     private void moe(int m, MoeModel.Layer layer, float[][] xb, float[][] out, int rows, ExpertExecutor.StepRun run,
                      Routing routing) {
         int topK = c.topK(), h = c.hiddenSize();
-        Router.Decision d = routers[m].route(xb, rows);
+        RoutingReplay rp = replay;
+        Router.Decision d = rp == null ? routers[m].route(xb, rows) : rp.decide(m, routing, routers[m], xb, rows);
         routing.set(m, d);
         float[][][] contrib = new float[rows][topK][];
         run.run(m, xb, rows, d.experts(), contrib);

@@ -227,6 +227,20 @@ class CliTest {
         assertTrue(noModel.err().contains("--link measured measures the disk under --model DIR"), noModel.err());
     }
 
+    /** --routing-replay: a trained model's routing on another checkpoint; a trace that does not fit is a usage error. */
+    @Test
+    void generateReplaysATracesRoutingAndRefusesOneThatDoesNotFit() throws IOException {
+        Path trace = smallTrace(1);
+        Run r = run("generate", "--model", TestModels.dir("tiny-mixtral-kjv").toString(), "--prompt", "In the beginning",
+                "--max-tokens", "8", "--greedy", "--expert-budget", "25%", "--routing-replay", trace.toString());
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.out().contains("decode: 7 tokens") && r.out().contains("hit rate"), r.out());
+        Run bad = run("generate", "--model", TestModels.dir("tiny-olmoe-random").toString(), "--prompt", "x",
+                "--routing-replay", trace.toString());
+        assertEquals(2, bad.exit());
+        assertTrue(bad.err().contains("--routing-replay: " + trace + " routes top-2 but the model routes top-4"), bad.err());
+    }
+
     @Test
     void synthWritesARealShapedCheckpointThatServesAndRefusesWhatItCannotWrite() throws IOException {
         Path out = tmp.resolve("synth");
