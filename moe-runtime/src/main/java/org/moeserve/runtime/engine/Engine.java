@@ -399,9 +399,12 @@ public final class Engine {
         @Override
         public void run(int m, float[][] xb, int rows, int[][] idx, float[][][] contrib) {
             List<ExpertGroups.Group> groups = ExpertGroups.of(idx, rows, c.experts());
-            // many active experts -> one per thread; few -> threads inside each product
-            boolean acrossExperts = groups.size() >= par.threads();
-            Parallel inner = acrossExperts ? Parallel.SERIAL : par;
+            // many active experts -> one per thread; few -> threads inside each product; too little work in all
+            // (a small model's decode step) -> this thread alone: a fork costs more than it saves (the bits are the same)
+            long work = 3L * rows * c.topK() * c.hiddenSize() * c.expertIntermediate();
+            Parallel pool = work < (1 << 18) ? Parallel.SERIAL : par;
+            boolean acrossExperts = groups.size() >= pool.threads();
+            Parallel inner = acrossExperts ? Parallel.SERIAL : pool;
             Parallel.Body runExpert = a -> {
                 ExpertGroups.Group g = groups.get(a);
                 float[][] y = new float[g.size()][c.hiddenSize()];
@@ -413,7 +416,7 @@ public final class Engine {
                 }
                 g.scatter(y, contrib);
             };
-            if (acrossExperts) par.forEach(groups.size(), runExpert);
+            if (acrossExperts && pool != Parallel.SERIAL) pool.forEach(groups.size(), runExpert);
             else for (int a = 0; a < groups.size(); a++) runExpert.run(a);
         }
     }
