@@ -53,6 +53,14 @@ public final class Suite {
                             + "threads (`moe bench shape`), then llama.cpp on the same weights (BF16 GGUF). Needs the "
                             + "npm registry once for llama.cpp; not part of CI.",
                     List.of("QUICK=1 bench/scripts/shape.sh"), List.of("bench/scripts/shape.sh")),
+            new Step("disk", "The disk tier under a memory cap, against the page cache and llama.cpp",
+                    "A random-weight Mixtral-layout checkpoint of 3.6 GB (`moe synth` of bench/configs/mixtral-layout-16x-3.6gb"
+                            + ".config.json: 12 layers, 16 experts of 17.3 MB, top-2) under cgroup caps that hold about 50% "
+                            + "and 25% of the expert bytes (page cache counted): the disk tier with LRU and predictive, under "
+                            + "the gates' own routing and under `--routing-replay` of the demo model's held-out trace; "
+                            + "moe-serve on mmap alone; llama.cpp on the same weights (50% cap). Needs root and, for "
+                            + "llama.cpp, the npm registry once; not part of CI.",
+                    List.of("QUICK=1 bench/scripts/disk-tier.sh"), List.of("bench/scripts/disk-tier.sh")),
             new Step("kernels", "Kernel microbenchmark (JMH)",
                     "`Kernels.matvec` (Vector API) against `Kernels.matvecScalar`, 4096x4096, per dtype and thread count; "
                             + "JMH average time per product.",
