@@ -42,8 +42,6 @@ public final class Router {
     }
 
     private final Gate gate;
-    private final int topK;
-    private final boolean renormalise;
     private final Rule rule;
 
     public Router(Gate gate, int topK, boolean renormalise) { this(gate, Rule.softmax(topK, renormalise)); }
@@ -62,8 +60,6 @@ public final class Router {
             throw new IllegalArgumentException("the selection bias has " + rule.bias().length + " values for " + n + " experts");
         }
         this.gate = gate;
-        this.topK = rule.topK();
-        this.renormalise = rule.renormalise();
         this.rule = rule;
     }
 
@@ -82,7 +78,7 @@ public final class Router {
 
     public int experts() { return gate.experts(); }
 
-    public int topK() { return topK; }
+    public int topK() { return rule.topK(); }
 
     /** The gate's logits for one row: scores whose ranking is the router's. */
     public float[] logits(float[] x) {
@@ -96,15 +92,15 @@ public final class Router {
         int e = gate.experts();
         float[][] probs = new float[rows][e];
         gate.logits(x, rows, probs);
-        int[][] idx = new int[rows][topK];
-        float[][] w = new float[rows][topK];
+        int[][] idx = new int[rows][rule.topK()];
+        float[][] w = new float[rows][rule.topK()];
         for (int r = 0; r < rows; r++) select(probs[r], idx[r], w[r]);
         return new Decision(idx, w);
     }
 
     /** Scores of {@code logits} (in place), its top k into idx/w by the {@link Rule}: renormalised, scaled. */
     public void select(float[] logits, int[] idx, float[] w) {
-        int n = logits.length;
+        int n = logits.length, topK = rule.topK();
         if (rule.sigmoid()) {
             for (int i = 0; i < n; i++) logits[i] = (float) (1.0 / (1.0 + Math.exp(-logits[i])));
         } else {
@@ -119,7 +115,7 @@ public final class Router {
             TopK.select(choice, n, topK, idx, w);
             for (int j = 0; j < topK; j++) w[j] = logits[idx[j]];
         }
-        if (renormalise) {
+        if (rule.renormalise()) {
             float sum = 0;
             for (int j = 0; j < topK; j++) sum += w[j];
             for (int j = 0; j < topK; j++) w[j] /= sum;

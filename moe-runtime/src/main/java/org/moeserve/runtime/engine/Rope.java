@@ -24,6 +24,13 @@ final class Rope {
     Rope(int dim, double theta, int maxPositions, ModelConfig.Yarn yarn) {
         int half = dim / 2;
         invFreq = new float[half];
+        int low = 0;
+        float span = 1;
+        if (yarn != null) { // the ramp between the correction dimensions of beta_fast and beta_slow
+            low = Math.max((int) Math.floor(correctionDim(yarn.betaFast(), dim, theta, yarn.originalMaxPositions())), 0);
+            int high = Math.min((int) Math.ceil(correctionDim(yarn.betaSlow(), dim, theta, yarn.originalMaxPositions())), dim - 1);
+            span = (low == high ? high + 0.001f : high) - low;
+        }
         for (int i = 0; i < half; i++) {
             float base = (float) Math.pow(theta, (2.0 * i) / dim);
             float extra = 1f / base;
@@ -32,11 +39,7 @@ final class Rope {
                 continue;
             }
             float inter = 1f / ((float) yarn.factor() * base);
-            int low = Math.max((int) Math.floor(correctionDim(yarn.betaFast(), dim, theta, yarn.originalMaxPositions())), 0);
-            int high = Math.min((int) Math.ceil(correctionDim(yarn.betaSlow(), dim, theta, yarn.originalMaxPositions())), dim - 1);
-            float hi = low == high ? high + 0.001f : high;
-            float ramp = Math.clamp((i - low) / (hi - low), 0f, 1f);
-            float extraMask = 1f - ramp;
+            float extraMask = 1f - Math.clamp((i - low) / span, 0f, 1f);
             invFreq[i] = inter * (1 - extraMask) + extra * extraMask;
         }
         mscale = yarn == null ? 1f : (float) (yarn.mscale(yarn.mscale()) / yarn.mscale(yarn.mscaleAllDim()));

@@ -108,6 +108,11 @@ public final class Kernels {
      * rows interleaved), and one FMA chain per 64 bytes keeps up with that.
      */
     static float dotBf16(MemorySegment w, long off, float[] xe, float[] xo, float[] x, int n) {
+        return dotBf16(w, off, xe, xo, x, n, new float[L]);
+    }
+
+    /** {@link #dotBf16} with the caller's scratch for the lane sum ({@code lanes}, at least L long). */
+    private static float dotBf16(MemorySegment w, long off, float[] xe, float[] xo, float[] x, int n, float[] lanes) {
         FloatVector acc = FloatVector.zero(F);
         int pairs = n / 2, j = 0;
         for (int up = pairs - pairs % L; j < up; j += L) {
@@ -115,7 +120,6 @@ public final class Kernels {
             acc = v.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(FloatVector.fromArray(F, xe, j), acc);
             acc = v.and(0xFFFF0000).reinterpretAsFloats().fma(FloatVector.fromArray(F, xo, j), acc);
         }
-        float[] lanes = new float[L];
         acc.intoArray(lanes, 0);
         return finishBf16(laneSum(lanes, 0), w, off, xe, xo, x, n);
     }
@@ -128,24 +132,12 @@ public final class Kernels {
     }
 
     /**
-     * Rows lo..hi-1 of a BF16 matrix against one input, each row exactly as {@link #dotBf16} computes it: decode's
-     * kernel. One call per range, not per row, so the loop stays compiled whole and the per-row cost (the lane sum,
-     * the tail) stays small beside a row's few kilobytes of stream.
+     * Rows lo..hi-1 of a BF16 matrix against one input, each row by {@link #dotBf16}: decode's kernel. One call per
+     * range with one lane scratch, so the row kernel is inlined into this loop and allocates nothing per row.
      */
     static void rowsBf16(MemorySegment w, long rowBytes, int lo, int hi, Operand op, int n, float[] out) {
-        float[] xe = op.xe(), xo = op.xo(), lanes = new float[L];
-        int pairs = n / 2, up = pairs - pairs % L;
-        for (int r = lo; r < hi; r++) {
-            long off = r * rowBytes;
-            FloatVector acc = FloatVector.zero(F);
-            for (int j = 0; j < up; j += L) {
-                IntVector v = IntVector.fromMemorySegment(I, w, off + (long) j * 4, LE);
-                acc = v.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(FloatVector.fromArray(F, xe, j), acc);
-                acc = v.and(0xFFFF0000).reinterpretAsFloats().fma(FloatVector.fromArray(F, xo, j), acc);
-            }
-            acc.intoArray(lanes, 0);
-            out[r] = finishBf16(laneSum(lanes, 0), w, off, xe, xo, op.x(), n);
-        }
+        float[] lanes = new float[L];
+        for (int r = lo; r < hi; r++) out[r] = dotBf16(w, r * rowBytes, op.xe(), op.xo(), op.x(), n, lanes);
     }
 
     /**
