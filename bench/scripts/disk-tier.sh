@@ -21,11 +21,8 @@ CAPS="2500M:50% 1700M:25%"; LLAMA_CAPS="2500M"
 if [ "${QUICK:-0}" = 1 ]; then CAPS="1700M:25%"; LLAMA_CAPS=""; fi
 LLAMA=0
 if [ -n "$LLAMA_CAPS" ] && command -v node >/dev/null; then
-  PEERS="$ROOT/bench/target/peers"; mkdir -p "$PEERS"
-  if [ ! -d "$PEERS/node_modules/node-llama-cpp" ]; then
-    (cd "$PEERS" && npm init -y >/dev/null && npm install --no-audit --no-fund --loglevel=error node-llama-cpp@3.22.1 >&2)
-  fi
-  cp bench/scripts/llamacpp-decode.mjs "$PEERS/"
+  . "$ROOT/bench/scripts/llamacpp-peer.sh"
+  llamacpp_ensure
   [ -f "$OUT/mixtral-16x-3.6gb.gguf" ] || ./moe export-gguf --model "$M" --out "$OUT/mixtral-16x-3.6gb.gguf" >&2
   LLAMA=1
 fi

@@ -8,13 +8,8 @@ export JAVA_HOME="${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}"
 [ -x "$JAVA_HOME/bin/java" ] && "$JAVA_HOME/bin/java" -version 2>&1 | grep -q '"25' || JAVA_HOME=/usr/lib/jvm/temurin-25-jdk-amd64
 export MAVEN_OPTS="${MAVEN_OPTS:-} --sun-misc-unsafe-memory-access=allow"
 REPS="${1:-7}"
-PEERS="$ROOT/bench/target/peers"
-mkdir -p "$PEERS"
-if [ ! -d "$PEERS/node_modules/node-llama-cpp" ]; then
-  echo "peers: installing node-llama-cpp 3.22.1 (npm)..." >&2
-  (cd "$PEERS" && npm init -y >/dev/null && npm install --no-audit --no-fund --loglevel=error node-llama-cpp@3.22.1 >&2)
-fi
-cp "$ROOT/bench/scripts/llamacpp-decode.mjs" "$PEERS/"
+. "$ROOT/bench/scripts/llamacpp-peer.sh"
+llamacpp_ensure
 "$ROOT/moe" export-gguf --out "$PEERS/tiny-mixtral-kjv.gguf"
 PROMPT="In the beginning God created the"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"

@@ -19,12 +19,8 @@ REPS=3; PROMPTS=128,512; DECODE=64
 if [ "${QUICK:-0}" = 1 ]; then REPS=1; PROMPTS=128; DECODE=32; fi
 ./moe bench shape "$M" --reps "$REPS" --prompts "$PROMPTS" --decode "$DECODE"
 if ! command -v node >/dev/null; then echo "(node not found: llama.cpp skipped)"; exit 0; fi
-PEERS="$ROOT/bench/target/peers"
-mkdir -p "$PEERS"
-if [ ! -d "$PEERS/node_modules/node-llama-cpp" ]; then
-  (cd "$PEERS" && npm init -y >/dev/null && npm install --no-audit --no-fund --loglevel=error node-llama-cpp@3.22.1 >&2)
-fi
-cp "$ROOT/bench/scripts/llamacpp-decode.mjs" "$PEERS/"
+. "$ROOT/bench/scripts/llamacpp-peer.sh"
+llamacpp_ensure
 [ -f "$OUT/mixtral-2.4gb.gguf" ] || ./moe export-gguf --model "$M" --out "$OUT/mixtral-2.4gb.gguf" >&2
 echo "### llama.cpp (node-llama-cpp 3.22.1, BF16 GGUF of the same weights; prefill = prompt tokens / time to the first token)"
 echo "| threads | prompt tokens | prefill tokens/s | decode tokens/s |"
