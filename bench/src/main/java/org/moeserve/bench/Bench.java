@@ -20,7 +20,7 @@ import java.util.concurrent.Callable;
  */
 @Command(name = "moe bench", mixinStandardHelpOptions = true,
         description = "moe-serve's benchmarks; 'suite' runs them all and regenerates BENCHMARKS.md.",
-        subcommands = {Bench.Suite.class, Bench.Report.class, Bench.Bandwidth.class, Bench.Shape.class, Bench.Decode.class, Bench.Offload.class,
+        subcommands = {Bench.Suite.class, Bench.Report.class, Bench.Bandwidth.class, Bench.Quant.class, Bench.Shape.class, Bench.Decode.class, Bench.Offload.class,
                 Bench.Load.class, Bench.Placement.class, Bench.Simulate.class, Bench.Replay.class, Bench.EpCalibrate.class, Bench.Disk.class, Bench.JmhRun.class,
                 Bench.JmhTable.class, Bench.ListSteps.class})
 public final class Bench implements Runnable {
@@ -144,6 +144,16 @@ public final class Bench implements Runnable {
 
         @Override
         public Integer call() throws Exception { return harness(KernelBandwidth::main, reps.value()); }
+    }
+
+    @Command(name = "quant", mixinStandardHelpOptions = true,
+            description = "Matrix-vector 32768x4096 in BF16, Q8_0, Q6_K, Q4_K, Q4_0 (and Q8_0 with int8 activations) against a STREAM triad, 1 and 2 threads.")
+    static final class Quant implements Callable<Integer> {
+        @CommandLine.Mixin
+        Reps reps = new Reps();
+
+        @Override
+        public Integer call() throws Exception { return harness(QuantThroughput::main, reps.value()); }
     }
 
     @Command(name = "decode", mixinStandardHelpOptions = true, description = "Decode tokens/s on the demo model: 1 and 8 streams, 1 and 2 threads.")

@@ -11,7 +11,7 @@ import java.util.concurrent.Callable;
 
 /** {@code moe export-gguf}: the checkpoint as GGUF, for llama.cpp (the peer in the benchmarks). */
 @Command(name = "export-gguf", mixinStandardHelpOptions = true,
-        description = "Write a Mixtral-layout checkpoint as GGUF (llama.cpp's llama architecture, same dtype, byte-level BPE tokenizer).")
+        description = "Write a checkpoint as GGUF in its own dtype (llama.cpp architectures llama, qwen3moe, olmoe; byte-level BPE tokenizer). moe quantize writes quantized ones.")
 final class ExportGgufCommand implements Callable<Integer> {
     @Mixin
     ModelOptions model = new ModelOptions();

@@ -7,8 +7,9 @@ import java.nio.file.Path;
 
 /** Options every model-running command shares. */
 final class ModelOptions {
-    @Option(names = "--model", paramLabel = "DIR",
-            description = "Hugging Face model directory (config.json, *.safetensors, tokenizer.json). "
+    @Option(names = "--model", paramLabel = "DIR|FILE.gguf",
+            description = "Hugging Face model directory (config.json, *.safetensors, tokenizer.json) or a GGUF file "
+                    + "(llama, qwen3moe, olmoe; F32/F16/BF16/Q8_0/Q4_0/Q5_0/Q4_K/Q6_K). "
                     + "Default: the bundled demo model, models/tiny-mixtral-kjv.")
     Path model;
 

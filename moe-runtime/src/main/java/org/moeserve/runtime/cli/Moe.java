@@ -9,7 +9,7 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "moe", mixinStandardHelpOptions = true, version = "moe-serve 0.1.0",
         description = "Serve, trace and study Mixture-of-Experts models.",
-        subcommands = {ServeCommand.class, GenerateCommand.class, TraceCommand.class, PredictorCommand.class, CacheSimCommand.class, PlanCommand.class, SimulateCommand.class, StatsCommand.class, ExportGgufCommand.class, SynthCommand.class})
+        subcommands = {ServeCommand.class, GenerateCommand.class, TraceCommand.class, PredictorCommand.class, CacheSimCommand.class, PlanCommand.class, SimulateCommand.class, StatsCommand.class, ExportGgufCommand.class, QuantizeCommand.class, EvalCommand.class, SynthCommand.class})
 public final class Moe implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;

@@ -117,9 +117,7 @@ final class ServeCommand implements Callable<Integer> {
      * neither counts. The launcher starts {@code serve} with this as -Xmx (MOE_JAVA_OPTS=-Xmx... overrides).
      */
     long heapMegabytes() throws java.io.IOException {
-        java.nio.file.Path dir = model.modelDir();
-        ModelConfig c = ModelConfig.fromJson(new com.fasterxml.jackson.databind.ObjectMapper().readTree(
-                dir.resolve("config.json").toFile()), dir.resolve("config.json"));
+        ModelConfig c = org.moeserve.runtime.model.Checkpoint.configOf(model.modelDir());
         int running = maxRunning != null ? maxRunning : expertAware ? 2 * maxBatch : maxBatch;
         long ctx = maxContext != null ? Math.min(maxContext, c.maxPositions()) : c.maxPositions();
         long kv = (long) running * c.layers() * ctx * c.kvCacheFloatsPerToken() * Float.BYTES;

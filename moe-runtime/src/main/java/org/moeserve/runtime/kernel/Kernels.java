@@ -45,17 +45,25 @@ public final class Kernels {
     public static float dot(Tensor w, long rowStart, float[] x, int n) {
         return switch (w.dtype()) {
             case F32 -> dotF32(w.data(), rowStart * 4, x, n);
-            case BF16, F16 -> Operand.of(w, x, n).dot(w, rowStart, n);
+            default -> Operand.of(w, x, n).dot(w, rowStart, n);
         };
     }
 
-    /** x ready for rows of w: split into even/odd halves for BF16 and F16, as it is for F32. */
+    /**
+     * x ready for rows of w: split into even/odd halves for BF16 and F16, as it is for F32; for a block format, the
+     * per-32 sums Q4_K's minimums need ({@code xe}).
+     */
     private record Operand(float[] x, float[] xe, float[] xo) {
         static Operand of(Tensor w, float[] x, int n) {
-            if (w.dtype() == DType.F32) return new Operand(x, null, null);
-            float[] xe = new float[n / 2], xo = new float[n / 2];
-            deinterleave(x, n, xe, xo);
-            return new Operand(x, xe, xo);
+            return switch (w.dtype()) {
+                case F32, Q8_0, Q4_0, Q5_0, Q6_K -> new Operand(x, null, null);
+                case Q4_K -> new Operand(x, QuantKernels.sums32(x, n), null);
+                case BF16, F16 -> {
+                    float[] xe = new float[n / 2], xo = new float[n / 2];
+                    deinterleave(x, n, xe, xo);
+                    yield new Operand(x, xe, xo);
+                }
+            };
         }
 
         float dot(Tensor w, long rowStart, int n) {
@@ -63,11 +71,19 @@ public final class Kernels {
                 case F32 -> dotF32(w.data(), rowStart * 4, x, n);
                 case BF16 -> dotBf16(w.data(), rowStart * 2, xe, xo, x, n);
                 case F16 -> dotF16(w.data(), rowStart * 2, xe, xo, x, n);
+                default -> QuantKernels.dot(w.dtype(), w.data(), w.dtype().byteSize(rowStart), x, xe, n, new QuantKernels.Scratch());
             };
         }
     }
 
     public static float dotScalar(Tensor w, long rowStart, float[] x, int n) {
+        if (w.dtype().quantized()) {
+            float[] row = new float[n];
+            org.moeserve.runtime.model.Blocks.dequantize(w.dtype(), w.data(), w.dtype().byteSize(rowStart), n, row, 0);
+            float s = 0;
+            for (int i = 0; i < n; i++) s += row[i] * x[i];
+            return s;
+        }
         float s = 0;
         for (int i = 0; i < n; i++) s += w.get(rowStart + i) * x[i];
         return s;
@@ -299,9 +315,20 @@ public final class Kernels {
             par.forRange(d, Math.max(1, GRAIN_MACS / n), (lo, hi) -> rowsBf16(w.data(), (long) n * 2, lo, hi, op, n, out));
             return;
         }
+        if (w.dtype().quantized()) {
+            par.forRange(d, Math.max(1, GRAIN_MACS / n), (lo, hi) -> rowsQuant(w, lo, hi, op, n, out));
+            return;
+        }
         par.forRange(d, Math.max(1, GRAIN_MACS / n), (lo, hi) -> {
             for (int j = lo; j < hi; j++) out[j] = op.dot(w, (long) j * n, n);
         });
+    }
+
+    /** Rows lo..hi-1 of a quantized matrix against one input (one lane scratch per range). */
+    private static void rowsQuant(Tensor w, int lo, int hi, Operand op, int n, float[] out) {
+        QuantKernels.Scratch lanes = new QuantKernels.Scratch();
+        long rowBytes = w.rowBytes();
+        for (int r = lo; r < hi; r++) out[r] = QuantKernels.dot(w.dtype(), w.data(), r * rowBytes, op.x(), op.xe(), n, lanes);
     }
 
     public static void matvecScalar(Tensor w, float[] x, float[] out) {
@@ -322,6 +349,18 @@ public final class Kernels {
         }
         Operand[] ops = new Operand[rows];
         for (int r = 0; r < rows; r++) ops[r] = Operand.of(w, x[r], n);
+        if (w.dtype().quantized()) {
+            // each weight row is decoded once per input, from L1: decode is the case to be fast, and the same kernel
+            // for every input keeps a token's bits independent of its batch
+            par.forRange(d, Math.max(1, GRAIN_MACS / (n * rows)), (lo, hi) -> {
+                QuantKernels.Scratch lanes = new QuantKernels.Scratch();
+                long rowBytes = w.rowBytes();
+                for (int j = lo; j < hi; j++) {
+                    for (int r = 0; r < rows; r++) out[r][j] = QuantKernels.dot(w.dtype(), w.data(), j * rowBytes, ops[r].x(), ops[r].xe(), n, lanes);
+                }
+            });
+            return;
+        }
         if (w.dtype() != DType.BF16) {
             par.forRange(d, Math.max(1, GRAIN_MACS / (n * rows)), (lo, hi) -> {
                 for (int j = lo; j < hi; j++) {

@@ -28,21 +28,45 @@ public final class Checkpoint implements AutoCloseable {
     private final Arena arena;
     private final Map<String, SafetensorsFile> byTensor;
     private final java.util.List<SafetensorsFile> files; // distinct, in shard order
+    private final GgufFile gguf;                        // or a GGUF file, its tensors under Hugging Face names
+    private final Map<String, Tensor> ggufTensors;
 
-    private Checkpoint(Path dir, ModelConfig config, JsonNode rawConfig, Arena arena, Map<String, SafetensorsFile> byTensor) {
+    private Checkpoint(Path dir, ModelConfig config, JsonNode rawConfig, Arena arena, Map<String, SafetensorsFile> byTensor,
+                       GgufFile gguf, Map<String, Tensor> ggufTensors) {
         this.dir = dir;
         this.config = config;
         this.rawConfig = rawConfig;
         this.arena = arena;
         this.byTensor = byTensor;
         this.files = java.util.List.copyOf(new java.util.LinkedHashSet<>(byTensor.values()));
+        this.gguf = gguf;
+        this.ggufTensors = ggufTensors;
     }
 
+    /**
+     * A Hugging Face model directory or a GGUF file ({@link GgufModel}). A GGUF checkpoint mixes dtypes (norms F32,
+     * matrices in block formats), so the one-dtype rule of {@link #tensor} applies to directories only.
+     */
     public static Checkpoint open(Path given) {
         Path dir = given.toAbsolutePath().normalize(); // every error names whole paths
+        if (Files.isRegularFile(dir)) {
+            if (!GgufFile.looksLikeGguf(dir)) {
+                throw new CheckpointException(dir + ": not a model: pass a Hugging Face model directory (config.json + "
+                        + "*.safetensors) or a GGUF file");
+            }
+            Arena arena = Arena.ofShared();
+            try {
+                GgufFile g = GgufFile.open(dir, arena);
+                GgufModel.Loaded l = GgufModel.load(g, arena);
+                return new Checkpoint(dir, l.config(), l.rawConfig(), arena, Map.of(), g, l.tensors());
+            } catch (RuntimeException e) {
+                arena.close();
+                throw e;
+            }
+        }
         if (!Files.isDirectory(dir)) {
             throw new CheckpointException(dir + ": model directory not found; pass a Hugging Face model directory "
-                    + "(config.json + *.safetensors)");
+                    + "(config.json + *.safetensors) or a GGUF file");
         }
         Path cfgFile = dir.resolve("config.json");
         JsonNode raw = readJson(cfgFile);
@@ -75,11 +99,22 @@ public final class Checkpoint implements AutoCloseable {
                 throw new CheckpointException(dir + ": no weights: expected model.safetensors or "
                         + "model.safetensors.index.json with its shards");
             }
-            return new Checkpoint(dir, config, raw, arena, byTensor);
+            return new Checkpoint(dir, config, raw, arena, byTensor, null, null);
         } catch (RuntimeException e) {
             arena.close();
             throw e;
         }
+    }
+
+    /** The config of a model directory or GGUF file, without keeping anything open. */
+    public static ModelConfig configOf(Path model) {
+        if (Files.isRegularFile(model)) {
+            try (Checkpoint ck = open(model)) {
+                return ck.config();
+            }
+        }
+        Path cfg = model.resolve("config.json");
+        return ModelConfig.fromJson(readJson(cfg), cfg);
     }
 
     static JsonNode readJson(Path file) {
@@ -97,21 +132,26 @@ public final class Checkpoint implements AutoCloseable {
         }
     }
 
+    /** The model directory, or the GGUF file. */
     public Path dir() { return dir; }
+
+    /** The GGUF file this checkpoint was read from, or null for a Hugging Face directory. */
+    public GgufFile gguf() { return gguf; }
 
     public ModelConfig config() { return config; }
 
     public JsonNode rawConfig() { return rawConfig; }
 
-    public boolean has(String name) { return byTensor.containsKey(name); }
+    public boolean has(String name) { return gguf != null ? ggufTensors.containsKey(name) : byTensor.containsKey(name); }
 
-    public TreeSet<String> tensorNames() { return new TreeSet<>(byTensor.keySet()); }
+    public TreeSet<String> tensorNames() { return new TreeSet<>(gguf != null ? ggufTensors.keySet() : byTensor.keySet()); }
 
     /**
      * The named tensor, which must have this shape; its dtype must be one we compute with and, if
      * {@code dtype} is not null, exactly that one.
      */
     public Tensor tensor(String name, DType dtype, int... shape) {
+        if (gguf != null) return ggufTensor(name, shape);
         SafetensorsFile f = byTensor.get(name);
         if (f == null) {
             throw new CheckpointException(dir + ": tensor " + name + " is missing; config.json describes a "
@@ -131,8 +171,34 @@ public final class Checkpoint implements AutoCloseable {
         return t;
     }
 
+    private Tensor ggufTensor(String name, int[] shape) {
+        Tensor t = ggufTensors.get(name);
+        if (t == null) {
+            throw new CheckpointException(dir + ": tensor " + name + " (in llama.cpp's names: " + ggufName(name) + ") is missing; the "
+                    + "metadata describes a " + config.family().architecture + " with " + config.layers() + " layers and "
+                    + config.experts() + " experts, which needs it");
+        }
+        if (!Arrays.equals(t.shape(), shape)) {
+            throw new CheckpointException(dir + ": tensor " + ggufName(name) + " has shape " + Arrays.toString(t.shape())
+                    + " (rows, cols), the metadata wants " + Arrays.toString(shape));
+        }
+        return t;
+    }
+
+    /** The GGUF name of a Hugging Face tensor name, for messages. */
+    private static String ggufName(String hf) {
+        return hf.replaceAll("model\\.layers\\.(\\d+)\\.", "blk.$1.").replace("model.embed_tokens", "token_embd")
+                .replace("lm_head", "output").replace("model.norm", "output_norm").replace("self_attn.q_proj", "attn_q")
+                .replace("self_attn.k_proj", "attn_k").replace("self_attn.v_proj", "attn_v").replace("self_attn.o_proj", "attn_output")
+                .replaceAll("(block_sparse_moe|mlp)\\.experts\\.(\\d+)\\.(w1|gate_proj)", "ffn_gate_exps[$2]")
+                .replaceAll("(block_sparse_moe|mlp)\\.experts\\.(\\d+)\\.(w3|up_proj)", "ffn_up_exps[$2]")
+                .replaceAll("(block_sparse_moe|mlp)\\.experts\\.(\\d+)\\.(w2|down_proj)", "ffn_down_exps[$2]")
+                .replaceAll("(block_sparse_moe|mlp)\\.gate\\.", "ffn_gate_inp.");
+    }
+
     /** The memory mappings of the checkpoint's files. */
     public java.util.List<MemorySegment> mappings() {
+        if (gguf != null) return java.util.List.of(gguf.mapping());
         return files.stream().map(SafetensorsFile::mapping).toList();
     }
 
@@ -141,6 +207,7 @@ public final class Checkpoint implements AutoCloseable {
 
     /** The file and offset that {@code slice} (a tensor's data, or part of it) was mapped from. */
     public FileRange locate(MemorySegment slice) {
+        if (gguf != null && gguf.fileOffsetOf(slice) >= 0) return new FileRange(gguf.path(), gguf.fileOffsetOf(slice), slice.byteSize());
         for (SafetensorsFile f : files) {
             long off = f.fileOffsetOf(slice);
             if (off >= 0) return new FileRange(f.path(), off, slice.byteSize());

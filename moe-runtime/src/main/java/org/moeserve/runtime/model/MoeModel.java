@@ -155,7 +155,7 @@ public final class MoeModel implements AutoCloseable {
         float[] kvANorm = ck.tensor(a + "kv_a_layernorm.weight", dt, rank).toFloatArray();
         Tensor kvB = ck.tensor(a + "kv_b_proj.weight", dt, heads * (nope + vd), rank);
         Tensor[] kUp = new Tensor[heads], vUp = new Tensor[heads];
-        long rowBytes = (long) rank * dt.bytes();
+        long rowBytes = kvB.rowBytes();
         for (int hd = 0; hd < heads; hd++) {
             int base = hd * (nope + vd);
             float[] t = new float[rank * nope];

@@ -69,7 +69,8 @@ public final class Synth {
             JSON.writerWithDefaultPrettyPrinter().writeValue(out.resolve("model.safetensors.index.json").toFile(), index);
         }
         ObjectNode config = rawConfig.deepCopy();
-        config.put("torch_dtype", switch (dtype) { case BF16 -> "bfloat16"; case F16 -> "float16"; case F32 -> "float32"; });
+        config.put("torch_dtype", switch (dtype) { case BF16 -> "bfloat16"; case F16 -> "float16"; case F32 -> "float32";
+            default -> throw new IllegalArgumentException("synth writes safetensors: bf16, f16 or f32, not " + dtype); });
         JSON.writerWithDefaultPrettyPrinter().writeValue(out.resolve("config.json").toFile(), config);
         for (String t : List.of("tokenizer.json", "tokenizer_config.json")) {
             Files.copy(tokenizerDir.resolve(t), out.resolve(t), StandardCopyOption.REPLACE_EXISTING);

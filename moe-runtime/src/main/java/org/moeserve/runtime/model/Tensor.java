@@ -17,9 +17,13 @@ public record Tensor(String name, DType dtype, int[] shape, MemorySegment data) 
         shape = shape.clone();
         long n = 1;
         for (int d : shape) n *= d;
-        if (data.byteSize() != n * dtype.bytes()) {
+        if (dtype.quantized() && shape[shape.length - 1] % dtype.blockElems() != 0) {
+            throw new IllegalArgumentException("tensor " + name + ": rows of " + shape[shape.length - 1] + " are not a whole number of "
+                    + dtype + " blocks of " + dtype.blockElems());
+        }
+        if (data.byteSize() != dtype.byteSize(n)) {
             throw new IllegalArgumentException("tensor " + name + ": " + data.byteSize() + " bytes but shape "
-                    + Arrays.toString(shape) + " of " + dtype + " needs " + n * dtype.bytes());
+                    + Arrays.toString(shape) + " of " + dtype + " needs " + dtype.byteSize(n));
         }
     }
 
@@ -34,7 +38,10 @@ public record Tensor(String name, DType dtype, int[] shape, MemorySegment data) 
 
     public int cols() { return shape.length == 1 ? 1 : shape[1]; }
 
-    public long elements() { return data.byteSize() / dtype.bytes(); }
+    public long elements() { return data.byteSize() / dtype.blockBytes() * dtype.blockElems(); }
+
+    /** Bytes of one row of a 2-D tensor. */
+    public long rowBytes() { return dtype.byteSize(cols()); }
 
     /** Element i (flat, row-major) as fp32. For setup paths and scalar twins, never for hot loops. */
     public float get(long i) {
@@ -42,18 +49,27 @@ public record Tensor(String name, DType dtype, int[] shape, MemorySegment data) 
             case F32 -> data.get(FLOAT_LE, i * 4);
             case BF16 -> Float.intBitsToFloat((data.get(SHORT_LE, i * 2) & 0xffff) << 16);
             case F16 -> Float.float16ToFloat(data.get(SHORT_LE, i * 2));
+            default -> Blocks.element(dtype, data, i);
         };
     }
 
     /** The whole tensor as fp32 on the heap: only for small tensors (norm weights, embeddings rows). */
     public float[] toFloatArray() {
         float[] out = new float[Math.toIntExact(elements())];
+        if (dtype.quantized()) {
+            Blocks.dequantize(dtype, data, 0, out.length, out, 0);
+            return out;
+        }
         for (int i = 0; i < out.length; i++) out[i] = get(i);
         return out;
     }
 
     /** Row r of a 2-D tensor copied into dst as fp32 (an embedding lookup). */
     public void row(int r, float[] dst) {
+        if (dtype.quantized()) {
+            Blocks.dequantize(dtype, data, r * rowBytes(), cols(), dst, 0);
+            return;
+        }
         long base = (long) r * cols();
         for (int i = 0; i < cols(); i++) dst[i] = get(base + i);
     }

@@ -44,24 +44,41 @@ public final class Tokenizer implements AutoCloseable {
 
     public String eosToken() { return eosToken; }
 
-    public static Tokenizer load(Path modelDir, ModelConfig config) {
-        Path file = modelDir.resolve("tokenizer.json");
-        if (!Files.isRegularFile(file)) {
-            throw new CheckpointException(file + ": file not found; the model directory needs its tokenizer.json");
-        }
+    /**
+     * The tokenizer of a model directory (tokenizer.json, tokenizer_config.json) or of a GGUF file: rebuilt from its
+     * metadata where it is a byte-level BPE ({@link GgufTokenizer}), else the tokenizer.json beside the file.
+     */
+    public static Tokenizer load(Path model, ModelConfig config) {
         // DJL extracts its native library into a cache directory; default it somewhere writable and stable.
         if (System.getProperty("DJL_CACHE_DIR") == null && System.getenv("DJL_CACHE_DIR") == null) {
             System.setProperty("DJL_CACHE_DIR",
                     Path.of(System.getProperty("user.home"), ".cache", "moe-serve", "djl").toString());
         }
+        JsonNode tj, tc = null;
+        String where;
+        if (Files.isRegularFile(model) && GgufFile.looksLikeGguf(model)) {
+            JsonNode[] both = GgufTokenizer.of(model);
+            tj = both[0];
+            tc = both[1];
+            where = model.toAbsolutePath().normalize().toString();
+        } else {
+            Path file = model.resolve("tokenizer.json");
+            if (!Files.isRegularFile(file)) {
+                throw new CheckpointException(file + ": file not found; the model directory needs its tokenizer.json");
+            }
+            tj = Checkpoint.readJson(file);
+            Path tcf = model.resolve("tokenizer_config.json");
+            if (Files.isRegularFile(tcf)) tc = Checkpoint.readJson(tcf);
+            where = file.toString();
+        }
         HuggingFaceTokenizer hf;
         try {
-            hf = HuggingFaceTokenizer.builder().optTokenizerPath(file).optAddSpecialTokens(false)
-                    .optTruncation(false).optPadding(false).build();
+            byte[] json = new com.fasterxml.jackson.databind.ObjectMapper().writeValueAsBytes(tj);
+            hf = HuggingFaceTokenizer.newInstance(new java.io.ByteArrayInputStream(json),
+                    Map.of("addSpecialTokens", "false", "truncation", "false", "padding", "false"));
         } catch (IOException | RuntimeException e) {
-            throw new CheckpointException(file + ": cannot load tokenizer: " + e.getMessage(), e);
+            throw new CheckpointException(where + ": cannot load tokenizer: " + e.getMessage(), e);
         }
-        JsonNode tj = Checkpoint.readJson(file);
         byte[][] bytes = new byte[config.vocabSize()][];
         Arrays.fill(bytes, new byte[0]);
         Map<Integer, Byte> unicodeToByte = byteLevelDecoder();
@@ -79,9 +96,8 @@ public final class Tokenizer implements AutoCloseable {
         }
         boolean addBos = false;
         String template = null, bos = "", eos = "";
-        Path tc = modelDir.resolve("tokenizer_config.json");
-        if (Files.isRegularFile(tc)) {
-            JsonNode c = Checkpoint.readJson(tc);
+        if (tc != null) {
+            JsonNode c = tc;
             addBos = c.path("add_bos_token").asBoolean(false);
             JsonNode t = c.path("chat_template");
             if (t.isTextual()) template = t.asText();

@@ -54,7 +54,7 @@ class KernelsTest {
     }
 
     @ParameterizedTest
-    @EnumSource(DType.class)
+    @EnumSource(value = DType.class, names = {"F32", "F16", "BF16"}) // block formats: QuantKernelsTest
     void dotMatchesScalarForEveryDtypeAndTail(DType dt) {
         for (int n : SIZES) {
             Tensor w = random(dt, 3, n, n);
@@ -68,7 +68,7 @@ class KernelsTest {
     }
 
     @ParameterizedTest
-    @EnumSource(DType.class)
+    @EnumSource(value = DType.class, names = {"F32", "F16", "BF16"}) // block formats: QuantKernelsTest
     void matvecAndMatmulMatchScalarOnOneAndTwoThreads(DType dt) {
         try (Parallel two = new Parallel(2)) {
             // 5 rows: one 4x4 tile and a row of four-row kernels; 133 rows at n=512: past one L2 block of inputs

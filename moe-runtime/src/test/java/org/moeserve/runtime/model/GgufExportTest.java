@@ -77,9 +77,9 @@ class GgufExportTest {
             }
             assertTrue(Files.size(f) >= data + table.get("output.weight").offset() + 258L * 128 * 2);
         }
-        try (MoeModel qwen = MoeModel.load(TestModels.dir("tiny-qwen3moe-random"))) {
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> GgufExport.write(qwen, tmp.resolve("q.gguf")));
-            assertTrue(e.getMessage().contains("Mixtral"), e.getMessage());
+        try (MoeModel ds = MoeModel.load(TestModels.dir("tiny-deepseekv2-random"))) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> GgufExport.write(ds, tmp.resolve("d.gguf")));
+            assertTrue(e.getMessage().contains("Qwen3-MoE") && e.getMessage().contains("DEEPSEEK_V2"), e.getMessage());
         }
     }
 

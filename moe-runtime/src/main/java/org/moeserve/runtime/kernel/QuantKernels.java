@@ -1,0 +1,260 @@
+package org.moeserve.runtime.kernel;
+
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
+import org.moeserve.runtime.model.Blocks;
+import org.moeserve.runtime.model.DType;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
+/**
+ * Dot products of one quantized weight row (llama.cpp's block layouts, {@link Blocks}) with an fp32 input.
+ *
+ * <p>Activations stay fp32: each block's integers are widened in registers (bytes to floats, {@code B2F}) and
+ * multiplied into a per-block vector accumulator, which is scaled once per block (one FMA by the block's scale). That
+ * is the choice llama.cpp does not make: it quantizes the activations to Q8 blocks and multiplies integers with
+ * VNNI/maddubs instructions. The Vector API has no widening integer dot product (no {@code vpdpbusd}, no
+ * {@code pmaddubsw}): int8 products would go through 32-bit multiplies of widened lanes, more instructions per
+ * weight than the float path, and the rounding of the activations would cost accuracy for nothing. BENCHMARKS.md
+ * has both measured ({@code moe bench quant}).
+ *
+ * <p>Summation order, fixed by the vector length alone (so decode and batches agree to the bit, as in
+ * {@link Kernels}): blocks in order; within a block, vector chunks in order into a fresh block accumulator; the
+ * block accumulator times its scale added into the row accumulator; lanes summed in lane order at the end. Q4_K's
+ * group minimums contribute {@code dmin m sum(x over the group)}, accumulated separately in group order from
+ * per-32 sums of x computed once per input ({@link #sums32}) and subtracted at the end.
+ *
+ * <p>Q5_0 (only used where a row is not 256 wide, so never in a large model) decodes each block with the scalar
+ * reference and then multiplies it as fp32. So does every format when the vector length is below 8 floats.
+ */
+public final class QuantKernels {
+    private QuantKernels() {}
+
+    private static final VectorSpecies<Float> F = Kernels.F;
+    private static final int L = Kernels.L;
+    private static final boolean VECTOR = L == 8 || L == 16;
+    private static final VectorSpecies<Byte> B = VECTOR ? VectorSpecies.of(byte.class, VectorShape.forBitSize(L * 8)) : null;
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    private static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
+    private static final ValueLayout.OfInt I32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE);
+    private static final ValueLayout.OfLong I64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(LE);
+    /** Per-thread scratch of the dot kernels: lane sums and group scales, unpacked values. Allocate one per row range. */
+    public static final class Scratch {
+        final float[] f = new float[Math.max(L, 16)];
+        final byte[] q = new byte[256];
+    }
+
+    /** Per-32 sums of x (for Q4_K's minimums), computed once per input vector. */
+    public static float[] sums32(float[] x, int n) {
+        float[] s = new float[n / 32];
+        for (int g = 0; g < s.length; g++) {
+            float a = 0;
+            for (int j = 0; j < 32; j++) a += x[32 * g + j];
+            s[g] = a;
+        }
+        return s;
+    }
+
+    /** Row at byte {@code off} of w (type t, n elements) against x; {@code sums} from {@link #sums32} for Q4_K. */
+    public static float dot(DType t, MemorySegment w, long off, float[] x, float[] sums, int n, Scratch s) {
+        if (!VECTOR || t == DType.Q5_0) return dotDecoded(t, w, off, x, n);
+        return switch (t) {
+            case Q8_0 -> dotQ8_0(w, off, x, n, s.f);
+            case Q4_0 -> dotQ4_0(w, off, x, n, s.f);
+            case Q4_K -> dotQ4_K(w, off, x, sums, n, s.f);
+            case Q6_K -> dotQ6_K(w, off, x, n, s);
+            default -> throw new IllegalArgumentException(t + " is not a block format");
+        };
+    }
+
+    private static float half(MemorySegment w, long off) { return Float.float16ToFloat(w.get(I16, off)); }
+
+    private static FloatVector widen(ByteVector v) { return (FloatVector) v.convertShape(VectorOperators.B2F, F, 0); }
+
+    /** The lanes of acc added in lane order (through {@code lanes}, at least L long). */
+    private static float laneSum(FloatVector acc, float[] lanes) {
+        acc.intoArray(lanes, 0);
+        float s = 0;
+        for (int i = 0; i < L; i++) s += lanes[i];
+        return s;
+    }
+
+    static float dotQ8_0(MemorySegment w, long off, float[] x, int n, float[] lanes) {
+        FloatVector acc = FloatVector.zero(F);
+        for (int b = 0, nb = n / 32; b < nb; b++) {
+            long p = off + 34L * b;
+            FloatVector blk = FloatVector.zero(F);
+            for (int k = 0; k < 32; k += L) {
+                blk = widen(ByteVector.fromMemorySegment(B, w, p + 2 + k, LE)).fma(FloatVector.fromArray(F, x, 32 * b + k), blk);
+            }
+            acc = blk.fma(FloatVector.broadcast(F, half(w, p)), acc);
+        }
+        return laneSum(acc, lanes);
+    }
+
+    static float dotQ4_0(MemorySegment w, long off, float[] x, int n, float[] lanes) {
+        FloatVector acc = FloatVector.zero(F);
+        for (int b = 0, nb = n / 32; b < nb; b++) {
+            long p = off + 18L * b;
+            FloatVector blk = FloatVector.zero(F);
+            for (int k = 0; k < 16; k += L) {
+                ByteVector v = ByteVector.fromMemorySegment(B, w, p + 2 + k, LE);
+                blk = widen(v.and((byte) 15).sub((byte) 8)).fma(FloatVector.fromArray(F, x, 32 * b + k), blk);
+                blk = widen(v.lanewise(VectorOperators.LSHR, 4).sub((byte) 8)).fma(FloatVector.fromArray(F, x, 32 * b + 16 + k), blk);
+            }
+            acc = blk.fma(FloatVector.broadcast(F, half(w, p)), acc);
+        }
+        return laneSum(acc, lanes);
+    }
+
+    /**
+     * Q4_K: per super-block, the eight group scales (times d) are unpacked once into {@code scratch[0..8)} and the
+     * eight minimums' share {@code dmin m sum(x over the group)} added to {@code mins}; then the 128 bytes of nibbles,
+     * each 32-byte chunk giving two groups.
+     */
+    static float dotQ4_K(MemorySegment w, long off, float[] x, float[] sums, int n, float[] scratch) {
+        FloatVector acc = FloatVector.zero(F);
+        float mins = 0;
+        for (int b = 0, nb = n / 256; b < nb; b++) {
+            long p = off + 144L * b;
+            float d = half(w, p), dmin = half(w, p + 2);
+            long s0 = w.get(I64, p + 4);
+            int s8 = w.get(I32, p + 12);
+            float m = 0;
+            for (int j = 0; j < 8; j++) {
+                int sc, mn;
+                if (j < 4) {
+                    sc = (int) (s0 >>> (8 * j)) & 63;
+                    mn = (int) (s0 >>> (8 * j + 32)) & 63;
+                } else {
+                    int hi = (s8 >>> (8 * (j - 4))) & 0xFF, lo4 = (int) (s0 >>> (8 * (j - 4))) & 0xFF, lo8 = (int) (s0 >>> (8 * j)) & 0xFF;
+                    sc = (hi & 15) | (lo4 >> 6) << 4;
+                    mn = (hi >> 4) | (lo8 >> 6) << 4;
+                }
+                scratch[j] = d * sc;
+                m += dmin * mn * sums[8 * b + j];
+            }
+            mins += m;
+            for (int c = 0; c < 4; c++) {
+                long qs = p + 16 + 32 * c;
+                int xb = 256 * b + 64 * c;
+                FloatVector lo = FloatVector.zero(F), hi = lo;
+                for (int k = 0; k < 32; k += L) {
+                    ByteVector v = ByteVector.fromMemorySegment(B, w, qs + k, LE);
+                    lo = widen(v.and((byte) 15)).fma(FloatVector.fromArray(F, x, xb + k), lo);
+                    hi = widen(v.lanewise(VectorOperators.LSHR, 4)).fma(FloatVector.fromArray(F, x, xb + 32 + k), hi);
+                }
+                acc = lo.fma(FloatVector.broadcast(F, scratch[2 * c]), acc);
+                acc = hi.fma(FloatVector.broadcast(F, scratch[2 * c + 1]), acc);
+            }
+        }
+        return laneSum(acc, scratch) - mins;
+    }
+
+    /**
+     * Q6_K in two steps per super-block, each small enough for C2 to keep its vectors in registers (one method doing
+     * both was compiled into boxed vectors: 1-2.6 Gw/s): {@link #unpackQ6} rebuilds the 256 signed 6-bit values as
+     * bytes in {@code s.q}, then each group of 16 is widened, multiplied into a group accumulator, and scaled by its
+     * scale times d.
+     */
+    static float dotQ6_K(MemorySegment w, long off, float[] x, int n, Scratch s) {
+        FloatVector acc = FloatVector.zero(F);
+        float[] sc = s.f;
+        byte[] q = s.q;
+        for (int b = 0, nb = n / 256; b < nb; b++) {
+            long p = off + 210L * b;
+            float d = half(w, p + 208);
+            for (int g = 0; g < 16; g++) sc[g] = d * w.get(ValueLayout.JAVA_BYTE, p + 192 + g);
+            unpackQ6(w, p, q);
+            int xb = 256 * b;
+            for (int g = 0; g < 16; g++) {
+                FloatVector ga = FloatVector.zero(F);
+                for (int k = 0; k < 16; k += L) ga = widen(ByteVector.fromArray(B, q, 16 * g + k)).fma(FloatVector.fromArray(F, x, xb + 16 * g + k), ga);
+                acc = ga.fma(FloatVector.broadcast(F, sc[g]), acc);
+            }
+        }
+        return laneSum(acc, sc);
+    }
+
+    /** The 256 values of the Q6_K super-block at p, minus 32, as bytes in q (element order). */
+    private static void unpackQ6(MemorySegment w, long p, byte[] q) {
+        for (int h = 0; h < 2; h++) {
+            for (int l = 0; l < 32; l += L) {
+                long ql = p + 64 * h + l;
+                int o = 128 * h + l;
+                ByteVector a = ByteVector.fromMemorySegment(B, w, ql, LE);
+                ByteVector c = ByteVector.fromMemorySegment(B, w, ql + 32, LE);
+                ByteVector hb = ByteVector.fromMemorySegment(B, w, p + 128 + 32 * h + l, LE);
+                a.and((byte) 15).or(shl(hb, 4).and((byte) 0x30)).sub((byte) 32).intoArray(q, o);
+                c.and((byte) 15).or(shl(hb, 2).and((byte) 0x30)).sub((byte) 32).intoArray(q, o + 32);
+                a.lanewise(VectorOperators.LSHR, 4).or(hb.and((byte) 0x30)).sub((byte) 32).intoArray(q, o + 64);
+                c.lanewise(VectorOperators.LSHR, 4).or(hb.lanewise(VectorOperators.LSHR, 2).and((byte) 0x30)).sub((byte) 32).intoArray(q, o + 96);
+            }
+        }
+    }
+
+    /**
+     * The road not taken, kept for the benchmark ({@code moe bench quant}): Q8_0 weights against activations quantized
+     * to Q8_0 blocks as llama.cpp does ({@link #quantizeQ8}), int8 x int8 widened to 16-bit products (exact: at most
+     * 127^2), pairs of products widened to 32-bit sums per block, the block's int sum scaled by both scales.
+     */
+    public static float dotQ8_0Int(MemorySegment w, long off, byte[] xq, float[] xd, int n, float[] lanes) {
+        FloatVector acc = FloatVector.zero(F);
+        for (int b = 0, nb = n / 32; b < nb; b++) {
+            long p = off + 34L * b;
+            IntVector sum = IntVector.zero(I);
+            for (int k = 0; k < 32; k += 2 * L) {
+                ShortVector wv = (ShortVector) ByteVector.fromMemorySegment(B2, w, p + 2 + k, LE).convertShape(VectorOperators.B2S, S, 0);
+                ShortVector xv = (ShortVector) ByteVector.fromArray(B2, xq, 32 * b + k).convertShape(VectorOperators.B2S, S, 0);
+                ShortVector pr = wv.mul(xv);
+                sum = sum.add(pr.convertShape(VectorOperators.S2I, I, 0)).add(pr.convertShape(VectorOperators.S2I, I, 1));
+            }
+            acc = ((FloatVector) sum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, half(w, p) * xd[b]), acc);
+        }
+        return laneSum(acc, lanes);
+    }
+
+    /** x as Q8_0 blocks (int8 values into q, one fp32 scale per 32 into d), for {@link #dotQ8_0Int}. */
+    public static void quantizeQ8(float[] x, int n, byte[] q, float[] d) {
+        for (int b = 0; b < n / 32; b++) {
+            float amax = 0;
+            for (int j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[32 * b + j]));
+            float s = amax / 127, inv = s != 0 ? 1 / s : 0;
+            d[b] = s;
+            for (int j = 0; j < 32; j++) q[32 * b + j] = (byte) Math.round(x[32 * b + j] * inv);
+        }
+    }
+
+    private static final VectorSpecies<Integer> I = Kernels.I;
+    private static final VectorSpecies<Short> S = VECTOR ? VectorSpecies.of(short.class, F.vectorShape()) : null;
+    private static final VectorSpecies<Byte> B2 = VECTOR ? VectorSpecies.of(byte.class, VectorShape.forBitSize(L * 16)) : null;
+
+    /**
+     * Bytes shifted left as 16-bit lanes (x86 has no byte shift; C2 leaves a byte LSHL to the Java fallback, boxed).
+     * Bits that cross into the next byte are masked off by every caller.
+     */
+    private static ByteVector shl(ByteVector v, int n) {
+        return v.reinterpretAsShorts().lanewise(VectorOperators.LSHL, n).reinterpretAsBytes();
+    }
+
+    private static int scale(MemorySegment w, long sc, int i) { return w.get(ValueLayout.JAVA_BYTE, sc + i); }
+
+    /** Any block format: each block decoded by the scalar reference, then multiplied as fp32 in the same order. */
+    static float dotDecoded(DType t, MemorySegment w, long off, float[] x, int n) {
+        int be = t.blockElems();
+        float[] y = new float[be];
+        float s = 0;
+        for (int b = 0; b < n / be; b++) {
+            Blocks.dequantize(t, w, off + (long) b * t.blockBytes(), be, y, 0);
+            s += Kernels.dot(y, 0, x, b * be, be);
+        }
+        return s;
+    }
+}
