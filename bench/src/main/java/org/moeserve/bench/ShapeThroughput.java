@@ -77,7 +77,7 @@ final class ShapeThroughput {
     /** Weight bytes one decoded token reads: everything but the unrouted experts (and all but one embedding row). */
     static double decodeBytes(MoeModel m) {
         ModelConfig c = m.config();
-        double b = bytes(m.lmHead()) + (double) c.hiddenSize() * m.dtype().bytes();
+        double b = bytes(m.lmHead()) + m.embed().rowBytes();
         for (int l = 0; l < c.layers(); l++) {
             MoeModel.Layer L = m.layer(l);
             b += bytes(L.wq()) + bytes(L.wk()) + bytes(L.wv()) + bytes(L.wo()) + bytes(L.router()) + bytes(L.sharedGate());

@@ -77,8 +77,8 @@ public final class Report {
     record Footprint(long nonExpert, long expertBytes, int sparseLayers, int experts, int topK, long total) {
         static Footprint of(MoeModel m) {
             var c = m.config();
-            int b = m.dtype().bytes(); // norms are kept as floats in memory but stored, and read, at the model's dtype
-            long non = m.lmHead().data().byteSize() + (long) c.hiddenSize() * m.embed().dtype().bytes()
+            int b = m.dtype().quantized() ? 4 : m.dtype().bytes(); // norms: floats in memory, stored at the model's dtype (F32 in GGUF)
+            long non = m.lmHead().data().byteSize() + m.embed().rowBytes()
                     + (long) b * m.finalNorm().length, total = m.embed().data().byteSize() + (long) b * m.finalNorm().length;
             if (m.lmHead() != m.embed()) total += m.lmHead().data().byteSize();
             int sparse = 0;

@@ -53,15 +53,22 @@ public final class Kernels {
      * x ready for rows of w: split into even/odd halves for BF16 and F16, as it is for F32; for a block format, the
      * per-32 sums Q4_K's minimums need ({@code xe}).
      */
-    private record Operand(float[] x, float[] xe, float[] xo) {
+    private record Operand(float[] x, float[] xe, float[] xo, byte[] q) {
         static Operand of(Tensor w, float[] x, int n) {
             return switch (w.dtype()) {
-                case F32, Q8_0, Q4_0, Q5_0, Q6_K -> new Operand(x, null, null);
-                case Q4_K -> new Operand(x, QuantKernels.sums32(x, n), null);
+                case Q8_0 -> {
+                    if (!QuantKernels.INT8_ACTIVATIONS) yield new Operand(x, null, null, null);
+                    byte[] q = new byte[n];
+                    float[] d = new float[n / 32];
+                    QuantKernels.quantizeQ8(x, n, q, d);
+                    yield new Operand(x, d, null, q);
+                }
+                case F32, Q4_0, Q5_0, Q6_K -> new Operand(x, null, null, null);
+                case Q4_K -> new Operand(x, QuantKernels.sums32(x, n), null, null);
                 case BF16, F16 -> {
                     float[] xe = new float[n / 2], xo = new float[n / 2];
                     deinterleave(x, n, xe, xo);
-                    yield new Operand(x, xe, xo);
+                    yield new Operand(x, xe, xo, null);
                 }
             };
         }
@@ -71,7 +78,7 @@ public final class Kernels {
                 case F32 -> dotF32(w.data(), rowStart * 4, x, n);
                 case BF16 -> dotBf16(w.data(), rowStart * 2, xe, xo, x, n);
                 case F16 -> dotF16(w.data(), rowStart * 2, xe, xo, x, n);
-                default -> QuantKernels.dot(w.dtype(), w.data(), w.dtype().byteSize(rowStart), x, xe, n, new QuantKernels.Scratch());
+                default -> QuantKernels.dot(w.dtype(), w.data(), w.dtype().byteSize(rowStart), x, xe, q, n, new QuantKernels.Scratch());
             };
         }
     }
@@ -328,7 +335,7 @@ public final class Kernels {
     private static void rowsQuant(Tensor w, int lo, int hi, Operand op, int n, float[] out) {
         QuantKernels.Scratch lanes = new QuantKernels.Scratch();
         long rowBytes = w.rowBytes();
-        for (int r = lo; r < hi; r++) out[r] = QuantKernels.dot(w.dtype(), w.data(), r * rowBytes, op.x(), op.xe(), n, lanes);
+        for (int r = lo; r < hi; r++) out[r] = QuantKernels.dot(w.dtype(), w.data(), r * rowBytes, op.x(), op.xe(), op.q(), n, lanes);
     }
 
     public static void matvecScalar(Tensor w, float[] x, float[] out) {
@@ -356,7 +363,7 @@ public final class Kernels {
                 QuantKernels.Scratch lanes = new QuantKernels.Scratch();
                 long rowBytes = w.rowBytes();
                 for (int j = lo; j < hi; j++) {
-                    for (int r = 0; r < rows; r++) out[r][j] = QuantKernels.dot(w.dtype(), w.data(), j * rowBytes, ops[r].x(), ops[r].xe(), n, lanes);
+                    for (int r = 0; r < rows; r++) out[r][j] = QuantKernels.dot(w.dtype(), w.data(), j * rowBytes, ops[r].x(), ops[r].xe(), ops[r].q(), n, lanes);
                 }
             });
             return;

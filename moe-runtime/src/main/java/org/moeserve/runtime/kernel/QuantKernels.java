@@ -63,8 +63,9 @@ public final class QuantKernels {
     }
 
     /** Row at byte {@code off} of w (type t, n elements) against x; {@code sums} from {@link #sums32} for Q4_K. */
-    public static float dot(DType t, MemorySegment w, long off, float[] x, float[] sums, int n, Scratch s) {
+    public static float dot(DType t, MemorySegment w, long off, float[] x, float[] sums, byte[] xq, int n, Scratch s) {
         if (!VECTOR || t == DType.Q5_0) return dotDecoded(t, w, off, x, n);
+        if (xq != null && t == DType.Q8_0) return dotQ8_0Int(w, off, xq, sums, n, s.f);
         return switch (t) {
             case Q8_0 -> dotQ8_0(w, off, x, n, s.f);
             case Q4_0 -> dotQ4_0(w, off, x, n, s.f);
@@ -221,14 +222,26 @@ public final class QuantKernels {
         return laneSum(acc, lanes);
     }
 
-    /** x as Q8_0 blocks (int8 values into q, one fp32 scale per 32 into d), for {@link #dotQ8_0Int}. */
+    /**
+     * Activations quantized to Q8_0 for Q8_0 weights, as llama.cpp does ({@code MOE_ACTIVATIONS=q8} or
+     * {@code -Dmoe.activations=q8}); fp32 otherwise. For comparing with llama.cpp, not for accuracy.
+     */
+    public static final boolean INT8_ACTIVATIONS = "q8".equals(System.getProperty("moe.activations", System.getenv("MOE_ACTIVATIONS")));
+
+    /**
+     * x as Q8_0 blocks (int8 values into q, one scale per 32 into d) exactly as llama.cpp's quantize_row_q8_0: scale
+     * amax/127, values round(x / scale) (halves away from zero), the scale stored (and used) as fp16.
+     */
     public static void quantizeQ8(float[] x, int n, byte[] q, float[] d) {
         for (int b = 0; b < n / 32; b++) {
             float amax = 0;
             for (int j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[32 * b + j]));
             float s = amax / 127, inv = s != 0 ? 1 / s : 0;
-            d[b] = s;
-            for (int j = 0; j < 32; j++) q[32 * b + j] = (byte) Math.round(x[32 * b + j] * inv);
+            d[b] = Float.float16ToFloat(Float.floatToFloat16(s));
+            for (int j = 0; j < 32; j++) {
+                float v = x[32 * b + j] * inv;
+                q[32 * b + j] = (byte) (v < 0 ? -Math.floor(-v + 0.5f) : Math.floor(v + 0.5f));
+            }
         }
     }
 

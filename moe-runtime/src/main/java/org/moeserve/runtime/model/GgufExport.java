@@ -135,7 +135,9 @@ public final class GgufExport {
                 tensors.add(norm(b + "attn_k_norm.weight", L.kNorm()));
             }
             tensors.add(norm(b + "ffn_norm.weight", L.postAttentionNorm()));
-            tensors.add(matrix(b + "ffn_gate_inp.weight", L.router(), L.router().dtype()));
+            // the router is never quantized; in a quantized file it is F32 (lossless from BF16/F16), which llama.cpp
+            // multiplies with fp32 activations, as moe-serve does: expert choices near a tie then agree
+            tensors.add(matrix(b + "ffn_gate_inp.weight", L.router(), q == null || L.router().dtype().quantized() ? L.router().dtype() : DType.F32));
             ExpertWeights e0 = L.experts()[0];
             tensors.add(stacked(b + "ffn_gate_exps.weight", L.experts(), ExpertWeights::gate, pick(q, e0.gate(), true, false)));
             tensors.add(stacked(b + "ffn_up_exps.weight", L.experts(), ExpertWeights::up, pick(q, e0.up(), true, false)));

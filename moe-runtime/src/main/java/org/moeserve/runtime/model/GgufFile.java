@@ -81,7 +81,7 @@ public final class GgufFile {
         if (!Files.isRegularFile(path)) throw new CheckpointException(path + ": file not found; pass a .gguf file or a model directory");
         MemorySegment all;
         try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
-            all = ch.map(FileChannel.MapMode.READ_ONLY, 0, ch.size(), arena);
+            all = SafetensorsFile.nativeView(ch.map(FileChannel.MapMode.READ_ONLY, 0, ch.size(), arena), arena);
         } catch (IOException e) {
             throw new CheckpointException(path + ": cannot map: " + e.getMessage(), e);
         }

@@ -52,6 +52,16 @@ public final class SafetensorsFile {
         return off >= 0 && off + slice.byteSize() <= all.byteSize() ? off : -1;
     }
 
+    /**
+     * The same mapped memory as a plain native segment of the same arena, read-only. Every weight the kernels read
+     * is then one segment class, whether mapped from a file or allocated (expert cache slots, re-laid-out q/k,
+     * MLA's transposed projections): a kernel that sees two classes is compiled with per-access liveness checks it
+     * cannot hoist (measured: Q8_0 decode at 13.7 tokens/s instead of 33.5 on one thread).
+     */
+    static MemorySegment nativeView(MemorySegment mapped, Arena arena) {
+        return MemorySegment.ofAddress(mapped.address()).reinterpret(mapped.byteSize(), arena, null).asReadOnly();
+    }
+
     public static SafetensorsFile open(Path path, Arena arena) {
         if (!Files.isRegularFile(path)) {
             throw new CheckpointException(path + ": file not found; a model directory needs model.safetensors "
@@ -59,7 +69,7 @@ public final class SafetensorsFile {
         }
         MemorySegment all;
         try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
-            all = ch.map(FileChannel.MapMode.READ_ONLY, 0, ch.size(), arena);
+            all = nativeView(ch.map(FileChannel.MapMode.READ_ONLY, 0, ch.size(), arena), arena);
         } catch (IOException e) {
             throw new CheckpointException(path + ": cannot map: " + e.getMessage(), e);
         }
