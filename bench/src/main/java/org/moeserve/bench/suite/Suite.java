@@ -53,6 +53,14 @@ public final class Suite {
                             + "threads (`moe bench shape`), then llama.cpp on the same weights (BF16 GGUF). Needs the "
                             + "npm registry once for llama.cpp; not part of CI.",
                     List.of("QUICK=1 bench/scripts/shape.sh"), List.of("bench/scripts/shape.sh")),
+            new Step("quant", "Quantized GGUF: accuracy and speed against llama.cpp",
+                    "The demo model quantized by `moe quantize` (q8_0, q4_0, q4_k_m): bits per byte of the held-out trace "
+                            + "against BF16, logits against the dequantized fp32 file, greedy continuations of 64 held-out "
+                            + "prompts against llama.cpp on the same file; `moe bench quant` (matrix-vector per format "
+                            + "against the triad); decode and prefill of the 2.4 GB Mixtral-layout checkpoint in BF16, q8_0 "
+                            + "and q4_k_m, moe-serve and llama.cpp on the same GGUF files. Needs the npm registry once for "
+                            + "llama.cpp; not part of CI.",
+                    List.of("QUICK=1 bench/scripts/quant.sh"), List.of("bench/scripts/quant.sh")),
             new Step("disk", "The disk tier under a memory cap, against the page cache and llama.cpp",
                     "A random-weight Mixtral-layout checkpoint of 3.6 GB (`moe synth` of bench/configs/mixtral-layout-16x-3.6gb"
                             + ".config.json: 12 layers, 16 experts of 17.3 MB, top-2) under cgroup caps that hold about 50% "

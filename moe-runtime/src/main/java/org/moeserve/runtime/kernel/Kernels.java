@@ -357,13 +357,20 @@ public final class Kernels {
         Operand[] ops = new Operand[rows];
         for (int r = 0; r < rows; r++) ops[r] = Operand.of(w, x[r], n);
         if (w.dtype().quantized()) {
-            // each weight row is decoded once per input, from L1: decode is the case to be fast, and the same kernel
-            // for every input keeps a token's bits independent of its batch
+            // four inputs per pass over a weight row (QuantKernels.dot4: each output's bits as decode gives them)
+            float[][] xs = new float[rows][], sums = new float[rows][];
+            for (int r = 0; r < rows; r++) {
+                xs[r] = ops[r].x();
+                sums[r] = ops[r].xe();
+            }
+            boolean four = QuantKernels.hasDot4(w.dtype());
             par.forRange(d, Math.max(1, GRAIN_MACS / (n * rows)), (lo, hi) -> {
                 QuantKernels.Scratch lanes = new QuantKernels.Scratch();
                 long rowBytes = w.rowBytes();
                 for (int j = lo; j < hi; j++) {
-                    for (int r = 0; r < rows; r++) out[r][j] = QuantKernels.dot(w.dtype(), w.data(), j * rowBytes, ops[r].x(), ops[r].xe(), ops[r].q(), n, lanes);
+                    int r = 0;
+                    if (four) for (; r + 4 <= rows; r += 4) QuantKernels.dot4(w.dtype(), w.data(), j * rowBytes, xs, sums, r, n, lanes, out, j);
+                    for (; r < rows; r++) out[r][j] = QuantKernels.dot(w.dtype(), w.data(), j * rowBytes, xs[r], sums[r], ops[r].q(), n, lanes);
                 }
             });
             return;

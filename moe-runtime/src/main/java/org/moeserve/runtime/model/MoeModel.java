@@ -175,6 +175,9 @@ public final class MoeModel implements AutoCloseable {
 
     public ModelConfig config() { return config; }
 
+    /** The checkpoint the weights are mapped from (a directory's safetensors or a GGUF file). */
+    public Checkpoint checkpoint() { return checkpoint; }
+
     public DType dtype() { return dtype; }
 
     public Path dir() { return checkpoint.dir(); }

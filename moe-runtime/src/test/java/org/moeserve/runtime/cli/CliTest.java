@@ -60,6 +60,32 @@ class CliTest {
         assertTrue(r.out().contains("tokens/s"), r.out());
     }
 
+    /**
+     * moe quantize, then the file everywhere a model directory goes: generate gives the golden greedy text (Q8_0
+     * holds it), eval reports bits per byte and the distance to the BF16 original.
+     */
+    @Test
+    void quantizeWritesAGgufThatGenerateAndEvalTake() throws IOException {
+        Path q = tmp.resolve("demo-q8_0.gguf");
+        Run quant = run("quantize", "--model", TestModels.dir("tiny-mixtral-kjv").toString(), "--type", "q8_0", "--out", q.toString());
+        assertEquals(0, quant.exit(), quant.err());
+        JsonNode g = new ObjectMapper().readTree(TestModels.dir("tiny-mixtral-kjv").resolve("golden.json").toFile())
+                .get("prompts").get(0);
+        Run gen = run("generate", "--model", q.toString(), "--prompt", g.get("text").asText(), "--max-tokens", "16", "--greedy");
+        assertEquals(0, gen.exit(), gen.err());
+        assertTrue(gen.out().startsWith(g.get("text").asText() + g.get("greedy_text").asText().substring(0, 16)), gen.out());
+        Run eval = run("eval", "--model", q.toString(), "--trace", sharedFile("traces/tiny-mixtral-kjv-heldout.trace.jsonl").toString(),
+                "--max-windows", "4", "--reference", TestModels.dir("tiny-mixtral-kjv").toString(), "--json");
+        assertEquals(0, eval.exit(), eval.err());
+        JsonNode e = new ObjectMapper().readTree(eval.out());
+        assertEquals(4, e.get("windows").asInt());
+        assertTrue(e.get("bits_per_byte").asDouble() > 1 && e.get("bits_per_byte").asDouble() < 2.5, eval.out());
+        assertTrue(e.get("argmax_agreement").asDouble() > 0.97, eval.out());
+        Run bad = run("quantize", "--type", "q3_k", "--out", tmp.resolve("x.gguf").toString());
+        assertEquals(2, bad.exit());
+        assertTrue(bad.err().contains("--type q3_k is not one of q8_0, q4_0, q4_k_m, f32"), bad.err());
+    }
+
     @Test
     void traceWritesTheRoutingTheReferenceComputed() throws IOException {
         JsonNode g = new ObjectMapper().readTree(TestModels.dir("tiny-mixtral-kjv").resolve("golden.json").toFile())

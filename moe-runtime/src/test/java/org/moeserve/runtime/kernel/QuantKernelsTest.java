@@ -165,10 +165,14 @@ class QuantKernelsTest {
                     assertEquals(want[r], got[r], 1e-5 * mag + 1e-7, t + " n=" + n + " row " + r);
                     assertEquals(Kernels.dot(wt, (long) r * n, x, n), got[r], 0f, "dot and matvec agree to the bit");
                 }
-                // a batch gives each input the bits it gets alone
-                float[][] xs = {x, gaussian(3, n), gaussian(4, n)}, outs = new float[3][d];
-                Kernels.matmul(wt, xs, 3, outs, par);
-                assertArrayEquals(got, outs[0], 0f, t + ": batched output equals decode's");
+                // a batch (four-input tiles and a remainder) gives each input the bits it gets alone
+                float[][] xs = {x, gaussian(3, n), gaussian(4, n), gaussian(5, n), gaussian(6, n)}, outs = new float[5][d];
+                Kernels.matmul(wt, xs, 5, outs, par);
+                for (int i = 0; i < 5; i++) {
+                    float[] alone = new float[d];
+                    Kernels.matvec(wt, xs[i], alone, par);
+                    assertArrayEquals(alone, outs[i], 0f, t + ": input " + i + " of a batch of 5 has its decode bits");
+                }
             }
         }
     }
