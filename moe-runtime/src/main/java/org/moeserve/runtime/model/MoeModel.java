@@ -209,10 +209,14 @@ public final class MoeModel implements AutoCloseable {
         return layers[modelLayerOf[moeLayer]].experts()[e];
     }
 
-    /** Bytes of one expert's weights (all experts of a model have the same shape). */
+    /**
+     * Bytes of the largest expert: every expert of a layer has the same shape and type, but a quantized mix (Q4_K_M:
+     * Q6_K ffn_down in some layers) makes layers differ, so cache slots and modelled transfers use the largest.
+     */
     public long expertBytes() {
-        for (Layer l : layers) if (l.sparse()) return l.experts()[0].byteSize();
-        return 0;
+        long max = 0;
+        for (Layer l : layers) if (l.sparse()) max = Math.max(max, l.experts()[0].byteSize());
+        return max;
     }
 
     @Override

@@ -142,7 +142,7 @@ class GgufCheckpointTest {
      * A model 256 wide (synthesised), so Q4_K_M uses the K formats themselves: Q4_K, with Q6_K for the output, attn_v
      * and ffn_down in llama.cpp's layers. Its logits match its dequantized copy; prefill (four-input tiles) and decode
      * give the same token the same bits; with a quarter of the experts in a cache of quantized bytes, greedy output is
-     * token-identical to all-resident.
+     * token-identical to all-resident, and so it is with the disk tier reading them from the file.
      */
     @Test
     void kQuantsRunThroughPrefillDecodeAndTheExpertCache() throws Exception {
@@ -191,6 +191,16 @@ class GgufCheckpointTest {
                         "a quarter of the experts cached as Q4_K bytes: the same tokens");
                 assertEquals(cache.stats().bytesMoved() % m.expertBytes(), 0);
                 assertTrue(cache.stats().bytesMoved() > 0 && m.expertBytes() < 3L * 256 * 512 * 2 / 3, "the cache moved quantized experts");
+            }
+            // the disk tier reads the quantized experts out of the GGUF file's stacks (Q4_K and, larger, Q6_K layers)
+            var disk = new org.moeserve.runtime.engine.DiskExpertSource(m, true);
+            try (var cache = new org.moeserve.cache.ExpertCache(new org.moeserve.cache.ExpertCache.Config(slots * m.expertBytes(),
+                    m.expertBytes(), disk.measure(4, 2), true, 2), disk,
+                    org.moeserve.cache.policy.Policies.create("lru", m.config().moeLayers(), slots, 2, null, null),
+                    org.moeserve.cache.Clock.SYSTEM)) {
+                Engine cached = new Engine(m, new org.moeserve.runtime.engine.CachedExpertStore(m, cache), Parallel.SERIAL);
+                assertArrayEquals(resident, new org.moeserve.runtime.engine.Generator(cached).generate(req, t -> { }).tokens(),
+                        "experts read from the GGUF file by the disk tier: the same tokens");
             }
         }
     }
