@@ -57,6 +57,9 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = "--prompt-tokens", paramLabel = "P", description = "Prompt length for --greedy (default ${DEFAULT-VALUE}).")
     int promptTokens = 64;
 
+    @picocli.CommandLine.Mixin
+    OffloadOptions offload = new OffloadOptions();
+
     record Window(String id, String domain, int[] tokens) {}
 
     @Override
@@ -64,6 +67,7 @@ final class EvalCommand implements Callable<Integer> {
         model.validate();
         if ((text == null) == (trace == null)) throw new UsageError("give the held-out text: --text FILE or --trace FILE (one of them)");
         if (window < 2) throw new UsageError("--window is " + window + " but must be >= 2");
+        offload.validate(false);
         try (MoeModel m = MoeModel.load(model.modelDir()); Tokenizer tok = Tokenizer.load(m.dir(), m.config());
              Parallel par = new Parallel(model.threads);
              MoeModel ref = reference == null ? null : MoeModel.load(reference)) {
@@ -71,7 +75,10 @@ final class EvalCommand implements Callable<Integer> {
                 throw new UsageError("--reference has a vocabulary of " + ref.config().vocabSize() + ", the model " + m.config().vocabSize());
             }
             List<Window> windows = windows(tok, Math.min(window, m.config().maxPositions()));
-            Engine e = new Engine(m, par), re = ref == null ? null : new Engine(ref, par);
+            org.moeserve.cache.ExpertCache cache = offload.offloading() ? offload.cache(m, null) : null;
+            Engine e = cache == null ? new Engine(m, par) : new Engine(m, offload.store(m, cache), par);
+            if (cache != null) offload.attachPrefetcher(e, cache, m, org.moeserve.runtime.engine.LookaheadGates.of(m));
+            Engine re = ref == null ? null : new Engine(ref, par);
             if (greedy != null) {
                 if (greedy < 1 || promptTokens < 1) throw new UsageError("--greedy and --prompt-tokens must be >= 1");
                 for (Window w : windows) {
@@ -112,6 +119,11 @@ final class EvalCommand implements Callable<Integer> {
                         positions++;
                     }
                 }
+            }
+            if (cache != null) {
+                System.err.println("offload: " + cache.stats().summary());
+                if (offload.fallback() != null) System.err.println("offload: " + offload.fallback().summary());
+                cache.close();
             }
             double bits = 0, bytes = 0;
             for (double[] a : byDomain.values()) {

@@ -14,7 +14,6 @@ import picocli.CommandLine.Option;
 import org.moeserve.routing.predict.ExpertPredictor;
 import org.moeserve.routing.stats.TraceStatistics;
 import org.moeserve.cache.ExpertCache;
-import org.moeserve.runtime.engine.CachedExpertStore;
 import org.moeserve.runtime.engine.LookaheadGates;
 import org.moeserve.runtime.engine.PredictorTap;
 
@@ -85,7 +84,7 @@ final class GenerateCommand implements Callable<Integer> {
             if (offload.offloading()) {
                 TraceStatistics st = predictorOptions.stats(null);
                 cache = offload.cache(m, st == null ? null : st.loads());
-                engine = new Engine(m, new CachedExpertStore(m, cache), par);
+                engine = new Engine(m, offload.store(m, cache), par);
                 offload.attachPrefetcher(engine, cache, m, predictor == null ? LookaheadGates.of(m) : predictorFor(m));
             } else {
                 engine = new Engine(m, par);
@@ -100,6 +99,7 @@ final class GenerateCommand implements Callable<Integer> {
                 new Generator(engine).generate(new Generator.Request(ids, Math.min(8, budget),
                         SamplingParams.GREEDY, false), t -> { });
                 if (cache != null) cache.resetStats();
+                if (offload.fallback() != null) offload.fallback().resetStats();
             }
             PredictorTap tap = null;
             if (predictor != null) {
@@ -122,6 +122,7 @@ final class GenerateCommand implements Callable<Integer> {
                 out.println("expert cache: " + cache.policy().name() + ", " + cache.slots() + " of "
                         + OffloadOptions.totalExperts(m) + " experts resident (" + offload.budget() + "), " + offload.slowTier());
                 out.println("  " + cache.stats().summary() + " (after warm-up)");
+                if (offload.fallback() != null) out.println("  " + offload.fallback().summary() + " (after warm-up)");
                 cache.close();
             }
             if (tap != null) {

@@ -51,6 +51,14 @@ final class OffloadOptions {
     @Option(names = "--no-deadlines", description = "Prefetch even what the link cannot deliver before its layer needs it.")
     boolean noDeadlines;
 
+    @Option(names = "--low-bit", paramLabel = "FILE.gguf", description = "Serve a missed expert at once from this quantized "
+            + "copy of the model (moe quantize --type q4_0 --experts-only) while its full bytes load (HOBBIT's mixed "
+            + "precision): no stall on a miss, but that step computes with the low-bit expert, so the output can differ "
+            + "from all-resident. Needs --expert-budget.")
+    java.nio.file.Path lowBit;
+
+    private org.moeserve.runtime.engine.LowBitFallbackStore fallback;
+
     /** Checks what picocli cannot (exit 2 through the caller). */
     void validate(boolean sweep) {
         if (horizon < 1) throw new UsageError("--horizon is " + horizon + " but must be >= 1");
@@ -64,6 +72,10 @@ final class OffloadOptions {
         }
         if (tier.equals("disk") && budgets == null && !sweep) throw new UsageError("--offload disk needs --expert-budget (e.g. 25% or 4GB): the experts kept in memory");
         if (!sweep && budgets != null && budgets.size() != 1) throw new UsageError("--expert-budget takes one budget here, not " + budgets);
+        if (lowBit != null && (sweep || budgets == null)) {
+            throw new UsageError(sweep ? "--low-bit runs live (generate, serve, eval), not in cache-sim"
+                    : "--low-bit serves misses of the expert cache: give --expert-budget too");
+        }
     }
 
     boolean offloading() { return budgets != null; }
@@ -92,6 +104,16 @@ final class OffloadOptions {
         return new ExpertCache(new ExpertCache.Config(budget, m.expertBytes(), link, true), CachedExpertStore.source(m),
                 evictionPolicy, Clock.SYSTEM);
     }
+
+    /** The engine's expert store over the cache: the cache itself, or (--low-bit) the cache with a low-bit copy serving misses. */
+    org.moeserve.runtime.engine.ExpertStore store(MoeModel m, ExpertCache cache) {
+        if (lowBit == null) return new CachedExpertStore(m, cache);
+        fallback = new org.moeserve.runtime.engine.LowBitFallbackStore(m, cache, MoeModel.load(lowBit)); // open for the process
+        return fallback;
+    }
+
+    /** The low-bit store built by {@link #store}, or null. */
+    org.moeserve.runtime.engine.LowBitFallbackStore fallback() { return fallback; }
 
     /** The slow tier in one line, once {@link #cache} has built it: the modelled link, or the disk as read and measured. */
     String slowTier() { return linkLine; }

@@ -8,7 +8,6 @@ import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.Vertx;
 import org.moeserve.cache.ExpertCache;
-import org.moeserve.runtime.engine.CachedExpertStore;
 import org.moeserve.runtime.engine.Engine;
 import org.moeserve.runtime.engine.LookaheadGates;
 import org.moeserve.runtime.kernel.Parallel;
@@ -161,7 +160,7 @@ final class ServeCommand implements Callable<Integer> {
         if (offload.offloading()) {
             cache = offload.cache(m, null);
             cache.bindTo(registry);
-            engine = new Engine(m, new CachedExpertStore(m, cache), par);
+            engine = new Engine(m, offload.store(m, cache), par);
             offload.attachPrefetcher(engine, cache, m, LookaheadGates.of(m));
         } else {
             engine = new Engine(m, par);
