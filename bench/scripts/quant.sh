@@ -58,6 +58,31 @@ PY
   done
 fi
 
+echo "### Low-bit fallback (HOBBIT): misses served from a Q4_0 copy of the experts while the BF16 ones load"
+echo "(demo model, 25% of the experts resident, modelled link 0.8 GB/s: one load = about 2.3 layers; 128 greedy tokens, 1 thread)"
+echo "| policy | fallback | decode tokens/s | stall ms | uses served low-bit | text = all-resident (bytes) |"
+echo "|---|---|---|---|---|---|"
+./moe quantize --type q4_0 --experts-only --out "$OUT/demo-q4_0-experts.gguf" 2>/dev/null
+P="And it came to pass in those days, that there went out a decree"
+./moe generate --prompt "$P" --max-tokens 128 --greedy --ignore-eos --threads 1 2>/dev/null | head -3 > "$OUT/resident.txt"
+for pol in lru predictive; do
+  for lb in off on; do
+    args=(); [ "$lb" = on ] && args=(--low-bit "$OUT/demo-q4_0-experts.gguf")
+    ./moe generate --prompt "$P" --max-tokens 128 --greedy --ignore-eos --threads 1 --expert-budget 25% --link 0.8GB/s --policy $pol "${args[@]}" 2>/dev/null > "$OUT/fallback.txt"
+    python3 - "$pol" "$lb" "$OUT/resident.txt" "$OUT/fallback.txt" <<'PY'
+import re, sys
+pol, lb, res, out = sys.argv[1:5]
+t = open(out).read()
+a, b = open(res).read().split("\nprefill")[0], t.split("\nprefill")[0]
+same = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+tps = re.search(r"decode: .*?\(([0-9.]+) tokens/s\)", t).group(1)
+stall = re.search(r"stall ([0-9.]+) ms", t).group(1)
+low = re.search(r"low-bit fallback: [0-9]+ of [0-9]+ expert uses \(([0-9.]+%)\)", t)
+print(f"| {pol} | {lb} | {tps} | {stall} | {low.group(1) if low else '-'} | {'all ' + str(len(a)) if a == b else f'first {same} of {len(a)}'} |")
+PY
+  done
+done
+
 ./moe bench quant "$REPS"
 
 S="$ROOT/bench/target/shape"
