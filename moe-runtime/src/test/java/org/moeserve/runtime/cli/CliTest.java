@@ -84,6 +84,13 @@ class CliTest {
         Run bad = run("quantize", "--type", "q3_k", "--out", tmp.resolve("x.gguf").toString());
         assertEquals(2, bad.exit());
         assertTrue(bad.err().contains("--type q3_k is not one of q8_0, q4_0, q4_k_m, f32"), bad.err());
+        Run lowBit = run("generate", "--prompt", "x", "--low-bit", q.toString());
+        assertEquals(2, lowBit.exit());
+        assertTrue(lowBit.err().contains("--low-bit serves misses of the expert cache: give --expert-budget too"), lowBit.err());
+        Run fallback = run("generate", "--model", TestModels.dir("tiny-mixtral-kjv").toString(), "--prompt", g.get("text").asText(), "--max-tokens", "8", "--greedy", "--expert-budget", "25%",
+                "--link", "0.8GB/s", "--policy", "lru", "--low-bit", q.toString());
+        assertEquals(0, fallback.exit(), fallback.err());
+        assertTrue(fallback.out().contains("low-bit fallback: ") && fallback.out().contains("served from demo-q8_0.gguf"), fallback.out());
     }
 
     @Test
