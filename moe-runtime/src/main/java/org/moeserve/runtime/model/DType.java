@@ -47,7 +47,11 @@ public enum DType {
         if (elements % blockElems != 0) {
             throw new IllegalArgumentException(elements + " elements are not a whole number of " + this + " blocks of " + blockElems);
         }
-        return elements / blockElems * blockBytes;
+        try {
+            return Math.multiplyExact(elements / blockElems, (long) blockBytes);
+        } catch (ArithmeticException e) {
+            throw new IllegalArgumentException(elements + " elements of " + this + " are more bytes than a long counts");
+        }
     }
 
     /** Average bits per weight. */

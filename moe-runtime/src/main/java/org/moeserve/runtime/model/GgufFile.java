@@ -32,9 +32,14 @@ public final class GgufFile {
 
     /** A tensor as the table lists it: dims fastest first (ggml's ne), the ggml type, the offset in the data section. */
     public record Info(String name, long[] dims, int type, long offset) {
+        /** The element count; Long.MAX_VALUE if the dimensions overflow (a damaged table: refused at open). */
         public long elements() {
             long n = 1;
-            for (long d : dims) n *= d;
+            try {
+                for (long d : dims) n = Math.multiplyExact(n, d);
+            } catch (ArithmeticException e) {
+                return Long.MAX_VALUE;
+            }
             return n;
         }
     }
@@ -121,13 +126,18 @@ public final class GgufFile {
         for (Info t : tensors.values()) {
             DType dt = DType.fromGgml(t.type());
             if (dt == null) continue; // refused by name when the model asks for it
+            if (t.dims()[0] % dt.blockElems() != 0) {
+                throw new CheckpointException(path + ": tensor " + t.name() + " has rows of " + t.dims()[0] + ", not a whole number of "
+                        + dt + " blocks of " + dt.blockElems() + ": the file is damaged");
+            }
             long bytes;
             try {
                 bytes = dt.byteSize(t.elements());
             } catch (IllegalArgumentException e) {
                 throw new CheckpointException(path + ": tensor " + t.name() + ": " + e.getMessage());
             }
-            if (t.offset() < 0 || dataStart + t.offset() + bytes > all.byteSize()) {
+            long room = all.byteSize() - dataStart; // compared without adding, so no offset can overflow past the check
+            if (t.offset() < 0 || t.offset() > room || bytes > room - t.offset()) {
                 throw new CheckpointException(path + ": tensor " + t.name() + " (" + bytes + " bytes at data offset " + t.offset()
                         + ") runs past the end of the file (" + all.byteSize() + " bytes): the file is truncated or damaged");
             }

@@ -120,14 +120,17 @@ final class GgufModel {
             for (int k = 0; k < 3; k++) {
                 GgufFile.Info stack = t.get(b + gg[k] + "_exps.weight");
                 if (stack != null) {
-                    if (stack.dims().length != 3) throw new CheckpointException(g.path() + ": tensor " + stack.name() + " is not 3-D [in, out, experts]");
+                    if (stack.dims().length != 3 || stack.dims()[2] != experts) {
+                        throw new CheckpointException(g.path() + ": tensor " + stack.name() + " has dimensions " + java.util.Arrays.toString(stack.dims())
+                                + "; expected [in, out, " + experts + "] (" + arch + ".expert_count)");
+                    }
                     DType dt = g.dtype(stack);
                     MemorySegment all = g.bytes(stack);
                     int cols = (int) stack.dims()[0], rows = (int) stack.dims()[1];
                     long one = dt.byteSize((long) rows * cols);
                     for (int e = 0; e < stack.dims()[2]; e++) {
                         String name = m + "experts." + e + "." + hf[k] + ".weight";
-                        out.put(name, new Tensor(name, dt, new int[]{rows, cols}, all.asSlice(e * one, one)));
+                        out.put(name, tensor(g, stack, name, new int[]{rows, cols}, all.asSlice(e * one, one)));
                     }
                 } else {
                     for (int e = 0; e < experts; e++) put(out, g, b + gg[k] + "." + e + ".weight", m + "experts." + e + "." + hf[k] + ".weight");

@@ -38,20 +38,28 @@ class LowBitFallbackTest {
 
     /**
      * With an exact copy as the "low-bit" model (the same BF16 weights as GGUF), serving misses from it changes no
-     * token: the plumbing (which copy, acquire and release paired, the full loads started) is exact; and with the slow
-     * link most uses are misses served at once, the rest cache hits.
+     * token: the plumbing (which copy, acquire and release paired, the full loads started) is exact; every use is
+     * served once, by the cache or the copy (how many by each depends on when loads arrive).
      */
     @Test
     void anExactCopyAsTheFallbackKeepsEveryTokenAndEveryUseIsServedOnce() throws Exception {
         Path copy = tmp.resolve("copy.gguf");
         try (MoeModel m = MoeModel.load(TestModels.dir("tiny-mixtral-kjv"))) {
             GgufExport.write(m, copy);
-            int[] resident = generate(new Engine(m, Parallel.SERIAL));
+            long[] uses = {0};
+            ExpertStore counting = new ExpertStore() {
+                @Override
+                public org.moeserve.runtime.model.ExpertWeights acquire(int layer, int expert) {
+                    uses[0]++;
+                    return m.expert(layer, expert);
+                }
+            };
+            int[] resident = generate(new Engine(m, counting, Parallel.SERIAL));
             try (MoeModel low = MoeModel.load(copy); ExpertCache c = cache(m, "lru")) {
                 LowBitFallbackStore store = new LowBitFallbackStore(m, c, low);
                 assertArrayEquals(resident, generate(new Engine(m, store, Parallel.SERIAL)));
-                long uses = store.fullUses() + store.lowUses();
-                assertTrue(store.lowUses() > uses / 2 && store.fullUses() > 0, store.summary());
+                assertEquals(uses[0], store.fullUses() + store.lowUses(), "every expert use served once, by one of the two");
+                assertTrue(store.lowUses() > 0, store.summary());
                 assertEquals(store.fullUses(), c.stats().accesses(), "only full-precision uses go through the cache");
                 assertTrue(c.stats().prefetchIssued() > 0, "every miss started its full load: " + c.stats().summary());
                 // nothing stayed pinned: the whole budget can be turned over by a plain cached run afterwards

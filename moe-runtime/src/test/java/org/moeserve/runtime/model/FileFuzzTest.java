@@ -91,6 +91,48 @@ class FileFuzzTest {
         assertTrue(refused > 30 && loaded + refused == 120, loaded + " loaded, " + refused + " refused");
     }
 
+    /**
+     * GGUF headers with bytes overwritten, lengths and counts made huge, negative or zero (seeded): the file loads
+     * (tokenizer included) or fails with one line that names it; never another exception, never out of memory.
+     */
+    @Test
+    void mutatedGgufHeadersFailInOneLine() throws IOException {
+        Path good = tmp.resolve("good.gguf");
+        try (MoeModel m = MoeModel.load(TestModels.dir("tiny-mixtral-kjv"))) {
+            GgufExport.write(m, good, new GgufExport.Quantization(GgufExport.Target.Q4_0, false));
+        }
+        byte[] all = Files.readAllBytes(good);
+        int header = 0; // where the tensor data starts: mutate only the header (metadata and tensor table)
+        try (var arena = java.lang.foreign.Arena.ofConfined()) {
+            var g = GgufFile.open(good, arena);
+            long min = Long.MAX_VALUE;
+            for (GgufFile.Info i : g.tensors().values()) min = Math.min(min, g.fileOffsetOf(g.bytes(i)));
+            header = (int) min;
+        }
+        SplittableRandom r = new SplittableRandom(13 + Long.parseLong(System.getenv().getOrDefault("MOE_FUZZ_SEED", "0")));
+        long[] extremes = {0, 1, -1, Integer.MAX_VALUE, Long.MAX_VALUE, 1L << 40, 255, 13};
+        int loaded = 0, refused = 0;
+        for (int i = 0; i < 150; i++) {
+            byte[] b = all.clone();
+            for (int e = 0, n = 1 + r.nextInt(3); e < n; e++) {
+                int at = r.nextInt(header - 8);
+                if (r.nextBoolean()) b[at] = (byte) r.nextInt(256);
+                else ByteBuffer.wrap(b, at, 8).order(ByteOrder.LITTLE_ENDIAN).putLong(extremes[r.nextInt(extremes.length)]);
+            }
+            Path f = tmp.resolve("f" + i + ".gguf");
+            Files.write(f, b);
+            try (MoeModel m = MoeModel.load(f); Tokenizer t = Tokenizer.load(f, m.config())) {
+                loaded++;
+            } catch (CheckpointException e) {
+                oneLine(e, f);
+                refused++;
+            } catch (Throwable t) {
+                fail("mutation " + i + " threw " + t, t);
+            }
+        }
+        assertTrue(refused > 50 && loaded + refused == 150, loaded + " loaded, " + refused + " refused");
+    }
+
     @Test
     void mutatedTracesFailInOneLine() throws IOException {
         String trace = "{\"format\":\"moe-trace/1\",\"model\":\"m\",\"layers\":2,\"experts\":4,\"top_k\":2}\n"
