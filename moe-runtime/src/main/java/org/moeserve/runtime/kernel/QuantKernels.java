@@ -21,9 +21,10 @@ import java.nio.ByteOrder;
  * multiplied into a per-block vector accumulator, which is scaled once per block (one FMA by the block's scale). That
  * is the choice llama.cpp does not make: it quantizes the activations to Q8 blocks and multiplies integers with
  * VNNI/maddubs instructions. The Vector API has no widening integer dot product (no {@code vpdpbusd}, no
- * {@code pmaddubsw}): int8 products would go through 32-bit multiplies of widened lanes, more instructions per
- * weight than the float path, and the rounding of the activations would cost accuracy for nothing. BENCHMARKS.md
- * has both measured ({@code moe bench quant}).
+ * {@code pmaddubsw}): int8 products go through widened 16-bit lanes, no fewer instructions per weight than the float
+ * path, and the rounding of the activations costs accuracy. Both are measured ({@code moe bench quant}: Q8_0 13.6
+ * against 11.5 billion weights/s on one thread; bench/analysis.md has the accuracy); {@link #dotQ8_0Int} is the int8
+ * path, used only for that comparison and behind {@code MOE_ACTIVATIONS=q8}.
  *
  * <p>Summation order, fixed by the vector length alone (so decode and batches agree to the bit, as in
  * {@link Kernels}): blocks in order; within a block, vector chunks in order into a fresh block accumulator; the
@@ -116,9 +117,10 @@ public final class QuantKernels {
     }
 
     /**
-     * Q4_K: per super-block, the eight group scales (times d) are unpacked once into {@code scratch[0..8)} and the
-     * eight minimums' share {@code dmin m sum(x over the group)} added to {@code mins}; then the 128 bytes of nibbles,
-     * each 32-byte chunk giving two groups.
+     * Q4_K: per super-block, the eight 6-bit group scales and minimums unpacked from their 12 bytes by SWAR
+     * ({@link #q4kScales}, {@link #q4kMins}); the minimums' share {@code dmin sum_g m_g sum(x over group g)} added to
+     * {@code mins}; then the 128 bytes of nibbles, each 32-byte chunk giving two groups, each group's accumulator
+     * scaled by d times its scale.
      */
     static float dotQ4_K(MemorySegment w, long off, float[] x, float[] sums, int n, Scratch s) {
         FloatVector acc = FloatVector.zero(F);
