@@ -363,11 +363,16 @@ public final class Kernels {
                 xs[r] = ops[r].x();
                 sums[r] = ops[r].xe();
             }
-            boolean four = QuantKernels.hasDot4(w.dtype());
+            boolean four = QuantKernels.hasDot4(w.dtype()), decoded = QuantKernels.decodesRows(w.dtype());
             par.forRange(d, Math.max(1, GRAIN_MACS / (n * rows)), (lo, hi) -> {
                 QuantKernels.Scratch lanes = new QuantKernels.Scratch();
                 long rowBytes = w.rowBytes();
                 for (int j = lo; j < hi; j++) {
+                    if (decoded) { // the row decoded once, then decode's own dot with every input
+                        float[] row = QuantKernels.decodeRow(w.dtype(), w.data(), j * rowBytes, n, lanes);
+                        for (int r = 0; r < rows; r++) out[r][j] = dot(row, 0, xs[r], 0, n);
+                        continue;
+                    }
                     int r = 0;
                     if (four) for (; r + 4 <= rows; r += 4) QuantKernels.dot4(w.dtype(), w.data(), j * rowBytes, xs, sums, r, n, lanes, out, j);
                     for (; r < rows; r++) out[r][j] = QuantKernels.dot(w.dtype(), w.data(), j * rowBytes, xs[r], sums[r], ops[r].q(), n, lanes);

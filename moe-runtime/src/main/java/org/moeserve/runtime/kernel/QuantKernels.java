@@ -50,6 +50,12 @@ public final class QuantKernels {
     public static final class Scratch {
         final float[] f = new float[Math.max(L, 16)];
         final byte[] q = new byte[256];
+        private float[] row = new float[0];
+
+        float[] row(int n) {
+            if (row.length < n) row = new float[n];
+            return row;
+        }
     }
 
     /** Per-32 sums of x (for Q4_K's minimums), computed once per input vector. */
@@ -177,8 +183,17 @@ public final class QuantKernels {
      * scale times d.
      */
     static float dotQ6_K(MemorySegment w, long off, float[] x, int n, Scratch s) {
-        FloatVector acc = FloatVector.zero(F);
-        float[] sc = s.f;
+        return Kernels.dot(decodeQ6_K(w, off, n, s), 0, x, 0, n);
+    }
+
+    /**
+     * The Q6_K row at off as fp32 in {@code s.row} (returned): per super-block the 256 values rebuilt as bytes
+     * ({@link #unpackQ6}), each group of 16 widened and multiplied by d times its scale. Decode then takes one fp32
+     * dot with the input; prefill and batches decode the row once and take that same dot with every input, so each
+     * output has the same bits either way and the decoding is paid once per row, not once per input.
+     */
+    static float[] decodeQ6_K(MemorySegment w, long off, int n, Scratch s) {
+        float[] sc = s.f, row = s.row(n);
         byte[] q = s.q;
         for (int b = 0, nb = n / 256; b < nb; b++) {
             long p = off + 210L * b;
@@ -187,12 +202,20 @@ public final class QuantKernels {
             unpackQ6(w, p, q);
             int xb = 256 * b;
             for (int g = 0; g < 16; g++) {
-                FloatVector ga = FloatVector.zero(F);
-                for (int k = 0; k < 16; k += L) ga = widen(ByteVector.fromArray(B, q, 16 * g + k)).fma(FloatVector.fromArray(F, x, xb + 16 * g + k), ga);
-                acc = ga.fma(FloatVector.broadcast(F, sc[g]), acc);
+                FloatVector scale = FloatVector.broadcast(F, sc[g]);
+                for (int k = 0; k < 16; k += L) widen(ByteVector.fromArray(B, q, 16 * g + k)).mul(scale).intoArray(row, xb + 16 * g + k);
             }
         }
-        return laneSum(acc, sc);
+        return row;
+    }
+
+    /** Whether rows of t are decoded to fp32 once and then multiplied ({@link #decodeQ6_K}): batches reuse the decoded row. */
+    public static boolean decodesRows(DType t) { return VECTOR && t == DType.Q6_K; }
+
+    /** Row at off decoded to fp32 (see {@link #decodesRows}), in the scratch's row buffer. */
+    public static float[] decodeRow(DType t, MemorySegment w, long off, int n, Scratch s) {
+        if (t != DType.Q6_K) throw new IllegalArgumentException(t + " is multiplied without decoding its rows");
+        return decodeQ6_K(w, off, n, s);
     }
 
     /** The 256 values of the Q6_K super-block at p, minus 32, as bytes in q (element order). */
