@@ -83,6 +83,7 @@ PY
   done
 done
 
+echo "### Kernels: matrix-vector per format (moe bench quant)"
 ./moe bench quant "$REPS"
 
 S="$ROOT/bench/target/shape"

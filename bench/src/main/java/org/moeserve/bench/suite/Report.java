@@ -603,6 +603,30 @@ public final class Report {
                 });
                 yield new String[]{s.toString().replaceAll("; $", ""), "-"};
             }
+            case "quant" -> {
+                StringBuilder h = new StringBuilder();
+                for (String f : List.of("q8_0", "q4_k_m")) {
+                    double ours = Double.NaN, peer = Double.NaN;
+                    for (Suite.Run run : r.runs()) {
+                        for (Table t : run.tables()) {
+                            if (t.caption().contains("-" + f + ".gguf") && t.column("decode tokens/s") >= 0) {
+                                for (List<String> row : t.rows()) if (row.getFirst().equals("2")) ours = Table.number(row.get(t.column("decode tokens/s")));
+                            }
+                            if (t.column("file") == 0 && t.column("decode tokens/s") >= 0) {
+                                for (List<String> row : t.rows()) {
+                                    if (row.get(0).endsWith("-" + f + ".gguf") && row.get(1).equals("2")) peer = Table.number(row.get(t.column("decode tokens/s")));
+                                }
+                            }
+                        }
+                    }
+                    h.append(h.isEmpty() ? "2 threads, decode vs llama.cpp: " : ", ").append(f.toUpperCase(Locale.ROOT)).append(' ')
+                            .append(String.format(Locale.ROOT, "%.2fx", ours / peer));
+                }
+                Table acc = first(r, "bits per byte");
+                StringBuilder l = new StringBuilder("bits per byte vs BF16:");
+                for (List<String> row : acc.rows()) if (!row.get(acc.column("vs BF16")).isBlank()) l.append(' ').append(row.getFirst()).append(' ').append(row.get(acc.column("vs BF16")));
+                yield new String[]{h.toString(), l.toString()};
+            }
             default -> new String[]{"-", "-"};
         };
     }
