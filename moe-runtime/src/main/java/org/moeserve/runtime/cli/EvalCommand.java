@@ -3,6 +3,7 @@ package org.moeserve.runtime.cli;
 import org.moeserve.routing.TraceReader;
 import org.moeserve.routing.TraceRecord;
 import org.moeserve.runtime.engine.Engine;
+import org.moeserve.runtime.engine.Sampler;
 import org.moeserve.runtime.kernel.Parallel;
 import org.moeserve.runtime.model.MoeModel;
 import org.moeserve.runtime.model.Tokenizer;
@@ -87,7 +88,7 @@ final class EvalCommand implements Callable<Integer> {
                     float[] lg = e.forward(List.of(new Engine.Step(seq, prompt))).logits()[0];
                     int[] out = new int[greedy];
                     for (int i = 0; i < greedy; i++) {
-                        out[i] = argmax(lg);
+                        out[i] = Sampler.argmax(lg);
                         if (i + 1 < greedy) lg = e.forward(List.of(new Engine.Step(seq, new int[]{out[i]}))).logits()[0];
                     }
                     System.out.println("{\"id\":\"" + w.id() + "\",\"prompt\":" + java.util.Arrays.toString(prompt).replace(" ", "")
@@ -103,7 +104,7 @@ final class EvalCommand implements Callable<Integer> {
                 double[] acc = byDomain.computeIfAbsent(w.domain(), k -> new double[2]);
                 for (int p = 0; p + 1 < w.tokens().length; p++) {
                     int next = w.tokens()[p + 1];
-                    acc[0] += -logSoftmax(lg[p], next) / Math.log(2);
+                    acc[0] += -(lg[p][next] - Sampler.logSumExp(lg[p])) / Math.log(2);
                     acc[1] += Math.max(1, tok.tokenBytes(next).length);
                 }
                 if (re != null) {
@@ -115,7 +116,7 @@ final class EvalCommand implements Callable<Integer> {
                             absSum += d;
                             logitCount++;
                         }
-                        if (argmax(lg[p]) == argmax(rl[p])) agree++;
+                        if (Sampler.argmax(lg[p]) == Sampler.argmax(rl[p])) agree++;
                         positions++;
                     }
                 }
@@ -167,18 +168,5 @@ final class EvalCommand implements Callable<Integer> {
         }
         if (out.isEmpty()) throw new UsageError("no window of at least 2 tokens in " + (trace != null ? trace : text));
         return out;
-    }
-
-    static double logSoftmax(float[] logits, int i) {
-        double max = Double.NEGATIVE_INFINITY, sum = 0;
-        for (float v : logits) max = Math.max(max, v);
-        for (float v : logits) sum += Math.exp(v - max);
-        return logits[i] - max - Math.log(sum);
-    }
-
-    static int argmax(float[] v) {
-        int best = 0;
-        for (int i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
-        return best;
     }
 }

@@ -19,6 +19,23 @@ public final class Sampler {
         return best;
     }
 
+    /** log(sum_i exp(logits[i])), with the max subtracted first (in double). */
+    public static double logSumExp(float[] logits) {
+        double max = Double.NEGATIVE_INFINITY;
+        for (float l : logits) max = Math.max(max, l);
+        double sum = 0;
+        for (float l : logits) sum += Math.exp(l - max);
+        return max + Math.log(sum);
+    }
+
+    /** log softmax of the logits (temperature 1): what the model assigns, whatever a request samples with. */
+    public static float[] logSoftmax(float[] logits) {
+        double lse = logSumExp(logits);
+        float[] out = new float[logits.length];
+        for (int i = 0; i < out.length; i++) out[i] = (float) (logits[i] - lse);
+        return out;
+    }
+
     public int sample(float[] logits) {
         if (params.greedy()) return argmax(logits);
         int n = logits.length;

@@ -329,14 +329,8 @@ public final class Blocks {
      */
     private static float signedScaleSearch(float[] x, int o, int[] L, int lo) {
         final int n = 16, nmax = 32;
-        float max = 0, amax = 0;
-        for (int i = 0; i < n; i++) {
-            if (Math.abs(x[o + i]) > amax) {
-                amax = Math.abs(x[o + i]);
-                max = x[o + i];
-            }
-        }
-        if (amax < 1e-15f) {
+        float max = signedMax(x, o, n);
+        if (Math.abs(max) < 1e-15f) {
             for (int i = 0; i < n; i++) L[lo + i] = 0;
             return 0;
         }

@@ -108,9 +108,9 @@ public final class Checkpoint implements AutoCloseable {
 
     /** The config of a model directory or GGUF file, without keeping anything open. */
     public static ModelConfig configOf(Path model) {
-        if (Files.isRegularFile(model)) {
-            try (Checkpoint ck = open(model)) {
-                return ck.config();
+        if (Files.isRegularFile(model) && GgufFile.looksLikeGguf(model)) {
+            try (Arena arena = Arena.ofConfined()) { // the metadata only: no tensor is sliced or copied
+                return GgufModel.config(GgufFile.open(model, arena)).config();
             }
         }
         Path cfg = model.resolve("config.json");

@@ -11,7 +11,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -252,5 +251,5 @@ public final class GgufFile {
     }
 
     @Override
-    public String toString() { return path + " (" + tensors.size() + " tensors, " + Arrays.toString(new long[]{all.byteSize()}) + " bytes)"; }
+    public String toString() { return path + " (" + tensors.size() + " tensors, " + all.byteSize() + " bytes)"; }
 }

@@ -34,7 +34,10 @@ final class GgufModel {
 
     record Loaded(ModelConfig config, JsonNode rawConfig, Map<String, Tensor> tensors) {}
 
-    static Loaded load(GgufFile g, Arena arena) {
+    /** The config a GGUF file's metadata stands for, with the config.json it would be (nothing mapped or copied). */
+    record Config(ModelConfig config, ObjectNode raw, String arch, Family family, long experts) {}
+
+    static Config config(GgufFile g) {
         String arch = String.valueOf(g.require("general.architecture"));
         Family family = switch (arch) {
             case "llama" -> Family.MIXTRAL;
@@ -95,7 +98,16 @@ final class GgufModel {
             throw new CheckpointException(g.path() + ": " + arch + ".rope.dimension_count is " + rd + " but the head is "
                     + config.headDim() + " wide; partial RoPE is not supported");
         }
+        return new Config(config, c, arch, family, experts);
+    }
 
+    static Loaded load(GgufFile g, Arena arena) {
+        Config cf = config(g);
+        ModelConfig config = cf.config();
+        String arch = cf.arch();
+        Family family = cf.family();
+        long experts = cf.experts();
+        Map<String, GgufFile.Info> t = g.tensors();
         Map<String, Tensor> out = new LinkedHashMap<>();
         put(out, g, "token_embd.weight", "model.embed_tokens.weight");
         put(out, g, "output_norm.weight", "model.norm.weight");
@@ -138,7 +150,7 @@ final class GgufModel {
                 put(out, g, b + gg[k] + ".weight", p + "mlp." + DENSE[k] + ".weight"); // a dense layer's MLP
             }
         }
-        return new Loaded(config, c, out);
+        return new Loaded(config, cf.raw(), out);
     }
 
     private static final String[] DENSE = {"gate_proj", "up_proj", "down_proj"};

@@ -232,7 +232,7 @@ public final class Scheduler implements AutoCloseable {
         for (int i = 0; i < owners.size(); i++) {
             Job j = owners.get(i);
             if (j.prefilled < j.prompt.length) continue; // still prefilling: no token yet
-            float[] lp = j.logprobs >= 0 ? logSoftmax(logits[i]) : null;
+            float[] lp = j.logprobs >= 0 ? org.moeserve.runtime.engine.Sampler.logSoftmax(logits[i]) : null;
             int tok = j.sampler.sample(logits[i]);
             if (lp != null) {
                 int[] top = org.moeserve.routing.TopK.of(lp, j.logprobs);
@@ -322,18 +322,6 @@ public final class Scheduler implements AutoCloseable {
         int n = 0;
         for (int l = 0; l < p.length; l++) if (p[l] != null) for (int e : p[l]) if (!union.contains((long) l << 32 | e)) n++;
         return n;
-    }
-
-    /** log softmax of the logits (temperature 1): what the model assigns, whatever the request samples with. */
-    static float[] logSoftmax(float[] logits) {
-        double max = Double.NEGATIVE_INFINITY;
-        for (float l : logits) max = Math.max(max, l);
-        double sum = 0;
-        for (float l : logits) sum += Math.exp(l - max);
-        double lse = max + Math.log(sum);
-        float[] out = new float[logits.length];
-        for (int i = 0; i < out.length; i++) out[i] = (float) (logits[i] - lse);
-        return out;
     }
 
     /** Mean distinct (layer, expert) pairs per decode-only step so far. */
