@@ -40,7 +40,12 @@ public record RoutingStats(String model, int layers, int experts, int topK, Stri
         return new int[]{Integer.parseInt(p[0].trim()), Integer.parseInt(p[1].trim())};
     }
 
+    /**
+     * moe-stats/1, SGLang's {@code {"logical_count": ...}} JSON, or an SGLang expert-distribution dump (stat, per_pass or
+     * per_token; see {@link org.moeserve.routing.torch.SglangDump}).
+     */
     public static RoutingStats read(Path file) throws IOException {
+        if (org.moeserve.routing.torch.TorchFile.looksLikeTorchZip(file)) return org.moeserve.routing.torch.SglangDump.stats(file).stats();
         JsonNode n;
         try {
             n = JSON.readTree(file.toFile());
@@ -49,6 +54,9 @@ public record RoutingStats(String model, int layers, int experts, int topK, Stri
                     + e.getOriginalMessage(), e);
         } catch (java.io.FileNotFoundException e) {
             throw new TraceFormatException(file.toAbsolutePath() + ": no such file", e);
+        }
+        if (n != null && n.isObject() && !n.has("format") && n.has("logical_count")) {
+            return org.moeserve.routing.torch.SglangDump.fromJsonCount(file, n).stats();
         }
         if (n == null || !FORMAT.equals(n.path("format").asText(null))) {
             throw new TraceFormatException(file.toAbsolutePath() + ": format is " + (n == null ? "missing" : n.get("format"))

@@ -24,7 +24,9 @@ public final class TraceReader {
 
     private TraceReader() {}
 
+    /** A moe-trace/1 file, or an SGLang per_token dump ({@code torch.save} zip; see {@link org.moeserve.routing.torch.SglangDump}). */
     public static Trace read(Path file) throws IOException {
+        if (org.moeserve.routing.torch.TorchFile.looksLikeTorchZip(file)) return org.moeserve.routing.torch.SglangDump.trace(file).trace();
         try {
             return readText(file);
         } catch (java.nio.charset.CharacterCodingException e) {

@@ -31,7 +31,7 @@ import java.util.concurrent.Callable;
         description = "Replay a trace against the expert cache (no expert compute): hit rate, stalls, bytes moved, "
                 + "prefetch precision, and Belady's hit rate at the same budget.")
 final class CacheSimCommand implements Callable<Integer> {
-    @Option(names = "--trace", required = true, paramLabel = "FILE", description = "moe-trace/1 to replay (repeatable).")
+    @Option(names = "--trace", required = true, paramLabel = "FILE", description = "moe-trace/1 or an SGLang per_token dump (.pt) to replay (repeatable).")
     List<Path> traces;
 
     @Mixin

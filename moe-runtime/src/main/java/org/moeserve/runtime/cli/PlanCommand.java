@@ -24,10 +24,10 @@ import java.util.concurrent.Callable;
                 + "compare with contiguous, round-robin, random and EPLB.")
 final class PlanCommand implements Callable<Integer> {
     static final class Source {
-        @Option(names = "--trace", paramLabel = "FILE", description = "moe-trace/1: every consecutive layer pair is used.")
+        @Option(names = "--trace", paramLabel = "FILE", description = "moe-trace/1, or an SGLang per_token recorder dump (.pt, physical ids mapped back, dense layers dropped): every consecutive layer pair is used.")
         Path trace;
 
-        @Option(names = "--stats", paramLabel = "FILE", description = "moe-stats/1: the published transitions_top1 pairs are used.")
+        @Option(names = "--stats", paramLabel = "FILE", description = "moe-stats/1 (its transitions_top1 pairs are used), SGLang's {\"logical_count\": ...} JSON, or an SGLang stat/per_pass/per_token dump (.pt; load only).")
         Path stats;
     }
 
@@ -111,7 +111,7 @@ final class PlanCommand implements Callable<Integer> {
         }
         PlacementProblem top1 = new PlacementProblem(p.source(), p.layers(), p.experts(), p.topK(), p.topology(), p.load(),
                 in.top1(), p.hiddenBytes());
-        org.moeserve.placement.export.DecoderLayout layout = targets.isEmpty() ? null : layout(p);
+        org.moeserve.placement.export.DecoderLayout layout = targets.isEmpty() ? null : layout(p, in);
         java.util.Map<String, PlacementPlan> plans = new java.util.LinkedHashMap<>();
         PlacementPlan plan;
         System.out.printf("placing %d layers x %d experts (top-%d) on %d node(s) x %d devices, %d slots each; %s%n", p.layers(),
@@ -244,7 +244,10 @@ final class PlanCommand implements Callable<Integer> {
         return o;
     }
 
-    private org.moeserve.placement.export.DecoderLayout layout(PlacementProblem p) throws IOException {
+    private org.moeserve.placement.export.DecoderLayout layout(PlacementProblem p, RoutingInput in) throws IOException {
+        if (modelConfig == null && in.decoderLayout() != null) { // an SGLang dump numbers every decoder layer
+            return new org.moeserve.placement.export.DecoderLayout(in.decoderLayers(), in.decoderLayout(), p.experts());
+        }
         if (modelConfig == null) {
             System.err.println("moe plan: no --model-config: every one of the " + p.layers() + " layers is taken for a MoE "
                     + "layer in the exports (give the config.json when the model has dense layers)");

@@ -96,7 +96,7 @@ final class PredictorCommand implements Runnable {
     @Command(name = "eval", mixinStandardHelpOptions = true,
             description = "Precision and recall of predicted experts at distances 1..H, per domain, and the cost.")
     static final class Eval implements Callable<Integer> {
-        @Option(names = "--trace", required = true, paramLabel = "FILE", description = "moe-trace/1 to evaluate on (repeatable).")
+        @Option(names = "--trace", required = true, paramLabel = "FILE", description = "moe-trace/1 or an SGLang per_token dump (.pt) to evaluate on (repeatable).")
         List<Path> traces;
 
         @Option(names = "--model", paramLabel = "DIR",
@@ -163,7 +163,7 @@ final class PredictorCommand implements Runnable {
         @picocli.CommandLine.Mixin
         ModelOptions model = new ModelOptions();
 
-        @Option(names = "--trace", required = true, paramLabel = "FILE", description = "moe-trace/1 to train on (repeatable).")
+        @Option(names = "--trace", required = true, paramLabel = "FILE", description = "moe-trace/1 or an SGLang per_token dump (.pt) to train on (repeatable).")
         List<Path> traces;
 
         @Option(names = "--out", required = true, paramLabel = "FILE", description = "Where to write the predictor.")

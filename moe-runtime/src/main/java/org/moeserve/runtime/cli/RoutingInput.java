@@ -16,7 +16,10 @@ import java.util.Map;
  * themselves) or moe-stats/1 statistics (the published top-1 pairs; loads, uniform where a layer is unpublished).
  */
 record RoutingInput(String description, int layers, int experts, int topK, long[][] load, Map<String, long[][]> transitions,
-                    List<TraceRecord> records) {
+                    List<TraceRecord> records, int decoderLayers, int[] moeLayerIds) {
+    /** Which decoder layers the routing's layers are, when the input says (SGLang dumps do); null otherwise. */
+    int[] decoderLayout() { return moeLayerIds; }
+
     /** Consecutive-layer transitions of each token's first (highest-weight) expert only: the pairs ExFlow reports. */
     Map<String, long[][]> top1() {
         if (records == null) return transitions; // statistics publish top-1 pairs already
@@ -36,8 +39,11 @@ record RoutingInput(String description, int layers, int experts, int topK, long[
     /** Only load counts: nothing to place by affinity, only balance. */
     boolean loadOnly() { return transitions.isEmpty(); }
 
-    /** A moe-trace/1 (.jsonl) or moe-stats/1 file. */
+    /** A moe-trace/1 (.jsonl), moe-stats/1 or SGLang dump file. */
     static RoutingInput read(Path file) throws IOException {
+        if (org.moeserve.routing.torch.TorchFile.looksLikeTorchZip(file)) {
+            return org.moeserve.routing.torch.SglangDump.read(file).trace() != null ? read(file, null) : read(null, file);
+        }
         return file.toString().endsWith(".jsonl") ? read(file, null) : read(null, file);
     }
 
@@ -46,15 +52,23 @@ record RoutingInput(String description, int layers, int experts, int topK, long[
 
     static RoutingInput read(Path trace, Path stats) throws IOException {
         Map<String, long[][]> tr = new HashMap<>();
+        Path file = trace != null ? trace : stats;
+        org.moeserve.routing.torch.SglangDump.Import dump = null;
+        if (org.moeserve.routing.torch.TorchFile.looksLikeTorchZip(file)) {
+            dump = trace != null ? org.moeserve.routing.torch.SglangDump.trace(trace) : org.moeserve.routing.torch.SglangDump.stats(stats);
+        }
+        String from = dump == null ? "" : " (" + dump.describe() + ")";
+        int decoderLayers = dump == null ? -1 : dump.decoderLayers();
+        int[] moeIds = dump == null ? null : dump.moeLayerIds();
         if (trace != null) {
-            TraceReader.Trace t = TraceReader.read(trace);
+            TraceReader.Trace t = dump != null ? dump.trace() : TraceReader.read(trace);
             TraceStatistics st = new TraceStatistics(t.header(), t.records());
             long[][][] c = st.transitions(1);
             for (int l = 0; l + 1 < st.layers(); l++) tr.put(l + "->" + (l + 1), c[l]);
-            return new RoutingInput("all " + (st.layers() - 1) + " consecutive layer pairs of " + trace.getFileName(), st.layers(),
-                    st.experts(), st.topK(), st.loads(), tr, t.records());
+            return new RoutingInput("all " + (st.layers() - 1) + " consecutive layer pairs of " + trace.getFileName() + from, st.layers(),
+                    st.experts(), st.topK(), st.loads(), tr, t.records(), decoderLayers, moeIds);
         }
-        RoutingStats s = RoutingStats.read(stats);
+        RoutingStats s = dump != null ? dump.stats() : RoutingStats.read(stats);
         long[][] load = new long[s.layers()][s.experts()];
         for (int l = 0; l < s.layers(); l++) {
             long[] row = s.load().get(l);
@@ -63,7 +77,7 @@ record RoutingInput(String description, int layers, int experts, int topK, long[
         }
         tr.putAll(s.transitionsTop1());
         String what = tr.isEmpty() ? "the load counts (no transitions) of " : "the published top-1 pairs " + tr.keySet() + " of ";
-        return new RoutingInput(what + stats.getFileName() + " (" + s.model() + ", " + s.domain() + ")", s.layers(), s.experts(),
-                s.topK(), load, tr, null);
+        return new RoutingInput(what + stats.getFileName() + (dump != null ? from : " (" + s.model() + ", " + s.domain() + ")"), s.layers(), s.experts(),
+                s.topK(), load, tr, null, decoderLayers, moeIds);
     }
 }

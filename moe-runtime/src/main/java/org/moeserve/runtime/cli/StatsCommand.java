@@ -20,7 +20,7 @@ import java.util.concurrent.Callable;
  */
 @Command(name = "stats", mixinStandardHelpOptions = true, description = "Write a trace's routing statistics as moe-stats/1.")
 final class StatsCommand implements Callable<Integer> {
-    @Option(names = "--trace", required = true, paramLabel = "FILE", description = "moe-trace/1 (repeatable; one model).")
+    @Option(names = "--trace", required = true, paramLabel = "FILE", description = "moe-trace/1 or an SGLang per_token dump (.pt) (repeatable; one model).")
     List<Path> traces;
 
     @Option(names = "--out", required = true, paramLabel = "FILE", description = "The moe-stats/1 file to write.")

@@ -444,6 +444,32 @@ class CliTest {
         assertTrue(plan.out().contains("| affinity ("), plan.out());
     }
 
+    /** SGLang's recorder dumps (torch.save files written by make_fixtures.py) through stats, plan and the exports. */
+    @Test
+    void sglangRecorderDumpsArePlannedAndExportedBackToSglang() throws IOException {
+        Path dumps = Path.of("../router-predictor/src/test/resources/torch");
+        Path perToken = dumps.resolve("sglang-per_token.pt"), stat = dumps.resolve("sglang-stat.pt");
+        Path stats = tmp.resolve("from-dump.json"), map = tmp.resolve("sglang-map.json");
+        Run st = run("stats", "--trace", perToken.toString(), "--out", stats.toString());
+        assertEquals(0, st.exit(), st.err());
+        org.moeserve.routing.RoutingStats s = org.moeserve.routing.RoutingStats.read(stats);
+        assertEquals(3, s.layers(), "dense decoder layer 0 dropped");
+        assertEquals(8, s.experts(), "physical slots mapped back to 8 logical experts");
+        Run p = run("plan", "--trace", perToken.toString(), "--topology", "1x2", "--replicas", "2", "--time-limit", "2s",
+                "--export", "sglang:" + map);
+        assertEquals(0, p.exit(), p.err());
+        assertTrue(p.out().contains("3 MoE layers of 4 decoder layers (dense layers [0] dropped)"), p.out());
+        JsonNode m = new ObjectMapper().readTree(map.toFile()).get("physical_to_logical_map");
+        assertEquals(4, m.size(), "one row per decoder layer, as SGLang indexes them, without --model-config");
+        assertEquals(List.of(), org.moeserve.placement.export.EngineExports.checkSglang(Files.readString(map), 4, 8, 2, 2));
+        Run load = run("plan", "--stats", stat.toString(), "--topology", "1x2", "--replicas", "2", "--eval", stat.toString());
+        assertEquals(0, load.exit(), load.err());
+        assertTrue(load.out().contains("| balanced packing |") && load.out().contains("| eplb |"), load.out());
+        Run wrong = run("plan", "--trace", stat.toString(), "--topology", "1x2");
+        assertEquals(1, wrong.exit());
+        assertTrue(wrong.err().contains("load counts only") && !wrong.err().contains("\tat "), wrong.err());
+    }
+
     @Test
     void loadOnlyStatisticsArePlannedForBalanceAndScoredHeldOut() throws IOException {
         Path load = tmp.resolve("load.json"), other = tmp.resolve("load2.json");
