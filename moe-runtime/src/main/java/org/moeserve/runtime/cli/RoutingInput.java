@@ -41,9 +41,8 @@ record RoutingInput(String description, int layers, int experts, int topK, long[
 
     /** A moe-trace/1 (.jsonl), moe-stats/1 or SGLang dump file. */
     static RoutingInput read(Path file) throws IOException {
-        if (org.moeserve.routing.torch.TorchFile.looksLikeTorchZip(file)) {
-            return org.moeserve.routing.torch.SglangDump.read(file).trace() != null ? read(file, null) : read(null, file);
-        }
+        var dump = org.moeserve.routing.torch.SglangDump.sniff(file);
+        if (dump != null) return dump.trace() != null ? read(file, null) : read(null, file);
         return file.toString().endsWith(".jsonl") ? read(file, null) : read(null, file);
     }
 
@@ -56,6 +55,8 @@ record RoutingInput(String description, int layers, int experts, int topK, long[
         org.moeserve.routing.torch.SglangDump.Import dump = null;
         if (org.moeserve.routing.torch.TorchFile.looksLikeTorchZip(file)) {
             dump = trace != null ? org.moeserve.routing.torch.SglangDump.trace(trace) : org.moeserve.routing.torch.SglangDump.stats(stats);
+        } else if (stats != null) {
+            dump = org.moeserve.routing.torch.SglangDump.sniff(stats); // SGLang's logical_count JSON
         }
         String from = dump == null ? "" : " (" + dump.describe() + ")";
         int decoderLayers = dump == null ? -1 : dump.decoderLayers();

@@ -465,6 +465,13 @@ class CliTest {
         Run load = run("plan", "--stats", stat.toString(), "--topology", "1x2", "--replicas", "2", "--eval", stat.toString());
         assertEquals(0, load.exit(), load.err());
         assertTrue(load.out().contains("| balanced packing |") && load.out().contains("| eplb |"), load.out());
+        Path count = tmp.resolve("count.json"), countMap = tmp.resolve("count-map.json");
+        Files.writeString(count, "{\"logical_count\": [[0,0,0,0],[5,1,1,9],[0,0,0,0],[2,2,8,4]]}"); // SGLang's JSON form
+        Run fromCount = run("plan", "--stats", count.toString(), "--topology", "1x2", "--replicas", "2", "--export", "sglang:" + countMap);
+        assertEquals(0, fromCount.exit(), fromCount.err());
+        assertTrue(fromCount.out().contains("dense layers [0, 2] dropped"), fromCount.out());
+        assertEquals(List.of(), org.moeserve.placement.export.EngineExports.checkSglang(Files.readString(countMap), 4, 4, 2, 2),
+                "the export has SGLang's 4 decoder rows again");
         Run wrong = run("plan", "--trace", stat.toString(), "--topology", "1x2");
         assertEquals(1, wrong.exit());
         assertTrue(wrong.err().contains("load counts only") && !wrong.err().contains("\tat "), wrong.err());

@@ -59,6 +59,26 @@ public final class SglangDump {
         }
     }
 
+    /**
+     * The file as SGLang data if it is one (a torch.save dump, or JSON holding logical_count and no moe-stats/1 format),
+     * else null.
+     */
+    public static Import sniff(Path file) throws IOException {
+        if (TorchFile.looksLikeTorchZip(file)) return read(file);
+        if (!java.nio.file.Files.isRegularFile(file)) return null;
+        try (var in = java.nio.file.Files.newInputStream(file)) {
+            byte[] head = in.readNBytes(1);
+            if (head.length == 0 || head[0] != '{') return null;
+        }
+        JsonNode n;
+        try {
+            n = new com.fasterxml.jackson.databind.ObjectMapper().readTree(file.toFile());
+        } catch (IOException e) {
+            return null; // not JSON: the moe-stats/1 reader names the problem
+        }
+        return n != null && n.isObject() && !n.has("format") && n.has("logical_count") ? fromJsonCount(file, n) : null;
+    }
+
     /** A per_token dump as a trace, any other as load counts. */
     public static Import read(Path file) throws IOException {
         Map<?, ?> root = root(file);
