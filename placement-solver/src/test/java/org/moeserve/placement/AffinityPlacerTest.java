@@ -116,6 +116,25 @@ class AffinityPlacerTest {
         assertTrue(m.maxImbalance() <= Math.max(1.10, eplb.maxImbalance()) + 1e-9, m.maxImbalance() + " vs EPLB " + eplb.maxImbalance());
     }
 
+    /** The whole-model search starts from the layer chain's plan: its first solution is that plan, never a worse one. */
+    @Test
+    void cpSatsFirstSolutionIsTheWarmStartItWasHinted() {
+        PlacementProblem p = small(2);
+        List<String> lines = new java.util.concurrent.CopyOnWriteArrayList<>();
+        AffinityPlacer placer = new AffinityPlacer(new AffinityPlacer.Options(4, 1.10, 2, 1_000_000, 0), lines::add);
+        placer.place(p);
+        double chain = Double.NaN, first = Double.NaN;
+        for (String l : lines) {
+            var m = java.util.regex.Pattern.compile("expected hop cost (\\d+)").matcher(l);
+            if (!m.find()) continue;
+            double c = Double.parseDouble(m.group(1));
+            if (!l.contains("CP-SAT")) chain = Double.isNaN(chain) ? c : Math.min(chain, c);
+            else if (Double.isNaN(first)) first = c;
+        }
+        assertTrue(!Double.isNaN(chain) && !Double.isNaN(first), String.join("\n", lines));
+        assertTrue(first <= chain, "CP-SAT's first solution " + first + " vs the hint's " + chain + "\n" + String.join("\n", lines));
+    }
+
     @Test
     void replicasAndTheLayerChainDecomposition() {
         PlacementProblem p = small(3); // 12 slots per layer: 4 replicas of the hottest

@@ -36,6 +36,27 @@ record RoutingInput(String description, int layers, int experts, int topK, long[
         return out;
     }
 
+    /**
+     * What context-coherent dispatch pays: a token stays on the device of its first expert at layer l and goes to each of
+     * its top-k experts at l + 1, so each (first at l, any at l + 1) pair is a hop when the two are apart.
+     */
+    Map<String, long[][]> dispatchPairs() {
+        if (records == null) return transitions; // statistics publish top-1 pairs only
+        Map<String, long[][]> out = new java.util.TreeMap<>();
+        for (int l = 0; l + 1 < layers; l++) out.put(l + "->" + (l + 1), new long[experts][experts]);
+        for (TraceRecord r : records) {
+            for (int[][] tok : r.experts()) {
+                for (int l = 0; l + 1 < layers; l++) {
+                    int a = tok[l][0];
+                    if (a < 0) continue;
+                    long[] row = out.get(l + "->" + (l + 1))[a];
+                    for (int b : tok[l + 1]) if (b >= 0) row[b]++;
+                }
+            }
+        }
+        return out;
+    }
+
     /** Only load counts: nothing to place by affinity, only balance. */
     boolean loadOnly() { return transitions.isEmpty(); }
 

@@ -444,6 +444,35 @@ class CliTest {
         assertTrue(plan.out().contains("| affinity ("), plan.out());
     }
 
+    /**
+     * A plan fitted on half of the demo model's held-out trace and scored on the other half: the affinity plan's top-1
+     * pairs cross devices far less often than round-robin's on text it never saw, at a held-out balance near EPLB's.
+     */
+    @Test
+    void anAffinityPlanHoldsOutOnTextItWasNotFittedOn() throws IOException {
+        TraceReader.Trace all = TraceReader.read(sharedFile("traces/tiny-mixtral-kjv-heldout.trace.jsonl"));
+        Path fit = tmp.resolve("fit.trace.jsonl"), held = tmp.resolve("held.trace.jsonl");
+        try (var a = new org.moeserve.routing.TraceWriter(fit, all.header()); var b = new org.moeserve.routing.TraceWriter(held, all.header())) {
+            for (int i = 0; i < all.records().size(); i++) (i % 2 == 0 ? a : b).write(all.records().get(i));
+        }
+        Run r = run("plan", "--trace", fit.toString(), "--topology", "1x4", "--time-limit", "4s", "--eval", held.toString());
+        assertEquals(0, r.exit(), r.err());
+        String heldOut = r.out().substring(r.out().indexOf("### held out"));
+        double rr = column(heldOut, "| round-robin |", 2), aff = column(heldOut, "| affinity (", 2);
+        double eplbLoad = column(heldOut, "| eplb |", 6), affLoad = column(heldOut, "| affinity (", 6);
+        assertTrue(aff <= 0.6 * rr, "held-out top-1 crossing: affinity " + aff + "% vs round-robin " + rr + "%\n" + r.out());
+        assertTrue(affLoad <= eplbLoad * 1.10, "held-out worst load: affinity " + affLoad + " vs EPLB " + eplbLoad + "\n" + r.out());
+        Run bad = run("plan", "--trace", fit.toString(), "--topology", "1x4", "--objective", "nearest");
+        assertEquals(2, bad.exit());
+        assertTrue(bad.err().contains("--objective is nearest"), bad.err());
+    }
+
+    /** The i-th | cell of the table row starting with {@code row} (0 = the name), percent signs dropped. */
+    private static double column(String table, String row, int i) {
+        String line = table.lines().filter(l -> l.startsWith(row)).findFirst().orElseThrow(() -> new AssertionError(row + " missing:\n" + table));
+        return Double.parseDouble(line.split("\\|")[i + 1].trim().replace("%", ""));
+    }
+
     /** SGLang's recorder dumps (torch.save files written by make_fixtures.py) through stats, plan and the exports. */
     @Test
     void sglangRecorderDumpsArePlannedAndExportedBackToSglang() throws IOException {

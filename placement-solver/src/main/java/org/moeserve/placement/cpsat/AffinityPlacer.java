@@ -76,6 +76,8 @@ public final class AffinityPlacer implements Placer {
 
     /** Layers with more expert-device variables than this skip CP-SAT in the chain (swaps only). */
     private static final long LARGE_LAYER = 4_096;
+    /** The layer chain's restarts end after this many in a row that found nothing better (or at the time limit). */
+    static final int MAX_FRUITLESS_RESTARTS = 30;
 
     private final Options options;
     private final Consumer<String> progress;
@@ -150,7 +152,7 @@ public final class AffinityPlacer implements Placer {
         boolean whole = terms <= options.maxMonolithic();
         double budget = options.timeLimitSeconds();
         // 1. the layer chain, fast and good; 2. the whole model warm-started from it, to improve it and bound it
-        PlacementPlan chained = chain(p, eplb, start, t0, t0 + (long) ((whole ? 0.3 : 1.0) * budget * 1e9));
+        PlacementPlan chained = chain(p, eplb, start, t0, t0 + (long) ((whole ? 0.5 : 1.0) * budget * 1e9));
         Report chainReport = last;
         if (!whole) {
             chained.validate(p);
@@ -342,8 +344,13 @@ public final class AffinityPlacer implements Placer {
         long inter = scale(topo.interNodeCost()), intra = scale(topo.intraNodeCost());
         LinearExprBuilder kept = LinearExpr.newBuilder();
         long worst = 0;
-        // symmetry: nodes are interchangeable, and devices within a node; so expert 0 of the first layer may sit on device 0
-        m.addEquality(x[layers[0]][0][0], 1);
+        // the warm start is hinted completely (placements and every derived variable), so CP-SAT's first solution is
+        // at least as good as it; symmetry: nodes are interchangeable, and devices within a node, so expert 0 of the
+        // first layer may be fixed where the warm start has it
+        int[][][] hint = onDevice(start, p);
+        int d0 = 0;
+        while (d0 < devices - 1 && hint[layers[0]][0][d0] == 0) d0++;
+        m.addEquality(x[layers[0]][0][d0], 1);
         for (Map.Entry<String, long[][]> en : p.transitions().entrySet()) {
             int[] ab = PlacementProblem.pair(en.getKey());
             long[][] T = en.getValue();
@@ -365,33 +372,45 @@ public final class AffinityPlacer implements Placer {
                     if (T[i][j] == 0) continue;
                     worst += T[i][j] * inter;
                     List<BoolVar> same = new ArrayList<>();
+                    boolean together = false;
                     for (int d = 0; d < devices; d++) {
                         BoolVar y = m.newBoolVar("");
                         m.addImplication(y, x[ab[0]][i][d]);
                         m.addImplication(y, x[ab[1]][j][d]);
+                        boolean both = hint[ab[0]][i][d] == 1 && hint[ab[1]][j][d] == 1;
+                        m.addHint(y, both ? 1 : 0);
+                        together |= both;
                         same.add(y);
                         rowY.get(i).get(d).add(y);
                         colY.get(j).get(d).add(y);
                     }
                     BoolVar dev = m.newBoolVar("");
                     m.addLessOrEqual(dev, LinearExpr.sum(same.toArray(BoolVar[]::new)));
+                    m.addHint(dev, together ? 1 : 0);
                     kept.addTerm(dev, T[i][j] * intra);
                     if (topo.nodes() > 1 && inter > intra) {
                         List<BoolVar> sameNode = new ArrayList<>();
+                        boolean nodeTogether = false;
                         for (int n = 0; n < topo.nodes(); n++) {
                             BoolVar z = m.newBoolVar("");
                             List<BoolVar> ai = new ArrayList<>(), bj = new ArrayList<>();
+                            boolean hi = false, hj = false;
                             for (int d = n * topo.devicesPerNode(); d < (n + 1) * topo.devicesPerNode(); d++) {
                                 ai.add(x[ab[0]][i][d]);
                                 bj.add(x[ab[1]][j][d]);
+                                hi |= hint[ab[0]][i][d] == 1;
+                                hj |= hint[ab[1]][j][d] == 1;
                             }
                             m.addLessOrEqual(z, LinearExpr.sum(ai.toArray(BoolVar[]::new)));
                             m.addLessOrEqual(z, LinearExpr.sum(bj.toArray(BoolVar[]::new)));
+                            m.addHint(z, hi && hj ? 1 : 0);
+                            nodeTogether |= hi && hj;
                             sameNode.add(z);
                             rowZ.get(i).get(n).add(z);
                         }
                         BoolVar node = m.newBoolVar("");
                         m.addLessOrEqual(node, LinearExpr.sum(sameNode.toArray(BoolVar[]::new)));
+                        m.addHint(node, nodeTogether ? 1 : 0);
                         kept.addTerm(node, T[i][j] * (inter - intra));
                     } else if (topo.nodes() == 1) {
                         kept.add(T[i][j] * (inter - intra)); // one node: every transition stays on it
@@ -419,7 +438,6 @@ public final class AffinityPlacer implements Placer {
             }
         }
         m.maximize(kept);
-        int[][][] hint = onDevice(start, p);
         for (int l : layers) for (int e = 0; e < p.experts(); e++) for (int d = 0; d < devices; d++) m.addHint(x[l][e][d], hint[l][e][d]);
         CpSolver s = new CpSolver();
         s.getParameters().setMaxTimeInSeconds(Math.max(0.5, (deadline - System.nanoTime()) / 1e9)).setNumWorkers(options.threads());
@@ -457,27 +475,99 @@ public final class AffinityPlacer implements Placer {
         int[] layers = knownLayers(p);
         int[][][] on = onDevice(start, p);
         double deadline = deadlineNanos / 1e9;
-        int sweep = 0;
-        PlacementPlan best = decode(p, on, eplb, 1, name());
-        double before = Double.MAX_VALUE, now = cost(best, p), bestCost = now;
-        while (System.nanoTime() / 1e9 < deadline && now < before - 1e-9) {
-            before = now;
-            sweep++;
-            for (int l : layers) {
-                double left = deadline - System.nanoTime() / 1e9;
-                if (left <= 0) break;
-                solveLayer(p, l, on, reps, share, cap, Math.max(0.05, Math.min(left, options.timeLimitSeconds() / (2.0 * layers.length))));
+        int sweep = 0, restarts = 0, fruitless = 0;
+        PlacementPlan best = fits(on, share, cap, layers) ? decode(p, on, eplb, 1, name()) : null;
+        double bestCost = best == null ? Double.MAX_VALUE : cost(best, p);
+        int[][][] bestOn = best == null ? null : copy(on);
+        java.util.Random rnd = new java.util.Random(1);
+        // iterated local search: the layer-by-layer descent ends in a local optimum; while time is left, a copy of the
+        // best plan with a third of its layers shuffled is descended again, and kept if it ends lower (re-placement
+        // stays a single descent from the plan in force, so that few copies move)
+        while (System.nanoTime() / 1e9 < deadline) {
+            double before = Double.POSITIVE_INFINITY, now = Double.MAX_VALUE;
+            while (System.nanoTime() / 1e9 < deadline && now < before - 1e-9) {
+                before = now;
+                sweep++;
+                for (int l : layers) {
+                    double left = deadline - System.nanoTime() / 1e9;
+                    if (left <= 0) break;
+                    solveLayer(p, l, on, reps, share, cap, Math.max(0.05, Math.min(left, options.timeLimitSeconds() / (2.0 * layers.length))));
+                }
+                PlacementPlan plan = decode(p, on, eplb, 1, name());
+                now = cost(plan, p);
+                // (with replicas a layer step's linear cost only approximates the metrics' one)
+                if (now < bestCost - 1e-9 && fits(on, share, cap, layers)) {
+                    best = plan;
+                    bestCost = now;
+                    bestOn = copy(on);
+                    fruitless = -1;
+                }
+                if (restarts == 0) progress.accept(String.format(java.util.Locale.ROOT, "  layer-chain sweep %d: expected hop cost %.0f", sweep, now));
             }
-            PlacementPlan plan = decode(p, on, eplb, 1, name());
-            now = cost(plan, p);
-            if (now < bestCost) { // (with replicas a layer step's linear cost only approximates the metrics' one)
-                best = plan;
-                bestCost = now;
-            }
-            progress.accept(String.format(java.util.Locale.ROOT, "  layer-chain sweep %d: expected hop cost %.0f", sweep, now));
+            if (current != null || bestOn == null || ++fruitless >= MAX_FRUITLESS_RESTARTS) break;
+            on = copy(bestOn);
+            shuffleLayers(on, reps, layers, rnd);
+            restarts++;
         }
-        last = new Report("FEASIBLE (decomposed: " + sweep + " sweeps)", bestCost, slotBound(p), true, (System.nanoTime() - t0) / 1e9);
+        if (restarts > 0) {
+            progress.accept(String.format(java.util.Locale.ROOT, "  layer chain: %d restarts from shuffled copies, best expected hop cost %.0f",
+                    restarts, bestCost));
+        }
+        if (best == null) { // no descent reached the cap in time: the last one, as it is
+            best = decode(p, on, eplb, 1, name());
+            bestCost = cost(best, p);
+        }
+        last = new Report("FEASIBLE (decomposed: " + sweep + " sweeps, " + restarts + " restarts)", bestCost, slotBound(p), true,
+                (System.nanoTime() - t0) / 1e9);
         return best;
+    }
+
+    private static int[][][] copy(int[][][] on) {
+        int[][][] c = new int[on.length][][];
+        for (int l = 0; l < on.length; l++) {
+            if (on[l] == null) continue;
+            c[l] = new int[on[l].length][];
+            for (int e = 0; e < on[l].length; e++) c[l][e] = on[l][e].clone();
+        }
+        return c;
+    }
+
+    /** A third of the layers (at least one): experts with the same number of copies trade devices at random. */
+    private static void shuffleLayers(int[][][] on, int[][] reps, int[] layers, java.util.Random rnd) {
+        int n = Math.max(1, layers.length / 3);
+        for (int i = 0; i < n; i++) {
+            int l = layers[rnd.nextInt(layers.length)];
+            int experts = on[l].length;
+            for (int e = experts - 1; e > 0; e--) {
+                int f = rnd.nextInt(e + 1);
+                if (reps[l][e] != reps[l][f]) continue;
+                int[] t = on[l][e];
+                on[l][e] = on[l][f];
+                on[l][f] = t;
+            }
+        }
+    }
+
+    /** Whether every layer's device loads are within the cap. */
+    private static boolean fits(int[][][] on, long[][] share, long[] cap, int[] layers) {
+        for (int l : layers) if (!fits(on[l], share[l], cap[l])) return false;
+        return true;
+    }
+
+    private static boolean fits(int[][] on, long[] share, long cap) {
+        int devices = on[0].length;
+        for (int d = 0; d < devices; d++) {
+            long load = 0;
+            for (int e = 0; e < on.length; e++) load += share[e] * on[e][d];
+            if (load > cap) return false;
+        }
+        return true;
+    }
+
+    /** A layer's candidate replaces its current placement if it is within the cap and cheaper, or the current is not within it. */
+    private static boolean better(int[][] candidate, int[][] current, long[][] costOf, long[] share, long cap) {
+        if (!fits(candidate, share, cap)) return false;
+        return !fits(current, share, cap) || linearCost(costOf, candidate) <= linearCost(costOf, current);
     }
 
     /** Re-places layer l with every other layer fixed: a linear objective over x[l]. */
@@ -508,7 +598,7 @@ public final class AffinityPlacer implements Placer {
                 capped = load <= cap[l];
             }
             if (capped) {
-                if (linearCost(costOf, flow) <= linearCost(costOf, on[l])) on[l] = flow;
+                if (better(flow, on[l], costOf, share[l], cap[l])) on[l] = flow;
                 return;
             }
         }
@@ -520,7 +610,7 @@ public final class AffinityPlacer implements Placer {
             if (repaired != null && linearCost(costOf, repaired) < linearCost(costOf, local)) local = repaired;
         }
         local = LayerSwaps.improve(local, costOf, share[l], cap[l]);
-        if (linearCost(costOf, local) <= linearCost(costOf, on[l])) on[l] = local;
+        if (better(local, on[l], costOf, share[l], cap[l])) on[l] = local;
         if ((long) p.experts() * devices > LARGE_LAYER) return;
         CpModel m = new CpModel();
         BoolVar[][][] x = placementVars(m, p, reps, share, cap, new int[]{l});
@@ -538,7 +628,7 @@ public final class AffinityPlacer implements Placer {
         if (st == CpSolverStatus.OPTIMAL || st == CpSolverStatus.FEASIBLE) {
             int[][] sol = new int[p.experts()][devices];
             for (int e = 0; e < p.experts(); e++) for (int d = 0; d < devices; d++) sol[e][d] = s.booleanValue(x[l][e][d]) ? 1 : 0;
-            if (linearCost(costOf, sol) <= linearCost(costOf, on[l])) on[l] = sol;
+            if (better(sol, on[l], costOf, share[l], cap[l])) on[l] = sol;
         }
     }
 
