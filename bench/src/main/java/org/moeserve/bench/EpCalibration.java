@@ -45,61 +45,109 @@ final class EpCalibration {
             PlacementPlan plan = Baselines.contiguous().place(PlacementProblem.uniform(layers, experts, m.config().topK(), topo, 4 * h));
             Dispatch dispatch = new Dispatch(plan, topo, experts);
 
-            // 1. the constants, on one device, one thread
-            double expertNs1 = expertNanos(m, 1), expertNs = expertNanos(m, 2), copyBw = copyBandwidth(h);
+            // 1. the constants, from microbenchmarks: one expert call over 1 and over 8 rows (both devices busy) gives
+            //    a cost per call and per token; the in-process copy bandwidth; the rest of a layer on one thread
+            double expertNs1 = expertNanos(m, 1, 1), call1 = expertNanos(m, 2, 1), call8 = expertNanos(m, 2, 8);
+            double perToken = Math.max(0, (call8 - call1) / 7), perCall = Math.max(0, call1 - perToken), copyBw = copyBandwidth(h);
             double[] serialStep = new double[reps], serialMoe = new double[reps];
             for (int r = -2; r < reps; r++) {
                 Engine e = new Engine(m, Parallel.SERIAL);
-                double[] t = decode(e, e.executor());
+                double[] t = decode(e, e.executor(), STREAMS);
                 if (r < 0) continue;
                 serialStep[r] = t[0];
                 serialMoe[r] = t[1];
             }
             double restPerToken = (Bench.median(serialStep) - Bench.median(serialMoe)) / (STREAMS * layers);
-
             System.out.println("machine: " + Bench.machine());
-            System.out.printf(Locale.ROOT, "constants: %.0f ns per token per expert alone, %.0f ns with both devices busy (shared memory "
-                    + "bandwidth), in-process copies at %.1f GB/s; the rest of a layer %.0f ns per token (one thread)%n", expertNs1, expertNs,
-                    copyBw / 1e9, restPerToken);
-            System.out.println("| scheme | measured MoE time per decode step (median of " + reps + ") | simulated | error |");
-            System.out.println("|---|---|---|---|");
-            ClusterSimulator sim = new ClusterSimulator(new ClusterSimulator.Config(topo, new LinkModel(copyBw, 0), new LinkModel(copyBw, 0),
-                    expertNs, 0, 4 * h));
-            for (Scheme s : Scheme.values()) {
-                double[] real = new double[reps];
-                List<ClusterSimulator.Step> steps = new ArrayList<>();
-                for (int r = -2; r < reps; r++) {
-                    Engine e = new Engine(m, two);
-                    Map<Integer, Map<Long, int[][]>> byPos = new TreeMap<>();
-                    e.addListener((rt, ml) -> {
-                        if (ml < rt.moeLayers() - 1) return;
-                        for (int row = 0; row < rt.rows(); row++) {
-                            byPos.computeIfAbsent(rt.position(row), k -> new TreeMap<>()).put(rt.sequence(row), rt.path(row));
-                        }
-                    });
-                    double[] t = decode(e, new ExpertParallel(m.config(), new ResidentExpertStore(m), dispatch, s, two));
-                    if (r < 0) continue;
-                    real[r] = t[1];
-                    if (r == 0) {
-                        int prompt = requests().getFirst().prompt().length;
-                        for (var en : byPos.entrySet()) {
-                            if (en.getKey() < prompt) continue; // decode steps only: one token of each stream
-                            long[] seq = en.getValue().keySet().stream().mapToLong(Long::longValue).toArray();
-                            steps.add(new ClusterSimulator.Step(seq, en.getValue().values().toArray(int[][][]::new)));
-                        }
+            System.out.printf(Locale.ROOT, "constants: one token through one expert %.0f ns alone; with both devices busy a call costs "
+                    + "%.0f ns + %.0f ns per token (1 row: %.0f, 8 rows: %.0f); in-process copies at %.1f GB/s; the rest of a layer %.0f ns "
+                    + "per token (one thread)%n", expertNs1, perCall, perToken, call1, call8, copyBw / 1e9, restPerToken);
+            ClusterSimulator.Config base = new ClusterSimulator.Config(topo, new LinkModel(copyBw, 0), new LinkModel(copyBw, 0),
+                    call1, 0, 4 * h);
+
+            // 2. every run, interleaved rep by rep (this machine's speed drifts): 1 and 4 streams calibrate, 8 are held out
+            int[] streams = {1, 4, STREAMS};
+            Scheme[] schemes = Scheme.values();
+            double[][][] times = new double[streams.length][schemes.length][reps];
+            @SuppressWarnings("unchecked") List<ClusterSimulator.Step>[][] routed = new List[streams.length][schemes.length];
+            for (int r = -1; r < reps; r++) {
+                for (int i = 0; i < streams.length; i++) {
+                    for (int j = 0; j < schemes.length; j++) {
+                        List<ClusterSimulator.Step> steps = new ArrayList<>();
+                        double t = measureOnce(m, two, dispatch, schemes[j], streams[i], steps);
+                        if (r < 0) continue;
+                        times[i][j][r] = t;
+                        if (routed[i][j] == null) routed[i][j] = steps;
                     }
                 }
-                ClusterSimulator.Result res = sim.run(dispatch, s, steps, layers, null);
-                double simulated = res.totalNanos() / (double) res.steps(), measured = Bench.median(real);
-                System.out.printf(Locale.ROOT, "| %s | %.0f us | %.0f us | %+.0f%% |%n", s.label(), measured / 1e3, simulated / 1e3,
-                        100 * (simulated - measured) / measured);
+            }
+            // 3. the model: a step's MoE time = its simulated communication + layers x F + (critical-path (token, expert)
+            //    jobs) x b, with F the engine's fixed cost per layer and b the cost of one routed token through one expert in
+            //    the engine; fitted on 1 and 4 streams (both schemes pooled), then predicting 8
+            double[] gap = new double[2], jobs = new double[2];
+            for (int i = 0; i < 2; i++) {
+                for (int j = 0; j < schemes.length; j++) {
+                    double comm = simulate(shifted(base, -base.expertNanosPerToken()), dispatch, schemes[j], routed[i][j], layers);
+                    double perNs = simulate(shifted(base, 1000 - base.expertNanosPerToken()), dispatch, schemes[j], routed[i][j], layers);
+                    gap[i] += (Bench.median(times[i][j]) - comm) / schemes.length;
+                    jobs[i] += (perNs - comm) / 1000 / schemes.length;
+                }
+            }
+            double b = jobs[1] > jobs[0] ? Math.max(0, (gap[1] - gap[0]) / (jobs[1] - jobs[0])) : call1;
+            double layerFixed = Math.max(0, (gap[0] - jobs[0] * b) / layers);
+            System.out.printf(Locale.ROOT, "calibrated on %d and %d streams: %.1f us fixed per layer, %.0f ns per routed (token, expert) "
+                    + "(the microbenchmark's %.0f)%n", streams[0], streams[1], layerFixed / 1e3, b, call1);
+            ClusterSimulator.Config full = shifted(base, b - base.expertNanosPerToken()).withFixedCosts(layerFixed, 0);
+            System.out.println("| scheme | streams | measured MoE time per decode step (median of " + reps
+                    + ") | simulated, microbenchmark constants only | error | simulated, calibrated | error |");
+            System.out.println("|---|---|---|---|---|---|---|");
+            for (int i = 0; i < streams.length; i++) {
+                for (int j = 0; j < schemes.length; j++) {
+                    double measured = Bench.median(times[i][j]);
+                    double old = simulate(base, dispatch, schemes[j], routed[i][j], layers);
+                    double now = simulate(full, dispatch, schemes[j], routed[i][j], layers);
+                    System.out.printf(Locale.ROOT, "| %s | %d%s | %.0f us | %.0f us | %+.0f%% | %.0f us | %+.0f%% |%n", schemes[j].label(), streams[i],
+                            i < 2 ? " (calibration)" : " (held out)", measured / 1e3, old / 1e3, 100 * (old - measured) / measured, now / 1e3,
+                            100 * (now - measured) / measured);
+                }
             }
         }
     }
 
-    static List<Generator.Request> requests() {
+    /** One generation of {@code streams} streams: its MoE time per decode step; the decode steps' routing into {@code steps}. */
+    static double measureOnce(MoeModel m, Parallel two, Dispatch dispatch, Scheme s, int streams, List<ClusterSimulator.Step> steps) {
+        Engine e = new Engine(m, two);
+        Map<Integer, Map<Long, int[][]>> byPos = new TreeMap<>();
+        e.addListener((rt, ml) -> {
+            if (ml < rt.moeLayers() - 1) return;
+            for (int row = 0; row < rt.rows(); row++) {
+                byPos.computeIfAbsent(rt.position(row), k -> new TreeMap<>()).put(rt.sequence(row), rt.path(row));
+            }
+        });
+        double[] t = decode(e, new ExpertParallel(m.config(), new ResidentExpertStore(m), dispatch, s, two), streams);
+        int prompt = requests(streams).getFirst().prompt().length;
+        for (var en : byPos.entrySet()) {
+            if (en.getKey() < prompt) continue; // decode steps only: one token of each stream
+            long[] seq = en.getValue().keySet().stream().mapToLong(Long::longValue).toArray();
+            steps.add(new ClusterSimulator.Step(seq, en.getValue().values().toArray(int[][][]::new)));
+        }
+        return t[1];
+    }
+
+    static double simulate(ClusterSimulator.Config c, Dispatch dispatch, Scheme s, List<ClusterSimulator.Step> steps, int layers) {
+        ClusterSimulator.Result res = new ClusterSimulator(c).run(dispatch, s, steps, layers, null);
+        return res.totalNanos() / (double) res.steps();
+    }
+
+    /** The same cluster with {@code extraNanos} more per (token, expert). */
+    static ClusterSimulator.Config shifted(ClusterSimulator.Config c, double extraNanos) {
+        return new ClusterSimulator.Config(c.topology(), c.intraNode(), c.interNode(), c.expertNanosPerToken() + extraNanos,
+                c.layerNanosPerToken(), c.hiddenBytes());
+    }
+
+    static List<Generator.Request> requests(int streams) {
         List<Generator.Request> reqs = new ArrayList<>();
-        for (int s = 0; s < STREAMS; s++) {
+        for (int s = 0; s < streams; s++) {
             reqs.add(new Generator.Request(DecodeThroughput.PROMPTS[s].chars().toArray(), TOKENS, SamplingParams.GREEDY, false));
         }
         return reqs;
@@ -109,18 +157,18 @@ final class EpCalibration {
      * Generates the streams with {@code executor} timed: {decode step time, MoE time per decode step} in ns. The
      * first token comes after the prefill, so the MoE clock restarts there and counts decode steps only.
      */
-    static double[] decode(Engine e, ExpertExecutor executor) {
+    static double[] decode(Engine e, ExpertExecutor executor, int streams) {
         long[] moeNs = {0};
         e.setExecutor(timed(executor, moeNs));
         Generator g = new Generator(e);
         boolean[] prefilled = {false};
-        g.generate(requests(), (i, t) -> {
+        g.generate(requests(streams), (i, t) -> {
             if (!prefilled[0]) {
                 prefilled[0] = true;
                 moeNs[0] = 0;
             }
         });
-        double steps = g.lastTiming().decodeTokens() / (double) STREAMS;
+        double steps = g.lastTiming().decodeTokens() / (double) streams;
         return new double[]{g.lastTiming().decodeNanos() / steps, moeNs[0] / steps};
     }
 
@@ -137,10 +185,10 @@ final class EpCalibration {
     }
 
     /**
-     * One token through one expert while {@code devices} threads do the same at once (devices of one machine share
+     * One call of an expert over {@code rows} tokens while {@code devices} threads do the same at once (devices of one machine share
      * its memory bandwidth, which a cluster's devices do not): median over the experts of layer 0.
      */
-    static double expertNanos(MoeModel m, int devices) {
+    static double expertNanos(MoeModel m, int devices, int rows) {
         int h = m.config().hiddenSize(), n = 400, experts = m.config().experts();
         double[][] per = new double[devices][experts / devices];
         for (int rep = 0; rep < 2; rep++) {
@@ -148,11 +196,11 @@ final class EpCalibration {
             for (int d = 0; d < devices; d++) {
                 int dev = d;
                 ts.add(Thread.ofPlatform().start(() -> {
-                    float[][] x = {new float[h]}, y = {new float[h]};
-                    java.util.Arrays.fill(x[0], 0.01f);
+                    float[][] x = new float[rows][h], y = new float[rows][h];
+                    for (float[] row : x) java.util.Arrays.fill(row, 0.01f);
                     for (int k = 0; k < experts / devices; k++) {
                         long t0 = System.nanoTime();
-                        for (int i = 0; i < n; i++) org.moeserve.runtime.engine.ExpertFfn.SWIGLU.apply(m.expert(0, dev * (experts / devices) + k), x, 1, y, org.moeserve.runtime.kernel.Parallel.SERIAL);
+                        for (int i = 0; i < n; i++) org.moeserve.runtime.engine.ExpertFfn.SWIGLU.apply(m.expert(0, dev * (experts / devices) + k), x, rows, y, org.moeserve.runtime.kernel.Parallel.SERIAL);
                         per[dev][k] = (System.nanoTime() - t0) / (double) n;
                     }
                 }));

@@ -107,4 +107,24 @@ class DispatchTest {
         assertTrue(r.traffic().totalBytes() > 0);
         assertEquals(0, d.route(Scheme.CONTEXT_COHERENT, 0, new int[0], 0, 0, new int[0], (k, f, t) -> { throw new AssertionError(); }));
     }
+    /**
+     * Fixed costs land on the critical path once per layer per busy device and once per distinct expert, however many
+     * tokens share it: one device, free links, so a step's time is exactly the sum of its pieces.
+     */
+    @Test
+    void fixedCostsArePaidPerLayerAndPerDistinctExpert() {
+        Topology one = Topology.of(1, 1, 4);
+        Dispatch d = new Dispatch(new PlacementPlan(1, "test", 4, new int[][]{{0, 1, 2, 3}, {0, 1, 2, 3}}), one, 4);
+        var base = new org.moeserve.comms.sim.ClusterSimulator.Config(one, new org.moeserve.units.LinkModel(1e18, 0),
+                new org.moeserve.units.LinkModel(1e18, 0), 1000, 0, 64);
+        // 3 tokens x 2 layers, top-2: layer 0 uses experts {0, 1, 2}, layer 1 uses {3}
+        int[][][] experts = {{{0, 1}, {3, -1}}, {{1, 2}, {3, -1}}, {{0, 2}, {3, -1}}};
+        var step = List.of(new org.moeserve.comms.sim.ClusterSimulator.Step(new long[]{0, 1, 2}, experts));
+        long plain = new org.moeserve.comms.sim.ClusterSimulator(base).run(d, Scheme.TWO_ALL_TO_ALL, step, 2, null).totalNanos();
+        assertEquals(9 * 1000, plain, "9 (token, expert) jobs");
+        long fixed = new org.moeserve.comms.sim.ClusterSimulator(base.withFixedCosts(500, 70)).run(d, Scheme.TWO_ALL_TO_ALL, step, 2, null)
+                .totalNanos();
+        assertEquals(9 * 1000 + 2 * 500 + (3 + 1) * 70, fixed, "2 layers' fixed cost, 4 distinct expert calls");
+        assertThrows(IllegalArgumentException.class, () -> base.withFixedCosts(-1, 0));
+    }
 }

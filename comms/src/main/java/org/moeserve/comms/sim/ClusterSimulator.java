@@ -21,8 +21,9 @@ import java.util.function.LongConsumer;
  *   (its home, or under {@link Scheme#CONTEXT_COHERENT} where its last layer left it);</li>
  *   <li>dispatch all-to-all: the messages of {@link Dispatch#route}, aggregated per (from, to), each on the
  *   sender's port for its class at latency + bytes / bandwidth, in destination order;</li>
- *   <li>expert compute: {@code expertNanosPerToken} per (token, expert) on the device running the expert, once its
- *   inbox has arrived; with an expert cache ({@code cachedExperts} > 0 per device, LRU), each expert not in it is
+ *   <li>expert compute: {@code expertNanosPerToken} per (token, expert) on the device running the expert, plus
+ *   {@code expertCallNanos} per distinct expert it runs and {@code layerFixedNanos} once (an engine's fixed costs;
+ *   0 unless calibrated, see {@link Config#withFixedCosts}), once its inbox has arrived; with an expert cache ({@code cachedExperts} > 0 per device, LRU), each expert not in it is
  *   first loaded over {@code hostLink} ({@code expertBytes});</li>
  *   <li>combine all-to-all likewise; after the last layer, context-coherent tokens go home.</li>
  * </ol>
@@ -31,14 +32,33 @@ import java.util.function.LongConsumer;
 public final class ClusterSimulator {
     /** The modelled cluster. Times per token are for one token's activation through one expert / one layer's rest. */
     public record Config(Topology topology, LinkModel intraNode, LinkModel interNode, double expertNanosPerToken,
-                         double layerNanosPerToken, int hiddenBytes, int cachedExperts, LinkModel hostLink, long expertBytes) {
+                         double layerNanosPerToken, int hiddenBytes, int cachedExperts, LinkModel hostLink, long expertBytes,
+                         double layerFixedNanos, double expertCallNanos) {
         public Config {
-            if (expertNanosPerToken < 0 || layerNanosPerToken < 0) throw new IllegalArgumentException("compute times must be >= 0");
+            if (expertNanosPerToken < 0 || layerNanosPerToken < 0 || layerFixedNanos < 0 || expertCallNanos < 0) {
+                throw new IllegalArgumentException("compute times must be >= 0");
+            }
             if (hiddenBytes < 1) throw new IllegalArgumentException("hidden bytes is " + hiddenBytes + " but must be >= 1");
             if (cachedExperts < 0) throw new IllegalArgumentException("cached experts per device is " + cachedExperts + " but must be >= 0 (0: all resident)");
             if (cachedExperts > 0 && (hostLink == null || expertBytes < 1)) {
                 throw new IllegalArgumentException("an expert cache needs the host link and the bytes of one expert");
             }
+        }
+
+        /** No fixed costs: every piece of work is per token. */
+        public Config(Topology topology, LinkModel intraNode, LinkModel interNode, double expertNanosPerToken, double layerNanosPerToken,
+                      int hiddenBytes, int cachedExperts, LinkModel hostLink, long expertBytes) {
+            this(topology, intraNode, interNode, expertNanosPerToken, layerNanosPerToken, hiddenBytes, cachedExperts, hostLink, expertBytes, 0, 0);
+        }
+
+        /**
+         * The same cluster with fixed costs: {@code layerFixedNanos} on each device that has expert work in a layer (an
+         * engine's grouping of rows, buffers, handing the device its task and joining it), {@code expertCallNanos} per
+         * distinct expert a device runs in a layer (one call over all its rows, whatever their number).
+         */
+        public Config withFixedCosts(double layerFixedNanos, double expertCallNanos) {
+            return new Config(topology, intraNode, interNode, expertNanosPerToken, layerNanosPerToken, hiddenBytes, cachedExperts, hostLink,
+                    expertBytes, layerFixedNanos, expertCallNanos);
         }
 
         /** Every device holds all its experts in fast memory. */
@@ -84,6 +104,8 @@ public final class ClusterSimulator {
         int[] perDevice = new int[D], jobs = new int[D];
         double[] work = new double[D];
         int[] ran = new int[0];
+        java.util.BitSet[] calls = new java.util.BitSet[D];
+        for (int d = 0; d < D; d++) calls[d] = new java.util.BitSet();
         double[] ready = new double[D], attnEnd = new double[D], arrive = new double[D], computeEnd = new double[D];
         for (Step st : steps) {
             int n = st.sequences().length;
@@ -105,6 +127,7 @@ public final class ClusterSimulator {
                 for (long[] row : msg) Arrays.fill(row, 0);
                 Arrays.fill(jobs, 0);
                 Arrays.fill(loadNanos, 0);
+                for (java.util.BitSet b : calls) b.clear();
                 long[][] comb = new long[D][D];
                 for (int t = 0; t < n; t++) {
                     int[] ex = known(st.experts()[t][l]); // -1 cells (unknown experts, as traces allow) do no work
@@ -116,6 +139,7 @@ public final class ClusterSimulator {
                     });
                     for (int j = 0; j < ex.length; j++) {
                         jobs[ran[j]]++;
+                        calls[ran[j]].set(ex[j]);
                         if (!caches.isEmpty()) loadNanos[ran[j]] += cache(caches.get(ran[j]), (long) l << 32 | ex[j], hits, misses);
                     }
                 }
@@ -124,6 +148,7 @@ public final class ClusterSimulator {
                 for (int d = 0; d < D; d++) {
                     double start = Math.max(attnEnd[d], arrive[d]);
                     double dur = jobs[d] * config.expertNanosPerToken() + loadNanos[d]; // misses load before compute
+                    if (jobs[d] > 0) dur += config.layerFixedNanos() + calls[d].cardinality() * config.expertCallNanos();
                     computeEnd[d] = start + dur;
                     busy[d] += dur;
                     busiest = Math.max(busiest, work[d] + dur);
