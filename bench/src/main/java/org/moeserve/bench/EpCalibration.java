@@ -26,18 +26,19 @@ import java.util.TreeMap;
 
 /**
  * The simulator's times against the real in-process expert parallelism: the demo model on 2 devices (one core
- * each), 8 streams decoding 64 tokens greedily. The simulator's constants are measured first, on one thread: one
- * token through one expert, and the in-process copy bandwidth. Then the real time the MoE blocks take per decode step
- * (dispatch, the devices' experts in parallel, combine; median of reps) is compared with the simulated time of
- * exactly the routed tokens with no other layer work, for both schemes. The rest of a layer (attention, norms,
- * router) runs centrally in the in-process engine, not per device as the simulator models a cluster, so it is
- * left out of the comparison; its one-device time is reported. Usage: ./moe bench ep-calibrate [reps]
+ * each), 1, 2, 4 and 8 streams decoding 128 tokens greedily under both dispatch schemes, interleaved rep by rep. The
+ * measured quantity is the MoE blocks' time per decode step (dispatch, the devices' experts in parallel, combine);
+ * the rest of a layer runs centrally in the in-process engine, not per device as the simulator models a cluster, so
+ * it is left out. The simulator is given exactly the routed tokens, and two constants fitted by least squares on 1,
+ * 2 and 4 streams: the engine's fixed cost per layer and its cost per routed (token, expert); 8 streams are the
+ * held-out check. Beside it, the simulator with the microbenchmark's constant alone (one token through one expert).
+ * Usage: ./moe bench ep-calibrate [reps]
  */
 final class EpCalibration {
-    static final int STREAMS = 8, TOKENS = 64;
+    static final int STREAMS = 8, TOKENS = 128;
 
     public static void main(String[] args) {
-        int reps = args.length > 0 ? Integer.parseInt(args[0]) : 5;
+        int reps = args.length > 0 ? Integer.parseInt(args[0]) : 11;
         Path dir = Path.of(System.getProperty("moe.home", ".")).resolve("models/tiny-mixtral-kjv");
         try (MoeModel m = MoeModel.load(dir); Parallel two = new Parallel(2)) {
             int h = m.config().hiddenSize(), layers = m.config().moeLayers(), experts = m.config().experts();
@@ -66,11 +67,12 @@ final class EpCalibration {
                     call1, 0, 4 * h);
 
             // 2. every run, interleaved rep by rep (this machine's speed drifts): 1 and 4 streams calibrate, 8 are held out
-            int[] streams = {1, 4, STREAMS};
+            int[] streams = {1, 2, 4, STREAMS};
+            int calibration = streams.length - 1;
             Scheme[] schemes = Scheme.values();
             double[][][] times = new double[streams.length][schemes.length][reps];
             @SuppressWarnings("unchecked") List<ClusterSimulator.Step>[][] routed = new List[streams.length][schemes.length];
-            for (int r = -1; r < reps; r++) {
+            for (int r = -3; r < reps; r++) {
                 for (int i = 0; i < streams.length; i++) {
                     for (int j = 0; j < schemes.length; j++) {
                         List<ClusterSimulator.Step> steps = new ArrayList<>();
@@ -83,20 +85,26 @@ final class EpCalibration {
             }
             // 3. the model: a step's MoE time = its simulated communication + layers x F + (critical-path (token, expert)
             //    jobs) x b, with F the engine's fixed cost per layer and b the cost of one routed token through one expert in
-            //    the engine; fitted on 1 and 4 streams (both schemes pooled), then predicting 8
-            double[] gap = new double[2], jobs = new double[2];
-            for (int i = 0; i < 2; i++) {
+            //    the engine; least squares over 1, 2 and 4 streams (both schemes), then predicting 8
+            double sxx = 0, sx = 0, sy = 0, sxy = 0;
+            int n = 0;
+            for (int i = 0; i < calibration; i++) {
                 for (int j = 0; j < schemes.length; j++) {
                     double comm = simulate(shifted(base, -base.expertNanosPerToken()), dispatch, schemes[j], routed[i][j], layers);
                     double perNs = simulate(shifted(base, 1000 - base.expertNanosPerToken()), dispatch, schemes[j], routed[i][j], layers);
-                    gap[i] += (Bench.median(times[i][j]) - comm) / schemes.length;
-                    jobs[i] += (perNs - comm) / 1000 / schemes.length;
+                    double x = (perNs - comm) / 1000, y = Bench.median(times[i][j]) - comm; // y = layers x F + x x b
+                    sxx += x * x;
+                    sx += x;
+                    sy += y;
+                    sxy += x * y;
+                    n++;
                 }
             }
-            double b = jobs[1] > jobs[0] ? Math.max(0, (gap[1] - gap[0]) / (jobs[1] - jobs[0])) : call1;
-            double layerFixed = Math.max(0, (gap[0] - jobs[0] * b) / layers);
-            System.out.printf(Locale.ROOT, "calibrated on %d and %d streams: %.1f us fixed per layer, %.0f ns per routed (token, expert) "
-                    + "(the microbenchmark's %.0f)%n", streams[0], streams[1], layerFixed / 1e3, b, call1);
+            double b = (n * sxy - sx * sy) / (n * sxx - sx * sx);
+            if (!(b > 0)) b = call1;
+            double layerFixed = Math.max(0, (sy - b * sx) / n / layers);
+            System.out.printf(Locale.ROOT, "calibrated on 1, 2 and 4 streams: %.1f us fixed per layer, %.0f ns per routed (token, expert) "
+                    + "(the microbenchmark's %.0f)%n", layerFixed / 1e3, b, call1);
             ClusterSimulator.Config full = shifted(base, b - base.expertNanosPerToken()).withFixedCosts(layerFixed, 0);
             System.out.println("| scheme | streams | measured MoE time per decode step (median of " + reps
                     + ") | simulated, microbenchmark constants only | error | simulated, calibrated | error |");
@@ -107,7 +115,7 @@ final class EpCalibration {
                     double old = simulate(base, dispatch, schemes[j], routed[i][j], layers);
                     double now = simulate(full, dispatch, schemes[j], routed[i][j], layers);
                     System.out.printf(Locale.ROOT, "| %s | %d%s | %.0f us | %.0f us | %+.0f%% | %.0f us | %+.0f%% |%n", schemes[j].label(), streams[i],
-                            i < 2 ? " (calibration)" : " (held out)", measured / 1e3, old / 1e3, 100 * (old - measured) / measured, now / 1e3,
+                            i < calibration ? " (calibration)" : " (held out)", measured / 1e3, old / 1e3, 100 * (old - measured) / measured, now / 1e3,
                             100 * (now - measured) / measured);
                 }
             }

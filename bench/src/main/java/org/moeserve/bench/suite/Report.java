@@ -480,7 +480,8 @@ public final class Report {
         for (Suite.Run run : r.runs()) {
             if (run.tables().contains(t)) {
                 Matcher m = Pattern.compile("--(?:trace|stats) \\S*/([^/ ]+?)(?:\\.trace)?\\.json(?:l)?").matcher(run.command());
-                return m.find() ? m.group(1) : run.command().replace("./moe ", "");
+                String name = m.find() ? m.group(1) : run.command().replace("./moe ", "");
+                return t.section().startsWith("held out") ? name + ", held out" : name;
             }
         }
         return "?";

@@ -100,7 +100,7 @@ public final class Suite {
                             + "where small).",
                     List.of("./moe plan --trace " + TRACE + " --topology 1x4 --time-limit 5s",
                             "./moe plan --stats " + STATS + "/mistral-arxiv.json --topology 1x4"),
-                    List.of("./moe plan --trace " + TRACE + " --topology 1x4 --time-limit 20s",
+                    List.of("bench/scripts/plan-heldout.sh 20",
                             "./moe plan --stats " + STATS + "/mistral-arxiv.json --topology 1x4",
                             "./moe plan --stats " + STATS + "/olmoe-arxiv.json --topology 2x4 --time-limit 20s",
                             "./moe bench placement 50")),
@@ -118,7 +118,7 @@ public final class Suite {
                             "./moe bench simulate 20000 10"),
                     List.of(planThen("./moe simulate --trace " + TRACE + " --plan round-robin --plan " + PLAN
                                     + " --topology 1x4 --hidden-bytes 512 --svg \"$MOE_RESULTS/simulator-tiny.svg\""),
-                            "./moe bench simulate", "./moe bench ep-calibrate 3")),
+                            "./moe bench simulate", "./moe bench ep-calibrate")),
             new Step("peers", "Peers: llama.cpp and Jlama on the same model and machine",
                     "Decode tokens/s, one stream: moe-serve's decode benchmark, llama.cpp (node-llama-cpp's prebuilt "
                             + "binaries) on the demo model exported by `moe export-gguf`, and Jlama on the safetensors "

@@ -95,9 +95,10 @@ final class PlanCommand implements Callable<Integer> {
             description = "Score every plan again on other routing (a trace or statistics of the same model): held-out figures beside in-sample ones.")
     Path eval;
 
-    @Option(names = "--model-config", paramLabel = "FILE",
-            description = "The model's config.json: its decoder layers (dense ones included) for the exports. "
-                    + "Without it every layer of the input is taken for a MoE layer.")
+    @Option(names = {"--model-config", "--model"}, paramLabel = "FILE|DIR",
+            description = "The model's config.json, or its checkpoint folder holding one: its decoder layers (dense ones included) for "
+                    + "the exports. Without it an SGLang dump's own numbering is used, or else every layer of the input is taken "
+                    + "for a MoE layer.")
     Path modelConfig;
 
     @Override
@@ -264,8 +265,10 @@ final class PlanCommand implements Callable<Integer> {
                     + "layer in the exports (give the config.json when the model has dense layers)");
             return org.moeserve.placement.export.DecoderLayout.allMoe(p.layers(), p.experts());
         }
+        Path cfg = java.nio.file.Files.isDirectory(modelConfig) ? modelConfig.resolve("config.json") : modelConfig;
+        if (!java.nio.file.Files.isRegularFile(cfg)) throw new IllegalArgumentException(cfg + ": no such file (give a config.json or a checkpoint folder)");
         var d = org.moeserve.placement.export.DecoderLayout.fromConfig(new com.fasterxml.jackson.databind.ObjectMapper()
-                .readTree(modelConfig.toFile()), modelConfig.toString());
+                .readTree(cfg.toFile()), cfg.toString());
         if (d.moeLayers() != p.layers() || d.experts() != p.experts()) {
             throw new IllegalArgumentException(modelConfig + " describes " + d.moeLayers() + " MoE layers x " + d.experts()
                     + " experts but the input has " + p.layers() + " x " + p.experts() + "; give the config of the traced model");

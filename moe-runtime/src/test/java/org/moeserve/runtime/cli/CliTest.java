@@ -501,6 +501,12 @@ class CliTest {
         assertTrue(fromCount.out().contains("dense layers [0, 2] dropped"), fromCount.out());
         assertEquals(List.of(), org.moeserve.placement.export.EngineExports.checkSglang(Files.readString(countMap), 4, 4, 2, 2),
                 "the export has SGLang's 4 decoder rows again");
+        Path tinyMap = tmp.resolve("tiny-map.json");
+        Run withModel = run("plan", "--trace", smallTrace(1).toString(), "--topology", "1x4", "--time-limit", "1s",
+                "--model", TestModels.dir("tiny-mixtral-kjv").toString(), "--export", "sglang:" + tinyMap);
+        assertEquals(0, withModel.exit(), withModel.err());
+        assertEquals(List.of(), org.moeserve.placement.export.EngineExports.checkSglang(Files.readString(tinyMap), 6, 16, 0, 4),
+                "the decoder layout read from the checkpoint folder's config.json");
         Run wrong = run("plan", "--trace", stat.toString(), "--topology", "1x2");
         assertEquals(1, wrong.exit());
         assertTrue(wrong.err().contains("load counts only") && !wrong.err().contains("\tat "), wrong.err());

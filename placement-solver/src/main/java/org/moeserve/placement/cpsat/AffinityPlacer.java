@@ -442,11 +442,12 @@ public final class AffinityPlacer implements Placer {
         CpSolver s = new CpSolver();
         s.getParameters().setMaxTimeInSeconds(Math.max(0.5, (deadline - System.nanoTime()) / 1e9)).setNumWorkers(options.threads());
         long worstFinal = worst;
+        double slot = slotBound(p); // progress shows the bound the table shows: the better of CP-SAT's and the slot bound
         CpSolverStatus st = s.solve(m, new CpSolverSolutionCallback() {
             @Override
             public void onSolutionCallback() {
                 progress.accept(String.format(java.util.Locale.ROOT, "  CP-SAT %.1f s: expected hop cost %.0f (bound %.0f)",
-                        wallTime(), (worstFinal - objectiveValue()) / 100.0, (worstFinal - bestObjectiveBound()) / 100.0));
+                        wallTime(), (worstFinal - objectiveValue()) / 100.0, Math.max(slot, (worstFinal - bestObjectiveBound()) / 100.0)));
             }
         });
         double seconds = (System.nanoTime() - t0) / 1e9;
