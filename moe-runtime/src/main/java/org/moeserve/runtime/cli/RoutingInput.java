@@ -21,26 +21,16 @@ record RoutingInput(String description, int layers, int experts, int topK, long[
     int[] decoderLayout() { return moeLayerIds; }
 
     /** Consecutive-layer transitions of each token's first (highest-weight) expert only: the pairs ExFlow reports. */
-    Map<String, long[][]> top1() {
-        if (records == null) return transitions; // statistics publish top-1 pairs already
-        Map<String, long[][]> out = new java.util.TreeMap<>();
-        for (int l = 0; l + 1 < layers; l++) out.put(l + "->" + (l + 1), new long[experts][experts]);
-        for (TraceRecord r : records) {
-            for (int[][] tok : r.experts()) {
-                for (int l = 0; l + 1 < layers; l++) {
-                    int a = tok[l][0], b = tok[l + 1][0];
-                    if (a >= 0 && b >= 0) out.get(l + "->" + (l + 1))[a][b]++;
-                }
-            }
-        }
-        return out;
-    }
+    Map<String, long[][]> top1() { return pairs(1); }
 
     /**
      * What context-coherent dispatch pays: a token stays on the device of its first expert at layer l and goes to each of
      * its top-k experts at l + 1, so each (first at l, any at l + 1) pair is a hop when the two are apart.
      */
-    Map<String, long[][]> dispatchPairs() {
+    Map<String, long[][]> dispatchPairs() { return pairs(Integer.MAX_VALUE); }
+
+    /** Each token's first expert at l paired with its first {@code next} experts at l + 1 (statistics: as published). */
+    private Map<String, long[][]> pairs(int next) {
         if (records == null) return transitions; // statistics publish top-1 pairs only
         Map<String, long[][]> out = new java.util.TreeMap<>();
         for (int l = 0; l + 1 < layers; l++) out.put(l + "->" + (l + 1), new long[experts][experts]);
@@ -50,7 +40,7 @@ record RoutingInput(String description, int layers, int experts, int topK, long[
                     int a = tok[l][0];
                     if (a < 0) continue;
                     long[] row = out.get(l + "->" + (l + 1))[a];
-                    for (int b : tok[l + 1]) if (b >= 0) row[b]++;
+                    for (int k = 0; k < Math.min(next, tok[l + 1].length); k++) if (tok[l + 1][k] >= 0) row[tok[l + 1][k]]++;
                 }
             }
         }
