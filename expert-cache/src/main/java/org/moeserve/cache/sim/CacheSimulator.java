@@ -34,10 +34,17 @@ public final class CacheSimulator {
      * @param horizon    prefetch lookahead H
      * @param prefetchK  experts prefetched per future layer
      * @param deadlines  skip prefetches the link cannot deliver before their layer needs them
+     * @param readers    the link's schedule: 0 a serial link, n > 0 a disk tier's n reader threads beside demand reads
      */
     public record Options(long budgetBytes, long expertBytes, LinkModel link, long layerNanos, int horizon, int prefetchK,
-                          boolean deadlines, int batch) {
+                          boolean deadlines, int batch, int readers) {
+        public Options(long budgetBytes, long expertBytes, LinkModel link, long layerNanos, int horizon, int prefetchK,
+                       boolean deadlines, int batch) {
+            this(budgetBytes, expertBytes, link, layerNanos, horizon, prefetchK, deadlines, batch, 0);
+        }
+
         public Options {
+            if (readers < 0) throw new IllegalArgumentException("readers is " + readers + " but must be >= 0");
             if (layerNanos < 0) throw new IllegalArgumentException("layer time is " + layerNanos + " ns but must be >= 0");
             if (horizon < 1) throw new IllegalArgumentException("horizon is " + horizon + " but must be >= 1");
             if (prefetchK < 1) throw new IllegalArgumentException("prefetch k is " + prefetchK + " but must be >= 1");
@@ -128,7 +135,7 @@ public final class CacheSimulator {
         Clock.Virtual clock = new Clock.Virtual();
         long computeNanos = 0;
         List<List<TokenSample>> steps = steps(tokens, o.batch());
-        try (ExpertCache cache = new ExpertCache(new ExpertCache.Config(o.budgetBytes(), o.expertBytes(), o.link(), false),
+        try (ExpertCache cache = new ExpertCache(new ExpertCache.Config(o.budgetBytes(), o.expertBytes(), o.link(), false, 0, o.readers()),
                 null, policy, clock)) {
             long half = o.layerNanos() / 2;
             Prefetcher prefetcher = oracle || predictor == null ? null

@@ -23,6 +23,7 @@ public final class Link {
         final long nanos;
         int priority;
         final long order;
+        int lane = -1;                           // readers model: the reader it runs on, or -1 (the caller's thread)
         long startAt = Long.MAX_VALUE, readyAt = Long.MAX_VALUE; // first start (fixed once reached), planned end
         boolean cancelled;
         long base, baseAt;                       // link time done by baseAt
@@ -49,11 +50,29 @@ public final class Link {
     }
 
     private final LinkModel model;
+    private final int readers;
     private final List<Transfer> active = new ArrayList<>(); // not yet finished
     private long arrivals;
     private long busyNanos;
 
-    public Link(LinkModel model) { this.model = model; }
+    /** A serial link: one transfer at a time, the most urgent first, overtaking at matrix boundaries. */
+    public Link(LinkModel model) { this(model, 0); }
+
+    /**
+     * With {@code readers > 0}, the schedule of a disk tier's reads instead of a serial link: that many reader threads
+     * take queued loads most urgent first, each read running to its end (no overtaking), while a demand load that no
+     * reader has begun is read at once on the caller's thread (one after another there), beside the readers. Each read
+     * takes the link model's time for its bytes: reads in parallel overlap their latency, which is what a disk with
+     * several reads in flight does for expert-sized reads.
+     */
+    public Link(LinkModel model, int readers) {
+        if (readers < 0) throw new IllegalArgumentException("readers is " + readers + " but must be >= 0");
+        this.model = model;
+        this.readers = readers;
+    }
+
+    /** Reader threads modelled (0: a serial link). */
+    public int readers() { return readers; }
 
     public LinkModel model() { return model; }
 
@@ -71,6 +90,7 @@ public final class Link {
 
     /** When a transfer of these bytes at this priority would be ready if submitted now (nothing is changed). */
     public long projectedReady(long bytes, int priority, long now) {
+        if (readers > 0) return plan(now, null, bytes, priority);
         long cursor = now;
         Transfer wire = onWire(now);
         for (Transfer t : ordered(now)) {
@@ -87,6 +107,14 @@ public final class Link {
             cursor += left;
         }
         return cursor + model.nanosFor(bytes);
+    }
+
+    /** Whether a transfer submitted now at a prefetch's priority would start at once (serial: nothing on the link). */
+    public boolean idle(long now) {
+        if (readers == 0) return freeAt(now) <= now;
+        long[] free = laneFree(now);
+        for (long f : free) if (f <= now) return true;
+        return false;
     }
 
     /** When every transfer now on the link or waiting is done: {@code now} when the link is idle. */
@@ -135,6 +163,11 @@ public final class Link {
     }
 
     private void reschedule(long now) {
+        if (readers > 0) {
+            active.removeIf(t -> t.readyAt <= now && t.begun(now));
+            plan(now, active, 0, 0);
+            return;
+        }
         active.removeIf(t -> t.readyAt <= now && t.progress(now) >= t.nanos);
         Transfer wire = onWire(now);
         List<Transfer> order = ordered(now);
@@ -167,5 +200,56 @@ public final class Link {
             t.readyAt = t.segments.isEmpty() ? now : t.segments.getLast()[1];
             if (t.startAt == Long.MAX_VALUE) t.startAt = t.segments.isEmpty() ? now : t.segments.getFirst()[0];
         }
+    }
+    /** The readers' free times from the reads already begun (they run to their end). */
+    private long[] laneFree(long now) {
+        long[] free = new long[readers];
+        java.util.Arrays.fill(free, now);
+        for (Transfer t : active) if (t.begun(now) && t.lane >= 0 && t.readyAt > now) free[t.lane] = Math.max(free[t.lane], t.readyAt);
+        return free;
+    }
+
+    /**
+     * The readers model. With {@code commit} (the active list), plans every read not begun: demand on the caller's
+     * thread at once (one after another), the rest on the reader that frees first, most urgent first; returns 0.
+     * Without, returns when a new read of {@code bytes} at {@code priority} would be ready, changing nothing.
+     */
+    private long plan(long now, List<Transfer> commit, long bytes, int priority) {
+        long[] free = laneFree(now);
+        long caller = now;
+        for (Transfer t : active) if (t.begun(now) && t.lane < 0 && t.readyAt > now) caller = Math.max(caller, t.readyAt);
+        List<Transfer> queued = new ArrayList<>();
+        for (Transfer t : active) if (!t.begun(now)) queued.add(t);
+        queued.sort(Comparator.comparingInt((Transfer t) -> t.priority).thenComparingLong(t -> t.order));
+        for (Transfer t : queued) {
+            if (commit == null && t.priority > priority) break; // a new read goes before less urgent ones
+            long start;
+            int lane = -1;
+            if (t.priority == 0) {
+                start = caller;
+            } else {
+                lane = 0;
+                for (int i = 1; i < readers; i++) if (free[i] < free[lane]) lane = i;
+                start = Math.max(now, free[lane]);
+            }
+            long end = start + t.nanos;
+            if (lane < 0) caller = end;
+            else free[lane] = end;
+            if (commit != null) {
+                t.lane = lane;
+                t.startAt = start;
+                t.readyAt = end;
+                t.base = 0;
+                t.baseAt = now;
+                t.segments.clear();
+                t.segments.add(new long[]{start, end});
+            }
+        }
+        if (commit != null) return 0;
+        long nanos = model.nanosFor(bytes);
+        if (priority == 0) return caller + nanos;
+        long first = Long.MAX_VALUE;
+        for (long f : free) first = Math.min(first, f);
+        return Math.max(now, first) + nanos;
     }
 }

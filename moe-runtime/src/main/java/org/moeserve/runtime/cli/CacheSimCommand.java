@@ -65,6 +65,13 @@ final class CacheSimCommand implements Callable<Integer> {
                     + "its tokens' experts once per layer (default ${DEFAULT-VALUE}).")
     int batch = 1;
 
+    @Option(names = "--readers", paramLabel = "N",
+            description = "The link's schedule: 0 (default) a serial link, one load at a time, demand overtaking prefetches at "
+                    + "matrix boundaries; N the disk tier's N reader threads (it runs " + OffloadOptions.DISK_READERS + ") beside demand "
+                    + "reads on the layer's thread. Against live disk-tier runs the readers model gets the hit rate right and the "
+                    + "time short (reads in flight together are slower than alone), the serial one the time (bench/analysis.md).")
+    int readers = 0;
+
     @Option(names = "--svg", paramLabel = "FILE", description = "With a sweep: hit rate versus budget, one line per policy.")
     Path svg;
 
@@ -79,6 +86,8 @@ final class CacheSimCommand implements Callable<Integer> {
                     + "--link BW,LAT (moe generate --offload disk prints them)");
         }
         if (batch < 1) throw new UsageError("--batch is " + batch + " but must be >= 1");
+        if (readers < 0) throw new UsageError("--readers is " + readers + " but must be >= 0");
+        int lanes = readers;
         List<Converters.ExpertBudget> budgets = offload.budgets != null ? offload.budgets : List.of(Converters.ExpertBudget.parse("25%"));
         boolean table = !Output.isStdout(json);
         TraceReader.Trace t = PredictorCommand.readAll(traces);
@@ -102,7 +111,8 @@ final class CacheSimCommand implements Callable<Integer> {
             ExpertPredictor pred = predictor(m, st, layers, experts);
             List<ExpertKey> future = CacheSimulator.accesses(samples, batch);
             LinkModel link = offload.link(m);
-            String linkNote = offload.link == Converters.Link.MEASURED ? " [measured disk]" : " [modelled link]";
+            String linkNote = (offload.link == Converters.Link.MEASURED ? " [measured disk" : " [modelled link")
+                    + (lanes > 0 ? ", " + lanes + " readers]" : "]");
             int k = offload.k(topK);
             if (table) {
                 // one caption line (the bench report reads the tokens and the link from it)
@@ -120,7 +130,7 @@ final class CacheSimCommand implements Callable<Integer> {
                 long budget = b.bytes((long) layers * experts, expertBytes);
                 int slots = (int) (budget / expertBytes);
                 CacheSimulator.Options o = new CacheSimulator.Options(budget, expertBytes, link, layerNanos, offload.horizon, k,
-                        !offload.noDeadlines, batch);
+                        !offload.noDeadlines, batch, lanes);
                 double belady = CacheSimulator.beladyHitRate(samples, layers, o);
                 // the bound for prefetching policies: Belady's eviction with the true future prefetched (stall per token)
                 double oracleStall = CacheSimulator.run(samples, layers, Policies.create("oracle", layers, slots, Math.max(topK, widest), load, future),

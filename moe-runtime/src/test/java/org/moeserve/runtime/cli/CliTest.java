@@ -209,6 +209,19 @@ class CliTest {
         assertEquals(48, rows.get(3).get("slots").asInt());
         String plot = Files.readString(svg);
         assertTrue(plot.startsWith("<svg") && plot.contains("predictive") && plot.contains("belady"), plot);
+        // the disk tier's readers: demand-only LRU is the same as on a serial link, prefetches overlap and arrive sooner
+        double[][] hit = new double[2][];
+        for (int readers : new int[]{0, 4}) {
+            Run rr = run("cache-sim", "--trace", trace.toString(), "--model", TestModels.dir("tiny-mixtral-kjv").toString(), "--policy",
+                    "lru,predictive", "--link", "0.45GB/s,80us", "--layer-time", "118us", "--readers", String.valueOf(readers), "--json", "-");
+            assertEquals(0, rr.exit(), rr.err());
+            JsonNode j = new ObjectMapper().readTree(rr.out());
+            hit[readers == 0 ? 0 : 1] = new double[]{j.get(0).get("hit_rate").asDouble(), j.get(1).get("hit_rate").asDouble(),
+                    j.get(0).get("stall_ms").asDouble()};
+        }
+        assertEquals(hit[0][0], hit[1][0], "LRU's hit rate does not depend on the schedule");
+        assertEquals(hit[0][2], hit[1][2], 1e-9, "nor its stall: demand loads are read one after another either way");
+        assertTrue(hit[1][1] > hit[0][1], "predictive with 4 readers " + hit[1][1] + " vs serial " + hit[0][1]);
         Run bad = run("cache-sim", "--trace", trace.toString(), "--policy", "fifo");
         assertEquals(2, bad.exit(), "a bad value is a usage error");
         assertTrue(bad.err().contains("--policy is fifo") && bad.err().contains("Usage:"), bad.err());
