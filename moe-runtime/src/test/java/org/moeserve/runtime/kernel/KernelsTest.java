@@ -89,6 +89,9 @@ class KernelsTest {
                     float[] single = new float[d];
                     Kernels.matvec(w, x[r], single, two);
                     assertArrayEquals(got1[r], single, "matvec vs matmul row " + r);
+                    float[] serial = new float[d]; // one thread: two rows far apart at once (BF16), same bits
+                    Kernels.matvec(w, x[r], serial, Parallel.SERIAL);
+                    assertArrayEquals(got1[r], serial, "one-thread matvec vs matmul row " + r);
                     // and the single-row kernel (edges, router gates) gives the same bits as the tiles
                     for (int j = 0; j < d; j += 7) assertEquals(got1[r][j], Kernels.dot(w, (long) j * n, x[r], n), "dot vs tile");
                 }
