@@ -41,16 +41,60 @@ public final class TorchFile {
 
     private TorchFile() {}
 
-    /** A tensor, materialised in row-major order (the view's shape, strides and offset applied). */
-    public record Tensor(String dtype, int[] shape, long[] ints, double[] floats) {
-        public long size() { return ints != null ? ints.length : floats.length; }
+    /**
+     * A tensor, materialised in row-major order (the view's shape, strides and offset applied), in the narrowest Java
+     * array that holds its type exactly: int[] up to 32-bit integers, long[] for int64, float[] up to 32-bit floats,
+     * double[] for float64 (a per-token dump's ids are int32: half the memory of longs).
+     */
+    public static final class Tensor {
+        private final String dtype;
+        private final int[] shape;
+        private final Object data;
 
-        public boolean isIntegral() { return ints != null; }
+        Tensor(String dtype, int[] shape, Object data) {
+            this.dtype = dtype;
+            this.shape = shape;
+            this.data = data;
+        }
+
+        public String dtype() { return dtype; }
+
+        public int[] shape() { return shape.clone(); }
+
+        public long size() { return java.lang.reflect.Array.getLength(data); }
+
+        public boolean isIntegral() { return data instanceof int[] || data instanceof long[]; }
 
         /** Element at a flat row-major index, as a long (integral tensors only). */
-        public long longAt(long flat) { return ints[Math.toIntExact(flat)]; }
+        public long longAt(long flat) {
+            int i = Math.toIntExact(flat);
+            return data instanceof int[] a ? a[i] : ((long[]) data)[i];
+        }
 
-        public double doubleAt(long flat) { return ints != null ? ints[Math.toIntExact(flat)] : floats[Math.toIntExact(flat)]; }
+        public double doubleAt(long flat) {
+            int i = Math.toIntExact(flat);
+            return switch (data) {
+                case int[] a -> a[i];
+                case long[] a -> a[i];
+                case float[] a -> a[i];
+                case double[] a -> a[i];
+                default -> throw new IllegalStateException(dtype);
+            };
+        }
+
+        /** Every element as a long (integral tensors). */
+        public long[] ints() {
+            long[] out = new long[(int) size()];
+            for (int i = 0; i < out.length; i++) out[i] = longAt(i);
+            return out;
+        }
+
+        /** Every element as a double. */
+        public double[] floats() {
+            double[] out = new double[(int) size()];
+            for (int i = 0; i < out.length; i++) out[i] = doubleAt(i);
+            return out;
+        }
 
         public String describe() { return dtype + java.util.Arrays.toString(shape); }
     }
@@ -396,21 +440,31 @@ public final class TorchFile {
             materialised += n;
             if (materialised > 4 * MAX_TENSOR_ELEMENTS) throw bad("more than " + 4 * MAX_TENSOR_ELEMENTS + " tensor elements in one file");
             ByteBuffer data = storage(s);
-            long[] ints = s.type().integral() ? new long[(int) n] : null;
-            double[] floats = ints == null ? new double[(int) n] : null;
+            int count = (int) n;
+            Object out = switch (s.type()) {
+                case LongStorage -> new long[count];
+                case DoubleStorage -> new double[count];
+                case FloatStorage, HalfStorage, BFloat16Storage -> new float[count];
+                default -> new int[count];
+            };
             long[] idx = new long[size.length];
-            for (int i = 0; i < n; i++) {
+            for (int i = 0; i < count; i++) {
                 long at = offset;
                 for (int d = 0; d < size.length; d++) at += idx[d] * stride[d];
                 int b = Math.toIntExact(at * s.type().bytes);
-                if (ints != null) ints[i] = integral(s.type(), data, b);
-                else floats[i] = floating(s.type(), data, b);
+                switch (out) {
+                    case long[] a -> a[i] = data.getLong(b);
+                    case double[] a -> a[i] = data.getDouble(b);
+                    case float[] a -> a[i] = (float) floating(s.type(), data, b);
+                    case int[] a -> a[i] = (int) integral(s.type(), data, b);
+                    default -> throw new IllegalStateException();
+                }
                 for (int d = size.length - 1; d >= 0; d--) {
                     if (++idx[d] < size[d]) break;
                     idx[d] = 0;
                 }
             }
-            return new Tensor(s.type().dtype, shape, ints, floats);
+            return new Tensor(s.type().dtype, shape, out);
         }
 
         private static long integral(Storage t, ByteBuffer b, int at) {
