@@ -37,6 +37,11 @@ public final class TorchFile {
     static final long MAX_PICKLE_BYTES = 256L << 20;
     /** Largest tensor materialised, in elements. */
     static final long MAX_TENSOR_ELEMENTS = 1L << 28;
+    /**
+     * Bytes of Java arrays one file may materialise, and bytes of one storage read (a Java array holds at most 2^31).
+     * A 100,000-token per_token dump of DeepSeek-V3's 61 layers x 8 ids is 196 MB.
+     */
+    static final long MAX_MATERIALISED_BYTES = 2L << 30, MAX_STORAGE_BYTES = Integer.MAX_VALUE - 16;
     private static final int MAX_STACK = 1 << 20;
 
     private TorchFile() {}
@@ -437,8 +442,11 @@ public final class TorchFile {
                             + " of a storage of " + s.numel());
                 }
             }
-            materialised += n;
-            if (materialised > 4 * MAX_TENSOR_ELEMENTS) throw bad("more than " + 4 * MAX_TENSOR_ELEMENTS + " tensor elements in one file");
+            materialised += n * (s.type().bytes > 4 ? 8 : 4);
+            if (materialised > MAX_MATERIALISED_BYTES) {
+                throw bad("its tensors would take more than " + (MAX_MATERIALISED_BYTES >> 20) + " MB in memory; split the dump "
+                        + "(SGLang writes one file per dump call) or read fewer steps");
+            }
             ByteBuffer data = storage(s);
             int count = (int) n;
             Object out = switch (s.type()) {
@@ -494,7 +502,10 @@ public final class TorchFile {
             ZipEntry e = zip.getEntry(prefix + "data/" + s.key());
             if (e == null) throw bad("storage " + s.key() + " is missing from the archive (" + prefix + "data/" + s.key() + ")");
             long want = s.numel() * s.type().bytes;
-            if (s.numel() > MAX_TENSOR_ELEMENTS * 4 || e.getSize() != want) {
+            if (s.numel() > MAX_STORAGE_BYTES / s.type().bytes) {
+                throw bad("storage " + s.key() + " holds " + s.numel() + " " + s.type().dtype + " values, more than one read takes (2 GB)");
+            }
+            if (e.getSize() != want) {
                 throw bad("storage " + s.key() + " should hold " + s.numel() + " " + s.type().dtype + " values (" + want
                         + " bytes) but its entry has " + e.getSize());
             }
