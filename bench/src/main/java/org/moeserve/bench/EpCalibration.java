@@ -90,8 +90,8 @@ final class EpCalibration {
             int n = 0;
             for (int i = 0; i < calibration; i++) {
                 for (int j = 0; j < schemes.length; j++) {
-                    double comm = simulate(shifted(base, -base.expertNanosPerToken()), dispatch, schemes[j], routed[i][j], layers);
-                    double perNs = simulate(shifted(base, 1000 - base.expertNanosPerToken()), dispatch, schemes[j], routed[i][j], layers);
+                    double comm = simulate(withExpertTime(base, 0), dispatch, schemes[j], routed[i][j], layers);
+                    double perNs = simulate(withExpertTime(base, 1000), dispatch, schemes[j], routed[i][j], layers);
                     double x = (perNs - comm) / 1000, y = Bench.median(times[i][j]) - comm; // y = layers x F + x x b
                     sxx += x * x;
                     sx += x;
@@ -105,7 +105,7 @@ final class EpCalibration {
             double layerFixed = Math.max(0, (sy - b * sx) / n / layers);
             System.out.printf(Locale.ROOT, "calibrated on 1, 2 and 4 streams: %.1f us fixed per layer, %.0f ns per routed (token, expert) "
                     + "(the microbenchmark's %.0f)%n", layerFixed / 1e3, b, call1);
-            ClusterSimulator.Config full = shifted(base, b - base.expertNanosPerToken()).withFixedCosts(layerFixed, 0);
+            ClusterSimulator.Config full = withExpertTime(base, b).withFixedCosts(layerFixed, 0);
             System.out.println("| scheme | streams | measured MoE time per decode step (median of " + reps
                     + ") | simulated, microbenchmark constants only | error | simulated, calibrated | error |");
             System.out.println("|---|---|---|---|---|---|---|");
@@ -147,10 +147,9 @@ final class EpCalibration {
         return res.totalNanos() / (double) res.steps();
     }
 
-    /** The same cluster with {@code extraNanos} more per (token, expert). */
-    static ClusterSimulator.Config shifted(ClusterSimulator.Config c, double extraNanos) {
-        return new ClusterSimulator.Config(c.topology(), c.intraNode(), c.interNode(), c.expertNanosPerToken() + extraNanos,
-                c.layerNanosPerToken(), c.hiddenBytes());
+    /** The same cluster with {@code nanos} per (token, expert). */
+    static ClusterSimulator.Config withExpertTime(ClusterSimulator.Config c, double nanos) {
+        return new ClusterSimulator.Config(c.topology(), c.intraNode(), c.interNode(), nanos, c.layerNanosPerToken(), c.hiddenBytes());
     }
 
     static List<Generator.Request> requests(int streams) {

@@ -104,6 +104,7 @@ public final class ClusterSimulator {
         int[] perDevice = new int[D], jobs = new int[D];
         double[] work = new double[D];
         int[] ran = new int[0];
+        boolean countCalls = config.expertCallNanos() > 0; // distinct experts per device: only when a call costs something
         java.util.BitSet[] calls = new java.util.BitSet[D];
         for (int d = 0; d < D; d++) calls[d] = new java.util.BitSet();
         double[] ready = new double[D], attnEnd = new double[D], arrive = new double[D], computeEnd = new double[D];
@@ -127,7 +128,7 @@ public final class ClusterSimulator {
                 for (long[] row : msg) Arrays.fill(row, 0);
                 Arrays.fill(jobs, 0);
                 Arrays.fill(loadNanos, 0);
-                for (java.util.BitSet b : calls) b.clear();
+                if (countCalls) for (java.util.BitSet b : calls) b.clear();
                 long[][] comb = new long[D][D];
                 for (int t = 0; t < n; t++) {
                     int[] ex = known(st.experts()[t][l]); // -1 cells (unknown experts, as traces allow) do no work
@@ -139,7 +140,7 @@ public final class ClusterSimulator {
                     });
                     for (int j = 0; j < ex.length; j++) {
                         jobs[ran[j]]++;
-                        calls[ran[j]].set(ex[j]);
+                        if (countCalls) calls[ran[j]].set(ex[j]);
                         if (!caches.isEmpty()) loadNanos[ran[j]] += cache(caches.get(ran[j]), (long) l << 32 | ex[j], hits, misses);
                     }
                 }

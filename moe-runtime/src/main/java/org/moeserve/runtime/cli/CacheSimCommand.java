@@ -87,7 +87,6 @@ final class CacheSimCommand implements Callable<Integer> {
         }
         if (batch < 1) throw new UsageError("--batch is " + batch + " but must be >= 1");
         if (readers < 0) throw new UsageError("--readers is " + readers + " but must be >= 0");
-        int lanes = readers;
         List<Converters.ExpertBudget> budgets = offload.budgets != null ? offload.budgets : List.of(Converters.ExpertBudget.parse("25%"));
         boolean table = !Output.isStdout(json);
         TraceReader.Trace t = PredictorCommand.readAll(traces);
@@ -112,7 +111,7 @@ final class CacheSimCommand implements Callable<Integer> {
             List<ExpertKey> future = CacheSimulator.accesses(samples, batch);
             LinkModel link = offload.link(m);
             String linkNote = (offload.link == Converters.Link.MEASURED ? " [measured disk" : " [modelled link")
-                    + (lanes > 0 ? ", " + lanes + " readers]" : "]");
+                    + (readers > 0 ? ", " + readers + " readers]" : "]");
             int k = offload.k(topK);
             if (table) {
                 // one caption line (the bench report reads the tokens and the link from it)
@@ -130,7 +129,7 @@ final class CacheSimCommand implements Callable<Integer> {
                 long budget = b.bytes((long) layers * experts, expertBytes);
                 int slots = (int) (budget / expertBytes);
                 CacheSimulator.Options o = new CacheSimulator.Options(budget, expertBytes, link, layerNanos, offload.horizon, k,
-                        !offload.noDeadlines, batch, lanes);
+                        !offload.noDeadlines, batch, readers);
                 double belady = CacheSimulator.beladyHitRate(samples, layers, o);
                 // the bound for prefetching policies: Belady's eviction with the true future prefetched (stall per token)
                 double oracleStall = CacheSimulator.run(samples, layers, Policies.create("oracle", layers, slots, Math.max(topK, widest), load, future),

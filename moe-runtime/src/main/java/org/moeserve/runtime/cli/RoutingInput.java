@@ -4,6 +4,7 @@ import org.moeserve.routing.RoutingStats;
 import org.moeserve.routing.TraceReader;
 import org.moeserve.routing.TraceRecord;
 import org.moeserve.routing.stats.TraceStatistics;
+import org.moeserve.routing.torch.SglangDump;
 
 import java.io.IOException;
 import java.nio.file.Path;
@@ -52,8 +53,8 @@ record RoutingInput(String description, int layers, int experts, int topK, long[
 
     /** A moe-trace/1 (.jsonl), moe-stats/1 or SGLang dump file. */
     static RoutingInput read(Path file) throws IOException {
-        var dump = org.moeserve.routing.torch.SglangDump.sniff(file);
-        if (dump != null) return dump.trace() != null ? read(file, null) : read(null, file);
+        SglangDump.Import dump = SglangDump.sniff(file);
+        if (dump != null) return of(dump, file);
         return file.toString().endsWith(".jsonl") ? read(file, null) : read(null, file);
     }
 
@@ -61,35 +62,42 @@ record RoutingInput(String description, int layers, int experts, int topK, long[
     long tokens() { return records == null ? -1 : records.stream().mapToLong(TraceRecord::length).sum(); }
 
     static RoutingInput read(Path trace, Path stats) throws IOException {
-        Map<String, long[][]> tr = new HashMap<>();
-        Path file = trace != null ? trace : stats;
-        org.moeserve.routing.torch.SglangDump.Import dump = null;
-        if (org.moeserve.routing.torch.TorchFile.looksLikeTorchZip(file)) {
-            dump = trace != null ? org.moeserve.routing.torch.SglangDump.trace(trace) : org.moeserve.routing.torch.SglangDump.stats(stats);
-        } else if (stats != null) {
-            dump = org.moeserve.routing.torch.SglangDump.sniff(stats); // SGLang's logical_count JSON
-        }
-        String from = dump == null ? "" : " (" + dump.describe() + ")";
-        int decoderLayers = dump == null ? -1 : dump.decoderLayers();
-        int[] moeIds = dump == null ? null : dump.moeLayerIds();
         if (trace != null) {
-            TraceReader.Trace t = dump != null ? dump.trace() : TraceReader.read(trace);
-            TraceStatistics st = new TraceStatistics(t.header(), t.records());
-            long[][][] c = st.transitions(1);
-            for (int l = 0; l + 1 < st.layers(); l++) tr.put(l + "->" + (l + 1), c[l]);
-            return new RoutingInput("all " + (st.layers() - 1) + " consecutive layer pairs of " + trace.getFileName() + from, st.layers(),
-                    st.experts(), st.topK(), st.loads(), tr, t.records(), decoderLayers, moeIds);
+            return org.moeserve.routing.torch.TorchFile.looksLikeTorchZip(trace) ? of(SglangDump.trace(trace), trace)
+                    : ofTrace(TraceReader.read(trace), trace, "", -1, null);
         }
-        RoutingStats s = dump != null ? dump.stats() : RoutingStats.read(stats);
+        SglangDump.Import dump = org.moeserve.routing.torch.TorchFile.looksLikeTorchZip(stats) ? SglangDump.stats(stats)
+                : SglangDump.sniff(stats); // SGLang's logical_count JSON, or null
+        if (dump != null) return of(dump, stats);
+        RoutingStats s = RoutingStats.read(stats);
+        return ofStats(s, stats, " (" + s.model() + ", " + s.domain() + ")", -1, null);
+    }
+
+    /** An SGLang import, which also says which decoder layers its layers are. */
+    private static RoutingInput of(SglangDump.Import dump, Path file) {
+        String from = " (" + dump.describe() + ")";
+        return dump.trace() != null ? ofTrace(dump.trace(), file, from, dump.decoderLayers(), dump.moeLayerIds())
+                : ofStats(dump.stats(), file, from, dump.decoderLayers(), dump.moeLayerIds());
+    }
+
+    private static RoutingInput ofTrace(TraceReader.Trace t, Path file, String from, int decoderLayers, int[] moeIds) {
+        TraceStatistics st = new TraceStatistics(t.header(), t.records());
+        long[][][] c = st.transitions(1);
+        Map<String, long[][]> tr = new HashMap<>();
+        for (int l = 0; l + 1 < st.layers(); l++) tr.put(l + "->" + (l + 1), c[l]);
+        return new RoutingInput("all " + (st.layers() - 1) + " consecutive layer pairs of " + file.getFileName() + from, st.layers(),
+                st.experts(), st.topK(), st.loads(), tr, t.records(), decoderLayers, moeIds);
+    }
+
+    private static RoutingInput ofStats(RoutingStats s, Path file, String from, int decoderLayers, int[] moeIds) {
         long[][] load = new long[s.layers()][s.experts()];
         for (int l = 0; l < s.layers(); l++) {
             long[] row = s.load().get(l);
             if (row == null) java.util.Arrays.fill(load[l], 1); // unpublished layer: no load information
             else load[l] = row.clone();
         }
-        tr.putAll(s.transitionsTop1());
+        Map<String, long[][]> tr = new HashMap<>(s.transitionsTop1());
         String what = tr.isEmpty() ? "the load counts (no transitions) of " : "the published top-1 pairs " + tr.keySet() + " of ";
-        return new RoutingInput(what + stats.getFileName() + (dump != null ? from : " (" + s.model() + ", " + s.domain() + ")"), s.layers(), s.experts(),
-                s.topK(), load, tr, null, decoderLayers, moeIds);
+        return new RoutingInput(what + file.getFileName() + from, s.layers(), s.experts(), s.topK(), load, tr, null, decoderLayers, moeIds);
     }
 }

@@ -106,7 +106,7 @@ public final class SglangDump {
                 throw new TraceFormatException(file.toAbsolutePath() + ": records[" + i + "] has no topk_ids_of_layer: a per_pass "
                         + "dump holds counts only; give it as statistics (--stats), or record in per_token mode");
             }
-            TorchFile.Tensor x = tensor(file, t, "records[" + i + "].topk_ids_of_layer", 3);
+            TorchFile.Tensor x = tensor(file, t, "records[" + i + "].topk_ids_of_layer", 3, true);
             if (decoderLayers < 0) { decoderLayers = x.shape()[0]; pad = x.shape()[2]; }
             if (x.shape()[0] != decoderLayers || x.shape()[2] != pad) {
                 throw new TraceFormatException(file.toAbsolutePath() + ": records[" + i + "].topk_ids_of_layer is "
@@ -190,7 +190,7 @@ public final class SglangDump {
 
     private static Import stats(Path file, Map<?, ?> root) {
         if (root.containsKey("logical_count")) {
-            long[][] load = summed(file, tensor(file, root.get("logical_count"), "logical_count", -1));
+            long[][] load = summed(file, tensor(file, root.get("logical_count"), "logical_count", -1, false));
             return fromLoad(file, load, "stat");
         }
         List<?> records = records(file, root);
@@ -198,7 +198,7 @@ public final class SglangDump {
         long[][] physical = null;
         for (int i = 0; i < records.size(); i++) {
             Map<?, ?> r = map(file, records.get(i), "records[" + i + "]");
-            TorchFile.Tensor c = tensor(file, r.get("global_physical_count"), "records[" + i + "].global_physical_count", 2);
+            TorchFile.Tensor c = tensor(file, r.get("global_physical_count"), "records[" + i + "].global_physical_count", 2, true);
             if (physical == null) physical = new long[c.shape()[0]][c.shape()[1]];
             if (c.shape()[0] != physical.length || c.shape()[1] != physical[0].length) {
                 throw new TraceFormatException(file.toAbsolutePath() + ": records[" + i + "].global_physical_count is " + c.describe()
@@ -314,7 +314,7 @@ public final class SglangDump {
     private static long[][] physicalToLogical(Path file, Map<?, ?> root) {
         Object m = root.get("last_physical_to_logical_map");
         if (m == null) return null;
-        TorchFile.Tensor t = tensor(file, m, "last_physical_to_logical_map", 2);
+        TorchFile.Tensor t = tensor(file, m, "last_physical_to_logical_map", 2, true);
         long[][] out = new long[t.shape()[0]][t.shape()[1]];
         if (out.length == 0 || out[0].length == 0) throw new TraceFormatException(file.toAbsolutePath() + ": last_physical_to_logical_map is empty");
         for (int l = 0; l < out.length; l++) {
@@ -359,7 +359,7 @@ public final class SglangDump {
         throw new TraceFormatException(file.toAbsolutePath() + ": " + where + " is a " + describe(o) + ", not a dict");
     }
 
-    private static TorchFile.Tensor tensor(Path file, Object o, String where, int rank) {
+    private static TorchFile.Tensor tensor(Path file, Object o, String where, int rank, boolean ids) {
         if (!(o instanceof TorchFile.Tensor t)) {
             throw new TraceFormatException(file.toAbsolutePath() + ": " + where + " is " + (o == null ? "missing" : "a " + describe(o))
                     + ", not a tensor");
@@ -367,7 +367,7 @@ public final class SglangDump {
         if (rank > 0 && t.shape().length != rank) {
             throw new TraceFormatException(file.toAbsolutePath() + ": " + where + " is " + t.describe() + " but must have " + rank + " dimensions");
         }
-        if (!t.isIntegral() && !where.equals("logical_count")) {
+        if (ids && !t.isIntegral()) { // ids and maps must be integers; counts may be stored as floats
             throw new TraceFormatException(file.toAbsolutePath() + ": " + where + " is " + t.describe() + " but must hold integers");
         }
         return t;
