@@ -364,7 +364,10 @@ public final class ApiServer implements AutoCloseable {
         try {
             v = io.vertx.core.json.Json.decodeValue(text);
         } catch (DecodeException e) {
-            throw ApiException.invalid(null, "the request body is not valid JSON: " + e.getMessage().replaceAll("\\(.*", "").trim());
+            // the parser's first line only, without its "Failed to decode:" prefix or the source excerpt that follows
+            String why = e.getMessage() == null ? "" : e.getMessage().split("\\R", 2)[0].replaceFirst("^Failed to decode:\\s*", "")
+                    .replaceAll("\\(.*", "").trim();
+            throw ApiException.invalid(null, "the request body is not valid JSON: " + why);
         }
         if (v instanceof JsonObject o) return o;
         String what = v instanceof JsonArray ? "an array" : v instanceof String ? "a string" : v instanceof Number ? "a number"

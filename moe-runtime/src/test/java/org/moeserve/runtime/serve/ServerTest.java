@@ -31,6 +31,7 @@ import java.util.concurrent.CompletionStage;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -207,11 +208,13 @@ class ServerTest {
         assertNotNull(e, r.body());
         if (param != null) assertEquals(param, e.get("param").asText());
         assertTrue(e.get("message").asText().contains(text), e.get("message").asText());
+        assertFalse(e.get("message").asText().contains("\n"), "one line: " + e.get("message").asText());
     }
 
     @Test
     void badRequestsFailAloneWithOpenAiShapedErrors() throws Exception {
         assertError(post(main, "/v1/completions", "{not json"), 400, null, "not valid JSON");
+        assertError(post(main, "/v1/completions", "{\"prompt\":"), 400, null, "not valid JSON"); // cut off mid-object
         assertError(post(main, "/v1/completions", "{\"prompt\":\"x\",\"max_tokens\":0}"), 400, "max_tokens", "must be in 1..");
         assertError(post(main, "/v1/completions", "{\"prompt\":\"x\",\"temperature\":\"hot\"}"), 400, "temperature", "number");
         assertError(post(main, "/v1/completions", "{\"prompt\":\"" + "a".repeat(300) + "\"}"), 400, "prompt", "context is 256");
