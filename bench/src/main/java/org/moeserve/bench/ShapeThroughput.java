@@ -4,10 +4,12 @@ import org.moeserve.runtime.engine.Engine;
 import org.moeserve.runtime.engine.Sampler;
 import org.moeserve.runtime.engine.Sequence;
 import org.moeserve.runtime.kernel.Parallel;
+import org.moeserve.runtime.model.ExpertWeights;
 import org.moeserve.runtime.model.ModelConfig;
 import org.moeserve.runtime.model.MoeModel;
 import org.moeserve.runtime.model.Tensor;
 
+import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -18,8 +20,10 @@ import java.util.Locale;
  * configs), warm: each rep prefills a prompt of P tokens as one step and then decodes D tokens greedily, per thread
  * count; 1 warm-up rep, then REPS recorded, thread counts and prompt lengths interleaved rep by rep; medians.
  * Beside decode, the bytes a decoded token reads (every non-expert weight, lm_head, and top-k experts per MoE layer,
- * as stored; MLA's transposed key up-projection counted as the fp32 the engine reads) and the GB/s that makes:
- * the figure to hold against the triad of `moe bench bandwidth`. The prompt is the model's token ids 32..127 in turn
+ * as stored; MLA's transposed key up-projection counted as the fp32 the engine reads), the GB/s that makes, and
+ * the read roofline of those same bytes ({@link ReadRoofline}) timed on the same pool right after each rep's
+ * decode: "decode / roofline" is the median of the per-rep ratios. Also the share of the weights mapped with huge
+ * pages, which moves the roofline by 3-10% on the reference machine. The prompt is the model's token ids 32..127 in turn
  * (byte-level vocabularies read it as text; any other vocabulary as ids).
  */
 final class ShapeThroughput {
@@ -37,7 +41,12 @@ final class ShapeThroughput {
                     throw new IllegalArgumentException("a prompt of " + p + " plus " + decode + " decoded tokens exceeds the context of " + c.maxPositions());
                 }
             }
+            List<MemorySegment> read = decodeSegments(m);
+            ReadRoofline roofline = new ReadRoofline(read);
+            double bytes = 0;
+            for (MemorySegment seg : read) bytes += seg.byteSize();
             double[][][] pre = new double[threads.length][prompts.size()][reps], dec = new double[threads.length][prompts.size()][reps];
+            double[][][] roof = new double[threads.length][prompts.size()][reps], ratio = new double[threads.length][prompts.size()][reps];
             for (int r = -1; r < reps; r++) {
                 for (int t = 0; t < threads.length; t++) {
                     for (int pi = 0; pi < prompts.size(); pi++) {
@@ -50,49 +59,65 @@ final class ShapeThroughput {
                         long t1 = System.nanoTime();
                         for (int i = 0; i < decode; i++) logits = e.forward(List.of(new Engine.Step(s, new int[]{Sampler.argmax(logits)}))).logits()[0];
                         long t2 = System.nanoTime();
+                        double gb = roofline.gbPerSecond(threads[t] == 1 ? one : two);
                         if (r >= 0) {
                             pre[t][pi][r] = prompt.length / ((t1 - t0) / 1e9);
                             dec[t][pi][r] = decode / ((t2 - t1) / 1e9);
+                            roof[t][pi][r] = gb;
+                            ratio[t][pi][r] = dec[t][pi][r] * bytes / 1e9 / gb;
                         }
                     }
                 }
             }
-            double bytes = decodeBytes(m);
+            double huge = ReadRoofline.hugeMappedShare(m.mappings());
             System.out.println("machine: " + Bench.machine());
-            System.out.printf(Locale.ROOT, "model: %s (%s, %d layers, %d experts, top-%d, %s); %.1f MB read per decoded token%n",
-                    m.name(), c.family().architecture, c.layers(), c.experts(), c.topK(), m.dtype(), bytes / 1e6);
-            System.out.println("| threads | prompt tokens | prefill tokens/s | decode tokens/s | decode GB/s |");
-            System.out.println("|---|---|---|---|---|");
+            System.out.printf(Locale.ROOT, "model: %s (%s, %d layers, %d experts, top-%d, %s); %.1f MB read per decoded token; %s%n",
+                    m.name(), c.family().architecture, c.layers(), c.experts(), c.topK(), m.dtype(), bytes / 1e6,
+                    huge < 0 ? "page size of the mapping unknown" : String.format(Locale.ROOT, "%.0f%% of the resident weights mapped with huge pages", 100 * huge));
+            System.out.println("| threads | prompt tokens | prefill tokens/s | decode tokens/s | decode GB/s | read roofline GB/s | decode / roofline |");
+            System.out.println("|---|---|---|---|---|---|---|");
             for (int t = 0; t < threads.length; t++) {
                 for (int pi = 0; pi < prompts.size(); pi++) {
                     double d = Bench.median(dec[t][pi]);
-                    System.out.printf(Locale.ROOT, "| %d | %d | %.1f | %.1f | %.1f |%n", threads[t], prompts.get(pi),
-                            Bench.median(pre[t][pi]), d, d * bytes / 1e9);
+                    System.out.printf(Locale.ROOT, "| %d | %d | %.1f | %.1f | %.1f | %.1f | %.0f%% |%n", threads[t], prompts.get(pi),
+                            Bench.median(pre[t][pi]), d, d * bytes / 1e9, Bench.median(roof[t][pi]), 100 * Bench.median(ratio[t][pi]));
                 }
             }
-            System.out.println("(medians of " + reps + " reps after 1 warm-up; " + decode + " greedy tokens decoded after each prompt)");
+            System.out.println("(medians of " + reps + " reps after 1 warm-up; " + decode + " greedy tokens decoded after each prompt; "
+                    + "the roofline is a bare read of the same bytes on the same threads after each rep's decode, the ratio the median of the reps' ratios)");
         }
     }
 
-    /** Weight bytes one decoded token reads: everything but the unrouted experts (and all but one embedding row). */
-    static double decodeBytes(MoeModel m) {
+    /**
+     * The weights one decoded token reads: everything but the unrouted experts (of the embedding, one row); for the
+     * routed experts, the first top-k of each MoE layer stand in for the ones routed (the same shapes).
+     */
+    static List<MemorySegment> decodeSegments(MoeModel m) {
         ModelConfig c = m.config();
-        double b = bytes(m.lmHead()) + m.embed().rowBytes();
+        List<MemorySegment> out = new ArrayList<>();
+        out.add(m.lmHead().data());
+        out.add(m.embed().data().asSlice(0, m.embed().rowBytes()));
         for (int l = 0; l < c.layers(); l++) {
             MoeModel.Layer L = m.layer(l);
-            b += bytes(L.wq()) + bytes(L.wk()) + bytes(L.wv()) + bytes(L.wo()) + bytes(L.router()) + bytes(L.sharedGate());
+            for (Tensor t : new Tensor[]{L.wq(), L.wk(), L.wv(), L.wo(), L.router(), L.sharedGate()}) add(out, t);
             if (L.mla() != null) {
                 MoeModel.MlaWeights a = L.mla();
-                b += bytes(a.qA()) + bytes(a.qB()) + bytes(a.kvA());
-                for (Tensor t : a.kUp()) b += bytes(t);
-                for (Tensor t : a.vUp()) b += bytes(t);
+                for (Tensor t : new Tensor[]{a.qA(), a.qB(), a.kvA()}) add(out, t);
+                for (Tensor t : a.kUp()) add(out, t);
+                for (Tensor t : a.vUp()) add(out, t);
             }
-            if (L.dense() != null) b += L.dense().byteSize();
-            if (L.shared() != null) b += L.shared().byteSize();
-            if (L.sparse()) b += (double) c.topK() * L.experts()[0].byteSize();
+            if (L.dense() != null) add(out, L.dense());
+            if (L.shared() != null) add(out, L.shared());
+            if (L.sparse()) for (int e = 0; e < c.topK(); e++) add(out, L.experts()[e]);
         }
-        return b;
+        return out;
     }
 
-    private static double bytes(Tensor t) { return t == null ? 0 : t.data().byteSize(); }
+    private static void add(List<MemorySegment> out, ExpertWeights w) {
+        for (Tensor t : new Tensor[]{w.gate(), w.up(), w.down()}) add(out, t);
+    }
+
+    private static void add(List<MemorySegment> out, Tensor t) {
+        if (t != null) out.add(t.data());
+    }
 }

@@ -44,17 +44,35 @@ public final class DirectFile implements AutoCloseable {
 
     private static final MethodHandle MADVISE = LINKER.downcallHandle(LINKER.defaultLookup().findOrThrow("madvise"),
             FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT));
-    private static final int MADV_RANDOM = 1;
+    private static final int MADV_RANDOM = 1, MADV_HUGEPAGE = 14, MADV_NOHUGEPAGE = 15;
 
     /**
-     * Turns off read-ahead on a file mapping ({@code madvise(MADV_RANDOM)}): a fault reads its own page only, so
+     * Turns off read-ahead on a file mapping ({@code madvise(MADV_RANDOM)}, and {@code MADV_NOHUGEPAGE}, since a
+     * huge-page mapping reads 2 MiB folios on a fault whatever the read-ahead): a fault reads its own page only, so
      * touching the resident weights (attention, norms) does not drag their neighbours, the experts, into the page
      * cache. False if the kernel refused (the mapping still works, with read-ahead).
      */
     public static boolean adviseRandom(MemorySegment mapping) {
+        return advise(mapping, MADV_NOHUGEPAGE) & advise(mapping, MADV_RANDOM);
+    }
+
+    /**
+     * Asks for huge pages on a file mapping of weights ({@code madvise(MADV_HUGEPAGE)}): where the kernel and the
+     * file system support large folios in the page cache (ext4 and xfs on Linux 6.x), a fault then reads a 2 MiB
+     * folio and maps it with one page-table entry. Decode streams every weight once per token, and with 4 KiB pages
+     * that is a TLB miss per 4 KiB and a hardware prefetcher that stops at every page: a bare read of the same file
+     * measured 3-10% faster through huge pages on this project's reference machine. Pages already in the page cache
+     * as small folios stay small (`moe bench shape` reports the share actually mapped huge). False if refused
+     * (older kernels, transparent huge pages off): harmless, the mapping works as before.
+     */
+    public static boolean adviseHugePages(MemorySegment mapping) {
+        return advise(mapping, MADV_HUGEPAGE);
+    }
+
+    private static boolean advise(MemorySegment mapping, int advice) {
         long start = mapping.address() & -ALIGN, end = mapping.address() + mapping.byteSize();
         try {
-            return (int) MADVISE.invokeExact(MemorySegment.ofAddress(start), end - start, MADV_RANDOM) == 0;
+            return (int) MADVISE.invokeExact(MemorySegment.ofAddress(start), end - start, advice) == 0;
         } catch (Throwable t) {
             throw new IllegalStateException("madvise failed in FFM: " + t, t);
         }

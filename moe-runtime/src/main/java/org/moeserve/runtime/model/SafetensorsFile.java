@@ -3,6 +3,7 @@ package org.moeserve.runtime.model;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import org.moeserve.cache.disk.DirectFile;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -56,9 +57,11 @@ public final class SafetensorsFile {
      * The same mapped memory as a plain native segment of the same arena, read-only. Every weight the kernels read
      * is then one segment class, whether mapped from a file or allocated (expert cache slots, re-laid-out q/k,
      * MLA's transposed projections): a kernel that sees two classes is compiled with per-access liveness checks it
-     * cannot hoist (measured: Q8_0 decode at 13.7 tokens/s instead of 33.5 on one thread).
+     * cannot hoist (measured: Q8_0 decode at 13.7 tokens/s instead of 33.5 on one thread). The mapping is advised
+     * huge pages ({@link DirectFile#adviseHugePages}); the disk tier takes that back for its own mappings.
      */
     static MemorySegment nativeView(MemorySegment mapped, Arena arena) {
+        DirectFile.adviseHugePages(mapped);
         return MemorySegment.ofAddress(mapped.address()).reinterpret(mapped.byteSize(), arena, null).asReadOnly();
     }
 

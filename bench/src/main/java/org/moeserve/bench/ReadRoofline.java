@@ -1,0 +1,112 @@
+package org.moeserve.bench;
+
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorSpecies;
+import org.moeserve.runtime.kernel.Parallel;
+
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The bandwidth roofline of a given set of bytes: bare vector reads of exactly those segments (an integer add per
+ * vector, nothing else), split over a pool's threads in contiguous pieces, once as one stream per piece and once as
+ * two streams half a piece apart; the faster pass is the roofline. Decode reads the same bytes, in the same process
+ * and the same minute, so decode GB/s over this says how close the kernels come to what the memory gives those
+ * bytes, whatever the page size they are mapped with and whatever the host's neighbours take that minute (this
+ * project's reference VM moved its triad 20-50% between runs, so a roofline from another run says little).
+ */
+final class ReadRoofline {
+    private static final VectorSpecies<Integer> I = IntVector.SPECIES_PREFERRED;
+    private static final int VEC = I.vectorByteSize(), CHUNK = 1 << 16;
+    private final List<MemorySegment> chunks = new ArrayList<>();
+    /** Bytes one pass reads: every segment, less any tail shorter than a vector. */
+    final long bytes;
+    private static volatile int sink;
+
+    ReadRoofline(List<MemorySegment> segments) {
+        long b = 0;
+        for (MemorySegment s : segments) {
+            long whole = s.byteSize() - s.byteSize() % VEC;
+            for (long o = 0; o < whole; o += CHUNK) chunks.add(s.asSlice(o, Math.min(CHUNK, whole - o)));
+            b += whole;
+        }
+        bytes = b;
+    }
+
+    /** GB/s of the faster of one and two streams per piece, each timed over one whole pass. */
+    double gbPerSecond(Parallel par) {
+        return bytes / Math.min(pass(par, false), pass(par, true)) / 1e9;
+    }
+
+    private double pass(Parallel par, boolean pairs) {
+        int n = chunks.size(), pieces = Math.max(1, Math.min(n, par.threads() * 4));
+        long t0 = System.nanoTime();
+        par.forEach(pieces, p -> {
+            int lo = (int) ((long) n * p / pieces), hi = (int) ((long) n * (p + 1) / pieces), s = 0;
+            if (pairs) {
+                int half = (hi - lo) / 2;
+                for (int i = 0; i < half; i++) s += readTwo(chunks.get(lo + i), chunks.get(lo + half + i));
+                for (int i = lo + 2 * half; i < hi; i++) s += read(chunks.get(i));
+            } else {
+                for (int i = lo; i < hi; i++) s += read(chunks.get(i));
+            }
+            sink += s;
+        });
+        return (System.nanoTime() - t0) / 1e9;
+    }
+
+    private static int read(MemorySegment c) {
+        IntVector acc = IntVector.zero(I);
+        for (long o = 0, n = c.byteSize(); o < n; o += VEC) acc = acc.add(IntVector.fromMemorySegment(I, c, o, ByteOrder.LITTLE_ENDIAN));
+        return acc.lane(0);
+    }
+
+    private static int readTwo(MemorySegment a, MemorySegment b) {
+        IntVector x = IntVector.zero(I), y = x;
+        long n = Math.min(a.byteSize(), b.byteSize()), o = 0;
+        for (; o < n; o += VEC) {
+            x = x.add(IntVector.fromMemorySegment(I, a, o, ByteOrder.LITTLE_ENDIAN));
+            y = y.add(IntVector.fromMemorySegment(I, b, o, ByteOrder.LITTLE_ENDIAN));
+        }
+        for (long m = a.byteSize(); o < m; o += VEC) x = x.add(IntVector.fromMemorySegment(I, a, o, ByteOrder.LITTLE_ENDIAN));
+        for (long m = b.byteSize(), p = n; p < m; p += VEC) y = y.add(IntVector.fromMemorySegment(I, b, p, ByteOrder.LITTLE_ENDIAN));
+        return x.lane(0) + y.lane(0);
+    }
+
+    /**
+     * The share of the mappings' resident bytes mapped with huge pages (the sum of FilePmdMapped over Rss of every
+     * area of /proc/self/smaps inside them); -1 where smaps cannot be read (not Linux).
+     */
+    static double hugeMappedShare(List<MemorySegment> mappings) {
+        List<String> lines;
+        try {
+            lines = Files.readAllLines(Path.of("/proc/self/smaps"));
+        } catch (IOException | UnsupportedOperationException e) {
+            return -1;
+        }
+        long rss = 0, pmd = 0;
+        boolean inside = false;
+        for (String line : lines) {
+            int dash = line.indexOf('-'), space = line.indexOf(' ');
+            if (dash > 0 && space > dash && line.substring(0, dash).matches("[0-9a-f]+")) {
+                long start = Long.parseUnsignedLong(line.substring(0, dash), 16), end = Long.parseUnsignedLong(line.substring(dash + 1, space), 16);
+                inside = false;
+                for (MemorySegment m : mappings) inside |= start < m.address() + m.byteSize() && m.address() < end;
+            } else if (inside && line.startsWith("Rss:")) {
+                rss += kilobytes(line);
+            } else if (inside && line.startsWith("FilePmdMapped:")) {
+                pmd += kilobytes(line);
+            }
+        }
+        return rss == 0 ? 0 : (double) pmd / rss;
+    }
+
+    private static long kilobytes(String line) {
+        return Long.parseLong(line.replaceAll("[^0-9]", ""));
+    }
+}
