@@ -20,7 +20,7 @@ import java.util.Locale;
  * configs), warm: each rep prefills a prompt of P tokens as one step and then decodes D tokens greedily, per thread
  * count; 1 warm-up rep, then REPS recorded, thread counts and prompt lengths interleaved rep by rep; medians.
  * Beside decode, the bytes a decoded token reads (every non-expert weight, lm_head, and top-k experts per MoE layer,
- * as stored; MLA's transposed key up-projection counted as the fp32 the engine reads), the GB/s that makes, and
+ * as stored; MLA's transposed key up-projection counted as the engine holds it), the GB/s that makes, and
  * the read roofline of those same bytes ({@link ReadRoofline}) timed on the same pool right after each rep's
  * decode: "decode / roofline" is the median of the per-rep ratios. Also the share of the weights mapped with huge
  * pages, which moves the roofline by 3-10% on the reference machine. The prompt is the model's token ids 32..127 in turn

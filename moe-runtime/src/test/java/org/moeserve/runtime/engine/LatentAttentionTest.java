@@ -81,4 +81,26 @@ class LatentAttentionTest {
             assertEquals(kv[0] * inv * m.layer(0).mla().kvANorm()[0], s.cache.k[0][0], 1e-5f, "the latent, normalised");
         }
     }
+
+    @Test
+    void theAbsorbedKeyProjectionIsKvBsExactTransposeInItsOwnDtype() {
+        try (MoeModel m = MoeModel.load(TestModels.dir("tiny-deepseekv2-random"))) {
+            ModelConfig.Mla mla = m.config().mla();
+            int nope = mla.qkNope(), vd = mla.vHead(), rank = mla.kvLoraRank();
+            for (int l = 0; l < m.config().layers(); l++) {
+                MoeModel.MlaWeights w = m.layer(l).mla();
+                for (int hd = 0; hd < m.config().heads(); hd++) {
+                    org.moeserve.runtime.model.Tensor k = w.kUp()[hd];
+                    assertEquals(w.kvB().dtype(), k.dtype(), "BF16 in, BF16 read: decode streams half the bytes of fp32");
+                    assertArrayEquals(new int[]{rank, nope}, k.shape());
+                    for (int i = 0; i < nope; i++) {
+                        for (int j = 0; j < rank; j++) {
+                            assertEquals(w.kvB().get((long) (hd * (nope + vd) + i) * rank + j), k.get((long) j * nope + i),
+                                    "layer " + l + " head " + hd + " [" + j + "," + i + "]");
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
