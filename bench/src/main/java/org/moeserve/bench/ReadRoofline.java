@@ -38,9 +38,18 @@ final class ReadRoofline {
         bytes = b;
     }
 
-    /** GB/s of the faster of one and two streams per piece, each timed over one whole pass. */
-    double gbPerSecond(Parallel par) {
-        return bytes / Math.min(pass(par, false), pass(par, true)) / 1e9;
+    /**
+     * GB/s of the faster of one and two streams per piece, each the median of {@code passes} whole passes, the two
+     * interleaved: one pass is tens of milliseconds, short enough to catch a burst the host gives for a moment and a
+     * decode of seconds does not see.
+     */
+    double gbPerSecond(Parallel par, int passes) {
+        double[] one = new double[passes], two = new double[passes];
+        for (int i = 0; i < passes; i++) {
+            one[i] = pass(par, false);
+            two[i] = pass(par, true);
+        }
+        return bytes / Math.min(Bench.median(one), Bench.median(two)) / 1e9;
     }
 
     private double pass(Parallel par, boolean pairs) {

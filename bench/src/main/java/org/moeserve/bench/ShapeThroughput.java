@@ -21,8 +21,8 @@ import java.util.Locale;
  * count; 1 warm-up rep, then REPS recorded, thread counts and prompt lengths interleaved rep by rep; medians.
  * Beside decode, the bytes a decoded token reads (every non-expert weight, lm_head, and top-k experts per MoE layer,
  * as stored; MLA's transposed key up-projection counted as the engine holds it), the GB/s that makes, and
- * the read roofline of those same bytes ({@link ReadRoofline}) timed on the same pool right after each rep's
- * decode: "decode / roofline" is the median of the per-rep ratios. Also the share of the weights mapped with huge
+ * the read roofline of those same bytes ({@link ReadRoofline}, the median of 5 passes) timed on the same pool right
+ * after each rep's decode: "decode / roofline" is the median of the per-rep ratios. Also the share of the weights mapped with huge
  * pages, which moves the roofline by 3-10% on the reference machine. The prompt is the model's token ids 32..127 in turn
  * (byte-level vocabularies read it as text; any other vocabulary as ids).
  */
@@ -59,7 +59,7 @@ final class ShapeThroughput {
                         long t1 = System.nanoTime();
                         for (int i = 0; i < decode; i++) logits = e.forward(List.of(new Engine.Step(s, new int[]{Sampler.argmax(logits)}))).logits()[0];
                         long t2 = System.nanoTime();
-                        double gb = roofline.gbPerSecond(threads[t] == 1 ? one : two);
+                        double gb = roofline.gbPerSecond(threads[t] == 1 ? one : two, 5);
                         if (r >= 0) {
                             pre[t][pi][r] = prompt.length / ((t1 - t0) / 1e9);
                             dec[t][pi][r] = decode / ((t2 - t1) / 1e9);
@@ -84,7 +84,8 @@ final class ShapeThroughput {
                 }
             }
             System.out.println("(medians of " + reps + " reps after 1 warm-up; " + decode + " greedy tokens decoded after each prompt; "
-                    + "the roofline is a bare read of the same bytes on the same threads after each rep's decode, the ratio the median of the reps' ratios)");
+                    + "the roofline is a bare read of the same bytes on the same threads after each rep's decode, "
+                    + "the median of 5 passes, and the ratio the median of the reps' ratios)");
         }
     }
 
