@@ -347,7 +347,7 @@ public final class Engine {
             int r = task / heads, hd = task % heads, n = pos[r] + 1, qo = hd * qkHead;
             float[] kc = seqOf[r].cache.k[l], pc = seqOf[r].cache.v[l];
             float[] qAbs = new float[rank];
-            Kernels.matvec(w.kUp()[hd], java.util.Arrays.copyOfRange(q[r], qo, qo + nope), qAbs, Parallel.SERIAL);
+            Kernels.matvecTransposed(w.kUp()[hd], java.util.Arrays.copyOfRange(q[r], qo, qo + nope), qAbs);
             float[] s = new float[n];
             for (int t = 0; t < n; t++) {
                 s[t] = (Kernels.dot(qAbs, 0, kc, t * rank, rank) + Kernels.dot(q[r], qo + nope, pc, t * rd, rd)) * scale;

@@ -374,6 +374,50 @@ public final class Kernels {
         for (int r = lo; r < hi; r++) out[r] = QuantKernels.dot(w.dtype(), w.data(), r * rowBytes, op.x(), op.xe(), op.q(), n, lanes);
     }
 
+    /**
+     * W^T x: out[j] = sum_i x[i] * W[i, j] for W (d,n), x (d,), out (n,), on this thread. Each row of W is read once,
+     * in order, and added into the outputs scaled by its x (an axpy per row), so the outputs accumulate in row order
+     * whatever the thread count. MLA's absorbed key product (W_k^T q_nope) reads kv_b_proj's own rows through it
+     * instead of a transposed copy: 128-wide transposed rows cost more in lane sums than in bytes (measured 10 GB/s).
+     * BF16 rows widen in registers, evens and odds apart ({@link #deinterleave}'s split, on the outputs here).
+     */
+    public static void matvecTransposed(Tensor w, float[] x, float[] out) {
+        int d = w.rows(), n = w.cols();
+        if (w.dtype() != DType.BF16) {
+            java.util.Arrays.fill(out, 0, n, 0f);
+            for (int i = 0; i < d; i++) {
+                for (int j = 0; j < n; j++) out[j] += x[i] * w.get((long) i * n + j);
+            }
+            return;
+        }
+        int pairs = n / 2, up = pairs - pairs % L;
+        float[] oe = new float[pairs], oo = new float[pairs];
+        MemorySegment seg = w.data();
+        long rowBytes = (long) n * 2;
+        for (int i = 0; i < d; i++) {
+            FloatVector a = FloatVector.broadcast(F, x[i]);
+            long off = i * rowBytes;
+            for (int j = 0; j < up; j += L) {
+                IntVector v = IntVector.fromMemorySegment(I, seg, off + (long) j * 4, LE);
+                v.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(a, FloatVector.fromArray(F, oe, j)).intoArray(oe, j);
+                v.and(0xFFFF0000).reinterpretAsFloats().fma(a, FloatVector.fromArray(F, oo, j)).intoArray(oo, j);
+            }
+            for (int j = up; j < pairs; j++) {
+                oe[j] += x[i] * bf16At(seg, off, 2 * j);
+                oo[j] += x[i] * bf16At(seg, off, 2 * j + 1);
+            }
+        }
+        for (int j = 0; j < pairs; j++) {
+            out[2 * j] = oe[j];
+            out[2 * j + 1] = oo[j];
+        }
+        if ((n & 1) == 1) {
+            float s = 0;
+            for (int i = 0; i < d; i++) s += x[i] * bf16At(seg, i * rowBytes, n - 1);
+            out[n - 1] = s;
+        }
+    }
+
     public static void matvecScalar(Tensor w, float[] x, float[] out) {
         int d = w.rows(), n = w.cols();
         for (int j = 0; j < d; j++) out[j] = dotScalar(w, (long) j * n, x, n);

@@ -25,10 +25,10 @@ public final class MoeModel implements AutoCloseable {
     }
 
     /**
-     * Multi-head latent attention's weights. {@code kUp[h]} is head h's key up-projection transposed (kv_lora_rank x
-     * qk_nope_head_dim, built at load in kv_b_proj's dtype where that is BF16 or F16, else fp32): q_nope . (W_k c) = (W_k^T q_nope) . c, so decode scores queries against
-     * the cached latent c directly. {@code vUp[h]} is head h's value up-projection (v_head_dim x kv_lora_rank), a
-     * slice of kv_b_proj: the output is W_v (sum_t p_t c_t).
+     * Multi-head latent attention's weights. {@code kUp[h]} is head h's key up-projection (qk_nope_head_dim x
+     * kv_lora_rank) and {@code vUp[h]} its value up-projection (v_head_dim x kv_lora_rank), both slices of kv_b_proj:
+     * q_nope . (W_k c) = (W_k^T q_nope) . c, so decode scores queries against the cached latent c directly (W_k^T
+     * q_nope by {@code Kernels.matvecTransposed}, no transposed copy), and the output is W_v (sum_t p_t c_t).
      */
     public record MlaWeights(Tensor qA, float[] qANorm, Tensor qB, Tensor kvA, float[] kvANorm, Tensor kvB,
                              Tensor[] kUp, Tensor[] vUp) {}
@@ -156,23 +156,10 @@ public final class MoeModel implements AutoCloseable {
         Tensor kvB = ck.tensor(a + "kv_b_proj.weight", dt, heads * (nope + vd), rank);
         Tensor[] kUp = new Tensor[heads], vUp = new Tensor[heads];
         long rowBytes = kvB.rowBytes();
-        // W_k^T in kv_b_proj's own dtype where it is a 16-bit float (a transpose is exact, and decode reads half the
-        // bytes of fp32: V2-Lite's per-head products ran at 15 GB/s in fp32 against 27 for the rest); else fp32
-        boolean half = kvB.dtype() == DType.BF16 || kvB.dtype() == DType.F16;
-        DType kt = half ? kvB.dtype() : DType.F32;
         for (int hd = 0; hd < heads; hd++) {
-            int base = hd * (nope + vd);
-            // off-heap: the vector kernels read weights from native segments
-            java.lang.foreign.MemorySegment seg = java.lang.foreign.Arena.ofAuto().allocate((long) rank * nope * kt.bytes(), 64);
-            for (int i = 0; i < nope; i++) {
-                long row = (long) (base + i) * rank;
-                for (int j = 0; j < rank; j++) {
-                    long to = (long) j * nope + i;
-                    if (half) seg.set(Tensor.SHORT_LE, to * 2, kvB.data().get(Tensor.SHORT_LE, (row + j) * 2));
-                    else seg.set(Tensor.FLOAT_LE, to * 4, kvB.get(row + j));
-                }
-            }
-            kUp[hd] = new Tensor(kvB.name() + "[k head " + hd + "]^T", kt, new int[]{rank, nope}, seg);
+            long base = (long) hd * (nope + vd);
+            kUp[hd] = new Tensor(kvB.name() + "[k head " + hd + "]", dt, new int[]{nope, rank},
+                    kvB.data().asSlice(base * rowBytes, nope * rowBytes));
             vUp[hd] = new Tensor(kvB.name() + "[v head " + hd + "]", dt, new int[]{vd, rank},
                     kvB.data().asSlice((base + nope) * rowBytes, vd * rowBytes));
         }

@@ -158,6 +158,25 @@ class KernelsTest {
     }
 
     @Test
+    void theTransposedProductIsTheTransposeForEveryWidthAndDtype() {
+        for (DType dt : new DType[]{DType.BF16, DType.F16, DType.F32}) {
+            for (int rows : new int[]{1, 16, 128}) {
+                for (int cols : SIZES) {
+                    Tensor w = random(dt, rows, cols, rows * 1000L + cols);
+                    float[] x = vec(rows, cols), out = new float[cols];
+                    Arrays.fill(out, Float.NaN); // every output written, none accumulated onto what was there
+                    Kernels.matvecTransposed(w, x, out);
+                    for (int j = 0; j < cols; j++) {
+                        double want = 0;
+                        for (int i = 0; i < rows; i++) want += (double) x[i] * w.get((long) i * cols + j);
+                        assertEquals(want, out[j], 1e-4 * Math.max(1, Math.abs(want)), dt + " " + rows + "x" + cols + " [" + j + "]");
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
     void rmsnormHasUnitRootMeanSquareWithUnitWeights() {
         float[] x = vec(128, 5), ones = new float[128], out = new float[128];
         Arrays.fill(ones, 1f);
