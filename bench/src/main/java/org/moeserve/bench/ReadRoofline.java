@@ -38,18 +38,29 @@ final class ReadRoofline {
         bytes = b;
     }
 
+    /** A new series of passes: one pass of each pattern per {@link Samples#take}. */
+    Samples samples() { return new Samples(); }
+
     /**
-     * GB/s of the faster of one and two streams per piece, each the median of {@code passes} whole passes, the two
-     * interleaved: one pass is tens of milliseconds, short enough to catch a burst the host gives for a moment and a
-     * decode of seconds does not see.
+     * Passes of both patterns, taken between blocks of the work they are a roofline for (one pass is tens of
+     * milliseconds: a roofline from one moment catches bursts the host gives for a moment and the work never sees).
      */
-    double gbPerSecond(Parallel par, int passes) {
-        double[] one = new double[passes], two = new double[passes];
-        for (int i = 0; i < passes; i++) {
-            one[i] = pass(par, false);
-            two[i] = pass(par, true);
+    final class Samples {
+        private final List<Double> one = new ArrayList<>(), two = new ArrayList<>();
+
+        void take(Parallel par) {
+            one.add(pass(par, false));
+            two.add(pass(par, true));
         }
-        return bytes / Math.min(Bench.median(one), Bench.median(two)) / 1e9;
+
+        /** GB/s of the faster pattern, each pattern's pass time the median of its samples. */
+        double gbPerSecond() {
+            return bytes / Math.min(median(one), median(two)) / 1e9;
+        }
+
+        private static double median(List<Double> xs) {
+            return Bench.median(xs.stream().mapToDouble(Double::doubleValue).toArray());
+        }
     }
 
     private double pass(Parallel par, boolean pairs) {

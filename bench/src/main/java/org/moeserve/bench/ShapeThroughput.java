@@ -21,12 +21,16 @@ import java.util.Locale;
  * count; 1 warm-up rep, then REPS recorded, thread counts and prompt lengths interleaved rep by rep; medians.
  * Beside decode, the bytes a decoded token reads (every non-expert weight, lm_head, and top-k experts per MoE layer,
  * as stored; MLA's transposed key up-projection counted as the engine holds it), the GB/s that makes, and
- * the read roofline of those same bytes ({@link ReadRoofline}, the median of 5 passes) timed on the same pool right
- * after each rep's decode: "decode / roofline" is the median of the per-rep ratios. Also the share of the weights mapped with huge
+ * the read roofline of those same bytes ({@link ReadRoofline}) on the same pool, sampled between blocks of 16 decoded
+ * tokens (timed apart from them), so both see the host in the same state: "decode / roofline" is the median of the
+ * per-rep ratios. Also the share of the weights mapped with huge
  * pages, which moves the roofline by 3-10% on the reference machine. The prompt is the model's token ids 32..127 in turn
  * (byte-level vocabularies read it as text; any other vocabulary as ids).
  */
 final class ShapeThroughput {
+    /** Decoded tokens between two samples of the roofline. */
+    private static final int ROOFLINE_EVERY = 16;
+
     public static void main(String[] args) {
         Path dir = Path.of(args[0]);
         int reps = args.length > 1 ? Integer.parseInt(args[1]) : 3;
@@ -56,13 +60,20 @@ final class ShapeThroughput {
                         Sequence s = e.newSequence();
                         long t0 = System.nanoTime();
                         float[] logits = e.forward(List.of(new Engine.Step(s, prompt))).logits()[0];
-                        long t1 = System.nanoTime();
-                        for (int i = 0; i < decode; i++) logits = e.forward(List.of(new Engine.Step(s, new int[]{Sampler.argmax(logits)}))).logits()[0];
-                        long t2 = System.nanoTime();
-                        double gb = roofline.gbPerSecond(threads[t] == 1 ? one : two, 5);
+                        long t1 = System.nanoTime(), decoding = 0;
+                        // the roofline's passes between blocks of the decode, timed apart from it: both see the same minute
+                        ReadRoofline.Samples rs = roofline.samples();
+                        for (int i = 0; i < decode; i++) {
+                            if (i % ROOFLINE_EVERY == 0) rs.take(threads[t] == 1 ? one : two);
+                            long ts = System.nanoTime();
+                            logits = e.forward(List.of(new Engine.Step(s, new int[]{Sampler.argmax(logits)}))).logits()[0];
+                            decoding += System.nanoTime() - ts;
+                        }
+                        rs.take(threads[t] == 1 ? one : two);
+                        double gb = rs.gbPerSecond();
                         if (r >= 0) {
                             pre[t][pi][r] = prompt.length / ((t1 - t0) / 1e9);
-                            dec[t][pi][r] = decode / ((t2 - t1) / 1e9);
+                            dec[t][pi][r] = decode / (decoding / 1e9);
                             roof[t][pi][r] = gb;
                             ratio[t][pi][r] = dec[t][pi][r] * bytes / 1e9 / gb;
                         }
@@ -84,8 +95,8 @@ final class ShapeThroughput {
                 }
             }
             System.out.println("(medians of " + reps + " reps after 1 warm-up; " + decode + " greedy tokens decoded after each prompt; "
-                    + "the roofline is a bare read of the same bytes on the same threads after each rep's decode, "
-                    + "the median of 5 passes, and the ratio the median of the reps' ratios)");
+                    + "the roofline is a bare read of the same bytes on the same threads, "
+                    + "sampled every " + ROOFLINE_EVERY + " decoded tokens, and the ratio the median of the reps' ratios)");
         }
     }
 
