@@ -336,6 +336,61 @@ public final class Kernels {
         return s;
     }
 
+    /**
+     * Four {@link #dot}s of one vector against four vectors {@code bStride} apart (four cached positions):
+     * out[oo+i] = dot(a, ao, b, bo + i*bStride, n), each in dot's order, so the same bits. One accumulator per dot is
+     * one dependent FMA chain; four at once hide its latency (attention over a long context was latency-bound).
+     */
+    public static void dot4(float[] a, int ao, float[] b, int bo, int bStride, int n, float[] out, int oo) {
+        FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0;
+        int b1 = bo + bStride, b2 = b1 + bStride, b3 = b2 + bStride, i = 0;
+        for (int up = n - n % L; i < up; i += L) {
+            FloatVector x = FloatVector.fromArray(F, a, ao + i);
+            s0 = x.fma(FloatVector.fromArray(F, b, bo + i), s0);
+            s1 = x.fma(FloatVector.fromArray(F, b, b1 + i), s1);
+            s2 = x.fma(FloatVector.fromArray(F, b, b2 + i), s2);
+            s3 = x.fma(FloatVector.fromArray(F, b, b3 + i), s3);
+        }
+        float r0 = sum(s0), r1 = sum(s1), r2 = sum(s2), r3 = sum(s3);
+        for (int j = i; j < n; j++) {
+            float x = a[ao + j];
+            r0 += x * b[bo + j];
+            r1 += x * b[b1 + j];
+            r2 += x * b[b2 + j];
+            r3 += x * b[b3 + j];
+        }
+        out[oo] = r0;
+        out[oo + 1] = r1;
+        out[oo + 2] = r2;
+        out[oo + 3] = r3;
+    }
+
+    /**
+     * Four {@link #axpy}s in a row into one y: y += p[po+i] * x[xo + i*xStride ..] for i = 0..3 in that order, each
+     * element's FMAs in the order four axpy calls would make them (the same bits), with y loaded and stored once.
+     */
+    public static void axpy4(float[] p, int po, float[] x, int xo, int xStride, float[] y, int yo, int n) {
+        FloatVector p0 = FloatVector.broadcast(F, p[po]), p1 = FloatVector.broadcast(F, p[po + 1]);
+        FloatVector p2 = FloatVector.broadcast(F, p[po + 2]), p3 = FloatVector.broadcast(F, p[po + 3]);
+        int x1 = xo + xStride, x2 = x1 + xStride, x3 = x2 + xStride, i = 0;
+        for (int up = n - n % L; i < up; i += L) {
+            FloatVector acc = FloatVector.fromArray(F, y, yo + i);
+            acc = FloatVector.fromArray(F, x, xo + i).fma(p0, acc);
+            acc = FloatVector.fromArray(F, x, x1 + i).fma(p1, acc);
+            acc = FloatVector.fromArray(F, x, x2 + i).fma(p2, acc);
+            acc = FloatVector.fromArray(F, x, x3 + i).fma(p3, acc);
+            acc.intoArray(y, yo + i);
+        }
+        for (; i < n; i++) {
+            float v = y[yo + i];
+            v += p[po] * x[xo + i];
+            v += p[po + 1] * x[x1 + i];
+            v += p[po + 2] * x[x2 + i];
+            v += p[po + 3] * x[x3 + i];
+            y[yo + i] = v;
+        }
+    }
+
     public static float dotScalar(float[] a, int ao, float[] b, int bo, int n) {
         float s = 0;
         for (int i = 0; i < n; i++) s += a[ao + i] * b[bo + i];
@@ -599,10 +654,14 @@ public final class Kernels {
      */
     public static void attention(float[] q, int qo, float[] kc, float[] vc, int kvDim, int kvOff, int n, int hd,
                                  float scale, float[] scores, float[] out, int oo) {
-        for (int t = 0; t < n; t++) scores[t] = dot(q, qo, kc, t * kvDim + kvOff, hd) * scale;
+        int t = 0;
+        for (; t + 4 <= n; t += 4) dot4(q, qo, kc, t * kvDim + kvOff, kvDim, hd, scores, t);
+        for (; t < n; t++) scores[t] = dot(q, qo, kc, t * kvDim + kvOff, hd);
+        for (t = 0; t < n; t++) scores[t] *= scale;
         softmax(scores, 0, n);
         java.util.Arrays.fill(out, oo, oo + hd, 0f);
-        for (int t = 0; t < n; t++) axpy(scores[t], vc, t * kvDim + kvOff, out, oo, hd);
+        for (t = 0; t + 4 <= n; t += 4) axpy4(scores, t, vc, t * kvDim + kvOff, kvDim, out, oo, hd);
+        for (; t < n; t++) axpy(scores[t], vc, t * kvDim + kvOff, out, oo, hd);
     }
 
     public static void attentionScalar(float[] q, int qo, float[] kc, float[] vc, int kvDim, int kvOff, int n, int hd,

@@ -158,6 +158,24 @@ class KernelsTest {
     }
 
     @Test
+    void fourPositionTilesGiveTheBitsOfOnePositionAtATime() {
+        for (int n : SIZES) {
+            int stride = n + 3;
+            float[] a = vec(n + 5, n), b = vec(4 * stride + 7, n + 1), got = new float[6];
+            Kernels.dot4(a, 5, b, 7, stride, n, got, 2);
+            for (int i = 0; i < 4; i++) {
+                assertEquals(Float.floatToRawIntBits(Kernels.dot(a, 5, b, 7 + i * stride, n)), Float.floatToRawIntBits(got[2 + i]), "dot n=" + n + " position " + i);
+            }
+            float[] p = vec(6, n + 2), y1 = vec(n + 2, n + 3), y2 = y1.clone();
+            for (int i = 0; i < 4; i++) Kernels.axpy(p[1 + i], b, 7 + i * stride, y1, 2, n);
+            Kernels.axpy4(p, 1, b, 7, stride, y2, 2, n);
+            for (int j = 0; j < y1.length; j++) {
+                assertEquals(Float.floatToRawIntBits(y1[j]), Float.floatToRawIntBits(y2[j]), "axpy n=" + n + " element " + j);
+            }
+        }
+    }
+
+    @Test
     void theTransposedProductIsTheTransposeForEveryWidthAndDtype() {
         for (DType dt : new DType[]{DType.BF16, DType.F16, DType.F32}) {
             for (int rows : new int[]{1, 16, 128}) {
