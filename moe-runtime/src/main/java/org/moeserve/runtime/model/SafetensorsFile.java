@@ -58,10 +58,13 @@ public final class SafetensorsFile {
      * is then one segment class, whether mapped from a file or allocated (expert cache slots, re-laid-out q/k,
      * MLA's transposed projections): a kernel that sees two classes is compiled with per-access liveness checks it
      * cannot hoist (measured: Q8_0 decode at 13.7 tokens/s instead of 33.5 on one thread). The mapping is advised
-     * huge pages ({@link DirectFile#adviseHugePages}); the disk tier takes that back for its own mappings.
+     * huge pages ({@link DirectFile#adviseHugePages}) unless {@code -Dmoe.hugePages=false}; the disk tier takes that
+     * back for its own mappings.
      */
+    private static final boolean HUGE_PAGES = !"false".equals(System.getProperty("moe.hugePages"));
+
     static MemorySegment nativeView(MemorySegment mapped, Arena arena) {
-        DirectFile.adviseHugePages(mapped);
+        if (HUGE_PAGES) DirectFile.adviseHugePages(mapped);
         return MemorySegment.ofAddress(mapped.address()).reinterpret(mapped.byteSize(), arena, null).asReadOnly();
     }
 
