@@ -471,36 +471,7 @@ public final class Kernels {
         float[] oe = new float[pairs], oo = new float[pairs];
         MemorySegment seg = w.data();
         long rowBytes = (long) n * 2;
-        int i = 0;
-        for (; i + 4 <= d; i += 4) { // four rows per load and store of the outputs, still added in row order
-            FloatVector a0 = FloatVector.broadcast(F, x[i]), a1 = FloatVector.broadcast(F, x[i + 1]);
-            FloatVector a2 = FloatVector.broadcast(F, x[i + 2]), a3 = FloatVector.broadcast(F, x[i + 3]);
-            long o0 = i * rowBytes, o1 = o0 + rowBytes, o2 = o1 + rowBytes, o3 = o2 + rowBytes;
-            for (int j = 0; j < up; j += L) {
-                long b = (long) j * 4;
-                IntVector v0 = IntVector.fromMemorySegment(I, seg, o0 + b, LE), v1 = IntVector.fromMemorySegment(I, seg, o1 + b, LE);
-                IntVector v2 = IntVector.fromMemorySegment(I, seg, o2 + b, LE), v3 = IntVector.fromMemorySegment(I, seg, o3 + b, LE);
-                FloatVector e = FloatVector.fromArray(F, oe, j), o = FloatVector.fromArray(F, oo, j);
-                e = v0.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(a0, e);
-                o = v0.and(0xFFFF0000).reinterpretAsFloats().fma(a0, o);
-                e = v1.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(a1, e);
-                o = v1.and(0xFFFF0000).reinterpretAsFloats().fma(a1, o);
-                e = v2.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(a2, e);
-                o = v2.and(0xFFFF0000).reinterpretAsFloats().fma(a2, o);
-                e = v3.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(a3, e);
-                o = v3.and(0xFFFF0000).reinterpretAsFloats().fma(a3, o);
-                e.intoArray(oe, j);
-                o.intoArray(oo, j);
-            }
-            for (int r = i; r < i + 4; r++) {
-                long off = r * rowBytes;
-                for (int j = up; j < pairs; j++) {
-                    oe[j] += x[r] * bf16At(seg, off, 2 * j);
-                    oo[j] += x[r] * bf16At(seg, off, 2 * j + 1);
-                }
-            }
-        }
-        for (; i < d; i++) {
+        for (int i = 0; i < d; i++) {
             FloatVector a = FloatVector.broadcast(F, x[i]);
             long off = i * rowBytes;
             for (int j = 0; j < up; j += L) {
@@ -519,7 +490,7 @@ public final class Kernels {
         }
         if ((n & 1) == 1) {
             float s = 0;
-            for (int r = 0; r < d; r++) s += x[r] * bf16At(seg, r * rowBytes, n - 1);
+            for (int i = 0; i < d; i++) s += x[i] * bf16At(seg, i * rowBytes, n - 1);
             out[n - 1] = s;
         }
     }
