@@ -88,9 +88,16 @@ public final class Parallel implements AutoCloseable {
         if (t != null) throw new RuntimeException(t);
     }
 
-    /** Splits [0, n) into about 4 chunks per thread of at least {@code grain} and runs body(lo, hi) on each. */
+    /**
+     * Chunks per thread of a range: the last chunk a thread takes decides when a fork ends, so a chunk is at most a
+     * sixteenth of a thread's share (4 per thread left 2 threads 92% of the read roofline on V2-Lite-shaped decode,
+     * 16 gave 95%, alternating rep by rep in one process; one thread does not split).
+     */
+    private static final int CHUNKS_PER_THREAD = 16;
+
+    /** Splits [0, n) into about 16 chunks per thread of at least {@code grain} and runs body(lo, hi) on each. */
     public void forRange(int n, int grain, RangeBody body) {
-        int chunks = Math.max(1, Math.min(threads * 4, n / Math.max(1, grain)));
+        int chunks = Math.max(1, Math.min(threads * CHUNKS_PER_THREAD, n / Math.max(1, grain)));
         if (threads == 1 || chunks == 1) {
             body.run(0, n);
             return;
