@@ -116,7 +116,8 @@ public final class Bench implements Runnable {
 
     @Command(name = "shape", mixinStandardHelpOptions = true,
             description = "Warm prefill and decode tokens/s on a checkpoint of a real shape (moe synth): 1 and 2 threads, "
-                    + "the bytes a decoded token reads and the GB/s it makes.")
+                    + "the bytes a decoded token reads, the GB/s it makes, and a bare read of the same bytes on the same "
+                    + "threads between blocks of the decode (the roofline), with the share of the weights mapped huge.")
     static final class Shape implements Callable<Integer> {
         @Parameters(index = "0", paramLabel = "MODEL", description = "Model directory.")
         Path model;
