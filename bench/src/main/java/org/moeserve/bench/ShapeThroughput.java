@@ -82,9 +82,10 @@ final class ShapeThroughput {
             }
             double huge = ReadRoofline.hugeMappedShare(m.mappings());
             System.out.println("machine: " + Bench.machine());
-            System.out.printf(Locale.ROOT, "model: %s (%s, %d layers, %d experts, top-%d, %s); %.1f MB read per decoded token; %s%n",
+            System.out.printf(Locale.ROOT, "model: %s (%s, %d layers, %d experts, top-%d, %s); %.1f MB read per decoded token; %s; %s%n",
                     m.name(), c.family().architecture, c.layers(), c.experts(), c.topK(), m.dtype(), bytes / 1e6,
-                    huge < 0 ? "page size of the mapping unknown" : String.format(Locale.ROOT, "%.0f%% of the resident weights mapped with huge pages", 100 * huge));
+                    huge < 0 ? "page size of the mapping unknown" : String.format(Locale.ROOT, "%.0f%% of the resident weights mapped with huge pages", 100 * huge),
+                    kvCache(c));
             System.out.println("| threads | prompt tokens | prefill tokens/s | decode tokens/s | decode GB/s | read roofline GB/s | decode / roofline |");
             System.out.println("|---|---|---|---|---|---|---|");
             for (int t = 0; t < threads.length; t++) {
@@ -98,6 +99,13 @@ final class ShapeThroughput {
                     + "the roofline is a bare read of the same bytes on the same threads, "
                     + "sampled every " + ROOFLINE_EVERY + " decoded tokens, and the ratio the median of the reps' ratios)");
         }
+    }
+
+    /** The KV cache's bytes per token (fp32, every layer), beside a plain cache's where the model's is latent (MLA). */
+    static String kvCache(ModelConfig c) {
+        long kv = 4L * c.layers() * c.kvCacheFloatsPerToken(), plain = 4L * c.layers() * c.plainKvCacheFloatsPerToken();
+        return kv == plain ? String.format(Locale.ROOT, "KV cache %.1f KB per token", kv / 1e3)
+                : String.format(Locale.ROOT, "KV cache %.1f KB per token (latent), a plain cache %.1f KB (%.3f of it)", kv / 1e3, plain / 1e3, (double) kv / plain);
     }
 
     /**
