@@ -69,7 +69,11 @@ public final class DirectFile implements AutoCloseable {
         return advise(mapping, MADV_HUGEPAGE);
     }
 
+    /** The advice numbers above are Linux's; elsewhere the same numbers mean other things or nothing. */
+    private static final boolean LINUX = System.getProperty("os.name", "").startsWith("Linux");
+
     private static boolean advise(MemorySegment mapping, int advice) {
+        if (!LINUX) return false;
         long start = mapping.address() & -ALIGN, end = mapping.address() + mapping.byteSize();
         try {
             return (int) MADVISE.invokeExact(MemorySegment.ofAddress(start), end - start, advice) == 0;
