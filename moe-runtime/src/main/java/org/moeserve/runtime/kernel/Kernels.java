@@ -455,19 +455,39 @@ public final class Kernels {
      * W^T x: out[j] = sum_i x[i] * W[i, j] for W (d,n), x (d,), out (n,), on this thread. Each row of W is read once,
      * in order, and added into the outputs scaled by its x (an axpy per row), so the outputs accumulate in row order
      * whatever the thread count. MLA's absorbed key product (W_k^T q_nope) reads kv_b_proj's own rows through it
-     * instead of a transposed copy: 128-wide transposed rows cost more in lane sums than in bytes (measured 10 GB/s).
-     * BF16 rows widen in registers, evens and odds apart ({@link #deinterleave}'s split, on the outputs here).
+     * instead of a transposed fp32 copy, whose 128-wide rows cost more in lane sums than in bytes (13-15 GB/s against
+     * 27 for the other weights). BF16 and F16 rows widen in registers, evens and odds apart ({@link #deinterleave}'s
+     * split, on the outputs here); F32 rows are read as they are; block formats are decoded a row at a time.
      */
     public static void matvecTransposed(Tensor w, float[] x, float[] out) {
         int d = w.rows(), n = w.cols();
-        if (w.dtype() != DType.BF16) {
-            java.util.Arrays.fill(out, 0, n, 0f);
+        if (w.dtype() == DType.BF16 || w.dtype() == DType.F16) {
+            transposedHalves(w, x, out, w.dtype() == DType.F16);
+            return;
+        }
+        java.util.Arrays.fill(out, 0, n, 0f);
+        if (w.dtype() == DType.F32) {
+            MemorySegment seg = w.data();
+            int up = n - n % L;
             for (int i = 0; i < d; i++) {
-                for (int j = 0; j < n; j++) out[j] += x[i] * w.get((long) i * n + j);
+                FloatVector a = FloatVector.broadcast(F, x[i]);
+                long off = (long) i * n * 4;
+                for (int j = 0; j < up; j += L) {
+                    FloatVector.fromMemorySegment(F, seg, off + (long) j * 4, LE).fma(a, FloatVector.fromArray(F, out, j)).intoArray(out, j);
+                }
+                for (int j = up; j < n; j++) out[j] += x[i] * seg.get(F32, off + (long) j * 4);
             }
             return;
         }
-        int pairs = n / 2, up = pairs - pairs % L;
+        float[] row = new float[n];
+        for (int i = 0; i < d; i++) {
+            w.row(i, row);
+            axpy(x[i], row, 0, out, 0, n);
+        }
+    }
+
+    private static void transposedHalves(Tensor w, float[] x, float[] out, boolean f16) {
+        int d = w.rows(), n = w.cols(), pairs = n / 2, up = pairs - pairs % L;
         float[] oe = new float[pairs], oo = new float[pairs];
         MemorySegment seg = w.data();
         long rowBytes = (long) n * 2;
@@ -476,12 +496,14 @@ public final class Kernels {
             long off = i * rowBytes;
             for (int j = 0; j < up; j += L) {
                 IntVector v = IntVector.fromMemorySegment(I, seg, off + (long) j * 4, LE);
-                v.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(a, FloatVector.fromArray(F, oe, j)).intoArray(oe, j);
-                v.and(0xFFFF0000).reinterpretAsFloats().fma(a, FloatVector.fromArray(F, oo, j)).intoArray(oo, j);
+                FloatVector e = f16 ? f16Even(v) : v.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+                FloatVector o = f16 ? f16Odd(v) : v.and(0xFFFF0000).reinterpretAsFloats();
+                e.fma(a, FloatVector.fromArray(F, oe, j)).intoArray(oe, j);
+                o.fma(a, FloatVector.fromArray(F, oo, j)).intoArray(oo, j);
             }
             for (int j = up; j < pairs; j++) {
-                oe[j] += x[i] * bf16At(seg, off, 2 * j);
-                oo[j] += x[i] * bf16At(seg, off, 2 * j + 1);
+                oe[j] += x[i] * w.get(i * (long) n + 2 * j);
+                oo[j] += x[i] * w.get(i * (long) n + 2 * j + 1);
             }
         }
         for (int j = 0; j < pairs; j++) {
@@ -490,7 +512,7 @@ public final class Kernels {
         }
         if ((n & 1) == 1) {
             float s = 0;
-            for (int i = 0; i < d; i++) s += x[i] * bf16At(seg, i * rowBytes, n - 1);
+            for (int i = 0; i < d; i++) s += x[i] * w.get(i * (long) n + n - 1);
             out[n - 1] = s;
         }
     }
