@@ -348,22 +348,13 @@ public final class Engine {
             float[] kc = seqOf[r].cache.k[l], pc = seqOf[r].cache.v[l];
             float[] qAbs = new float[rank];
             Kernels.matvecTransposed(w.kUp()[hd], java.util.Arrays.copyOfRange(q[r], qo, qo + nope), qAbs);
-            // four positions at a time: four FMA chains (one per position) hide the latency one chain is bound by
             float[] s = new float[n], pe = new float[n];
-            int t = 0;
-            for (; t + 4 <= n; t += 4) {
-                Kernels.dot4(qAbs, 0, kc, t * rank, rank, rank, s, t);
-                Kernels.dot4(q[r], qo + nope, pc, t * rd, rd, rd, pe, t);
-            }
-            for (; t < n; t++) {
-                s[t] = Kernels.dot(qAbs, 0, kc, t * rank, rank);
-                pe[t] = Kernels.dot(q[r], qo + nope, pc, t * rd, rd);
-            }
-            for (t = 0; t < n; t++) s[t] = (s[t] + pe[t]) * scale;
+            Kernels.dots(qAbs, 0, kc, 0, rank, rank, n, s, 0);
+            Kernels.dots(q[r], qo + nope, pc, 0, rd, rd, n, pe, 0);
+            for (int t = 0; t < n; t++) s[t] = (s[t] + pe[t]) * scale;
             Kernels.softmax(s, 0, n);
             float[] ctx = new float[rank];
-            for (t = 0; t + 4 <= n; t += 4) Kernels.axpy4(s, t, kc, t * rank, rank, ctx, 0, rank);
-            for (; t < n; t++) Kernels.axpy(s[t], kc, t * rank, ctx, 0, rank);
+            Kernels.axpys(s, kc, 0, rank, rank, n, ctx, 0);
             float[] o = new float[vd];
             Kernels.matvec(w.vUp()[hd], ctx, o, Parallel.SERIAL);
             System.arraycopy(o, 0, att[r], hd * vd, vd);

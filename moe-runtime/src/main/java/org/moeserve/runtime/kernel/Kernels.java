@@ -129,8 +129,9 @@ public final class Kernels {
      * <p>Decode on one thread reads two rows at once, half a range apart ({@link #rowsBf16}): two sequential streams far
      * apart raise one thread's read bandwidth 12-16% over a single row, where adjacent rows interleaved lose a third
      * (13-18 GB/s against 19-21 on this machine's 2048- and 2816-wide rows). On two threads (four streams) the pairs
-     * measured 4-8% slower than one row per thread, so there each thread reads one row at a time. One FMA chain per 64 bytes keeps up with either: a
-     * second chain per row measured no faster, so the single chain, and with it every output's bits, stays.
+     * measured 4-8% slower than one row per thread, so there each thread reads one row at a time. One FMA chain per
+     * 64 bytes keeps up with either: a second chain per row measured no faster, so the single chain, and with it every
+     * output's bits, stays.
      */
     static float dotBf16(MemorySegment w, long off, float[] xe, float[] xo, float[] x, int n) {
         return dotBf16(w, off, xe, xo, x, n, new float[L]);
@@ -363,7 +364,7 @@ public final class Kernels {
      * out[oo+i] = dot(a, ao, b, bo + i*bStride, n), each in dot's order, so the same bits. One accumulator per dot is
      * one dependent FMA chain; four at once hide its latency (attention over a long context was latency-bound).
      */
-    public static void dot4(float[] a, int ao, float[] b, int bo, int bStride, int n, float[] out, int oo) {
+    static void dot4(float[] a, int ao, float[] b, int bo, int bStride, int n, float[] out, int oo) {
         FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0;
         int b1 = bo + bStride, b2 = b1 + bStride, b3 = b2 + bStride, i = 0;
         for (int up = n - n % L; i < up; i += L) {
@@ -391,7 +392,7 @@ public final class Kernels {
      * Four {@link #axpy}s in a row into one y: y += p[po+i] * x[xo + i*xStride ..] for i = 0..3 in that order, each
      * element's FMAs in the order four axpy calls would make them (the same bits), with y loaded and stored once.
      */
-    public static void axpy4(float[] p, int po, float[] x, int xo, int xStride, float[] y, int yo, int n) {
+    static void axpy4(float[] p, int po, float[] x, int xo, int xStride, float[] y, int yo, int n) {
         FloatVector p0 = FloatVector.broadcast(F, p[po]), p1 = FloatVector.broadcast(F, p[po + 1]);
         FloatVector p2 = FloatVector.broadcast(F, p[po + 2]), p3 = FloatVector.broadcast(F, p[po + 3]);
         int x1 = xo + xStride, x2 = x1 + xStride, x3 = x2 + xStride, i = 0;
@@ -411,6 +412,26 @@ public final class Kernels {
             v += p[po + 3] * x[x3 + i];
             y[yo + i] = v;
         }
+    }
+
+    /**
+     * Scores against n cached positions {@code stride} apart: out[oo+t] = dot(a, ao, b, bo + t*stride, len), four
+     * positions a pass ({@link #dot4}) and the rest one at a time, every output with {@link #dot}'s bits.
+     */
+    public static void dots(float[] a, int ao, float[] b, int bo, int stride, int len, int n, float[] out, int oo) {
+        int t = 0;
+        for (; t + 4 <= n; t += 4) dot4(a, ao, b, bo + t * stride, stride, len, out, oo + t);
+        for (; t < n; t++) out[oo + t] = dot(a, ao, b, bo + t * stride, len);
+    }
+
+    /**
+     * The weighted sum over n cached positions {@code stride} apart: y += p[t] * x[xo + t*stride ..] for t in order,
+     * four positions a pass ({@link #axpy4}), the same bits as n {@link #axpy} calls.
+     */
+    public static void axpys(float[] p, float[] x, int xo, int stride, int len, int n, float[] y, int yo) {
+        int t = 0;
+        for (; t + 4 <= n; t += 4) axpy4(p, t, x, xo + t * stride, stride, y, yo, len);
+        for (; t < n; t++) axpy(p[t], x, xo + t * stride, y, yo, len);
     }
 
     public static float dotScalar(float[] a, int ao, float[] b, int bo, int n) {
@@ -698,14 +719,11 @@ public final class Kernels {
      */
     public static void attention(float[] q, int qo, float[] kc, float[] vc, int kvDim, int kvOff, int n, int hd,
                                  float scale, float[] scores, float[] out, int oo) {
-        int t = 0;
-        for (; t + 4 <= n; t += 4) dot4(q, qo, kc, t * kvDim + kvOff, kvDim, hd, scores, t);
-        for (; t < n; t++) scores[t] = dot(q, qo, kc, t * kvDim + kvOff, hd);
-        for (t = 0; t < n; t++) scores[t] *= scale;
+        dots(q, qo, kc, kvOff, kvDim, hd, n, scores, 0);
+        for (int t = 0; t < n; t++) scores[t] *= scale;
         softmax(scores, 0, n);
         java.util.Arrays.fill(out, oo, oo + hd, 0f);
-        for (t = 0; t + 4 <= n; t += 4) axpy4(scores, t, vc, t * kvDim + kvOff, kvDim, out, oo, hd);
-        for (; t < n; t++) axpy(scores[t], vc, t * kvDim + kvOff, out, oo, hd);
+        axpys(scores, vc, kvOff, kvDim, hd, n, out, oo);
     }
 
     public static void attentionScalar(float[] q, int qo, float[] kc, float[] vc, int kvDim, int kvOff, int n, int hd,
