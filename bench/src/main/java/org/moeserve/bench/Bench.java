@@ -286,7 +286,7 @@ public final class Bench implements Runnable {
         public Integer call() throws Exception {
             if (policies != null) {
                 for (String p : policies.split(",")) {
-                    if (!org.moeserve.cache.policy.Policies.NAMES.contains(p)) throw new IllegalArgumentException("POLICIES names " + p);
+                    if (!org.moeserve.cache.policy.Policies.known(p)) throw new IllegalArgumentException("POLICIES names " + p);
                 }
             }
             return harness(ReplayScale::main, tokens == null ? (policies == null ? null : 100_000) : positive(tokens, "TOKENS"), policies);

@@ -44,8 +44,9 @@ public final class ReplayScale {
         List<String> policies = args.length > 1 ? List.of(args[1].split(",")) : List.of("lru", "lfu", "pin", "predictive", "belady", "oracle");
         for (String p : policies) {
             long s = System.nanoTime();
-            CacheSimulator.Result r = CacheSimulator.run(paths, layers, Policies.create(p, layers, slots, topK, load, future),
-                    p.equals("predictive") ? new AffinityPredictor(st.transitions(1)) : null, p.equals("oracle"), o,
+            CacheSimulator.Result r = CacheSimulator.run(paths, layers, Policies.create(p, layers, slots, topK, load, future,
+                            CacheSimulator.stepOfAccess(paths, 1)),
+                    p.equals("predictive") ? new AffinityPredictor(st.transitions(1)) : null, p.startsWith("oracle"), o,
                     null);
             double secs = (System.nanoTime() - s) / 1e9;
             System.out.printf(Locale.ROOT, "| %s | %d | %.1f | %.0f | %.3f |%n", p, future.size(), secs, future.size() / secs, r.stats().hitRate());

@@ -92,7 +92,9 @@ public final class Suite {
                     "cache-sim on the held-out trace and on FOLDOC (never trained on): every policy at 10/25/50% of the "
                             + "experts resident, one load costing 0.1, 1, 3, 8 and 50 layers of compute, batch 1 and 8; "
                             + "the predictive policy prefetches by the lookahead gate. Belady's hit rate bounds demand "
-                            + "loading; the oracle prefetcher's stall bounds prefetching.",
+                            + "loading; the oracle prefetcher's stall bounds prefetching; belady:1 (demand loading knowing the "
+                            + "next token's routing) and oracle:0 (a perfect within-token predictor) bound what foresight "
+                            + "an online predictor could have buys.",
                     List.of("QUICK=1 bench/scripts/regimes.sh"), List.of("bench/scripts/regimes.sh")),
             new Step("placement", "Expert placement: transitions crossing devices per solver",
                     "Experts of consecutive layers placed on devices so that a token's path crosses devices as little "

@@ -6,6 +6,7 @@ import org.moeserve.cache.ExpertCache;
 import org.moeserve.cache.ExpertKey;
 import org.moeserve.cache.policy.BeladyPolicy;
 import org.moeserve.cache.policy.EvictionPolicy;
+import org.moeserve.cache.policy.ForesightPolicy;
 import org.moeserve.cache.prefetch.Prefetcher;
 import org.moeserve.units.LinkModel;
 import org.moeserve.routing.predict.ExpertPredictor;
@@ -26,7 +27,10 @@ import java.util.List;
  * </pre>
  *
  * Steps run as a scheduler runs them ({@link #steps}): with batch B, B sequences interleaved, and each step acquires
- * the union of its tokens' experts once per layer. With no predictor, loading is on demand.
+ * the union of its tokens' experts once per layer. With no predictor, loading is on demand. The oracle prefetcher
+ * (oracle, oracle:N) asks for the true experts of the next H layers: oracle:0 only for layers of its own step (it knows
+ * nothing of the next token, as a perfect within-token predictor would not), oracle and oracle:N, N >= 1, across the
+ * step's end as well.
  */
 public final class CacheSimulator {
     /**
@@ -121,6 +125,24 @@ public final class CacheSimulator {
         return out;
     }
 
+    /** The step of each access of {@link #accesses(List, int)}, in the same order (what belady:N counts in). */
+    public static int[] stepOfAccess(List<TokenSample> tokens, int batch) {
+        List<List<TokenSample>> steps = steps(tokens, batch);
+        int n = 0;
+        for (List<TokenSample> step : steps) for (int l = 0; l < step.getFirst().path().length; l++) n += union(step, l).size();
+        int[] out = new int[n];
+        int i = 0;
+        for (int s = 0; s < steps.size(); s++) {
+            List<TokenSample> step = steps.get(s);
+            for (int l = 0; l < step.getFirst().path().length; l++) {
+                int u = union(step, l).size();
+                java.util.Arrays.fill(out, i, i + u, s);
+                i += u;
+            }
+        }
+        return out;
+    }
+
     /**
      * @param predictor null for demand loading; with {@code oracle} the true path is prefetched instead
      */
@@ -141,9 +163,11 @@ public final class CacheSimulator {
             Prefetcher prefetcher = oracle || predictor == null ? null
                     : new Prefetcher(predictor, cache, layers, o.horizon(), o.prefetchK(), o.layerNanos(), o.deadlines());
             if (prefetcher != null && log != null) prefetcher.setLog(log);
+            // the oracle prefetches the truth of the next H layers; with belady:0's foresight, only within its own step
+            boolean seesNext = !(policy instanceof ForesightPolicy f && f.steps() == 0);
             for (int t = 0; t < steps.size(); t++) {
                 List<TokenSample> step = steps.get(t);
-                List<TokenSample> next = t + 1 < steps.size() ? steps.get(t + 1) : null;
+                List<TokenSample> next = t + 1 < steps.size() && seesNext ? steps.get(t + 1) : null;
                 for (int l = 0; l < layers; l++) {
                     clock.advance(half);
                     List<ExpertKey> now = union(step, l);

@@ -3,6 +3,7 @@ package org.moeserve.cache.sim;
 import org.junit.jupiter.api.Test;
 import org.moeserve.cache.ExpertKey;
 import org.moeserve.cache.policy.BeladyPolicy;
+import org.moeserve.cache.policy.ForesightPolicy;
 import org.moeserve.cache.policy.LruPolicy;
 import org.moeserve.cache.policy.PredictivePolicy;
 import org.moeserve.units.LinkModel;
@@ -70,5 +71,36 @@ class CacheSimulatorTest {
         assertTrue(perfect.stats().prefetchPrecision() > 0.75, perfect.stats().summary());
         List<ExpertKey> acc = CacheSimulator.accesses(t);
         assertEquals(300 * LAYERS * 2, acc.size());
+    }
+
+    /**
+     * belady:N, Belady seeing N steps ahead: with foresight of the whole replay it is Belady, hit for hit; with less,
+     * never above Belady; one token of foresight buys hits over none (these tokens reuse half their experts). oracle:0
+     * prefetches only within its own token, so on a link fast enough to hide everything it still misses the first
+     * layers of tokens, where oracle:1 does not.
+     */
+    @Test
+    void foresightLiesBetweenBlindnessAndBelady() {
+        List<TokenSample> t = tokens(400, 3);
+        List<ExpertKey> acc = CacheSimulator.accesses(t);
+        int[] stepOf = CacheSimulator.stepOfAccess(t, 1);
+        assertEquals(acc.size(), stepOf.length);
+        assertEquals(0, stepOf[0]);
+        assertEquals(399, stepOf[stepOf.length - 1]);
+        long belady = CacheSimulator.run(t, LAYERS, new BeladyPolicy(acc), null, false, opts(1e9)).stats().hits();
+        long all = CacheSimulator.run(t, LAYERS, new ForesightPolicy(acc, stepOf, 400, LAYERS), null, false, opts(1e9)).stats().hits();
+        assertEquals(belady, all, "foresight of every step is Belady");
+        long[] hits = new long[3];
+        for (int n = 0; n < hits.length; n++) {
+            ForesightPolicy f = new ForesightPolicy(acc, stepOf, n, LAYERS);
+            assertEquals("belady:" + n, f.name());
+            hits[n] = CacheSimulator.run(t, LAYERS, f, null, false, opts(1e9)).stats().hits();
+            assertTrue(hits[n] <= belady, "belady:" + n + " " + hits[n] + " > Belady " + belady);
+        }
+        assertTrue(hits[1] > hits[0] * 1.05, "one token of foresight: " + hits[1] + " vs none: " + hits[0]);
+        double within = CacheSimulator.run(t, LAYERS, new ForesightPolicy(acc, stepOf, 0, LAYERS), null, true, opts(100e9)).stats().hitRate();
+        double across = CacheSimulator.run(t, LAYERS, new ForesightPolicy(acc, stepOf, 1, LAYERS), null, true, opts(100e9)).stats().hitRate();
+        assertTrue(across > 0.99, "oracle:1 on a fast link " + across);
+        assertTrue(within < 0.95, "oracle:0 cannot prefetch the next token's first layers: " + within);
     }
 }

@@ -109,6 +109,7 @@ final class CacheSimCommand implements Callable<Integer> {
             }
             ExpertPredictor pred = predictor(m, st, layers, experts);
             List<ExpertKey> future = CacheSimulator.accesses(samples, batch);
+            int[] stepOf = CacheSimulator.stepOfAccess(samples, batch);
             LinkModel link = offload.link(m);
             String linkNote = (offload.link == Converters.Link.MEASURED ? " [measured disk" : " [modelled link")
                     + (readers > 0 ? ", " + readers + " readers]" : "]");
@@ -138,8 +139,8 @@ final class CacheSimCommand implements Callable<Integer> {
                 for (String p : offload.policies) {
                     boolean prefetching = p.equals("predictive");
                     CacheSimulator.Result r = CacheSimulator.run(samples, layers,
-                            Policies.create(p, layers, slots, Math.max(topK, widest), load, future), prefetching ? pred : null,
-                            p.equals("oracle"), o);
+                            Policies.create(p, layers, slots, Math.max(topK, widest), load, future, stepOf), prefetching ? pred : null,
+                            p.startsWith("oracle"), o);
                     curves.computeIfAbsent(p, x -> new ArrayList<>()).add(new double[]{slots, r.stats().hitRate()});
                     Map<String, Object> row = new LinkedHashMap<>();
                     row.put("budget", b.text());

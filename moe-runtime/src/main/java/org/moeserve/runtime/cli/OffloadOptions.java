@@ -39,7 +39,9 @@ final class OffloadOptions {
     private String linkLine;
 
     @Option(names = "--policy", paramLabel = "NAME", split = ",",
-            description = "lru, lfu, pin, predictive (default), belady and oracle (cache-sim only)")
+            description = "lru, lfu, pin, predictive (default); cache-sim only: belady, oracle (Belady's eviction with the true "
+                    + "future prefetched) belady:N (Belady seeing only N steps ahead: what perfect foresight of N tokens buys) and oracle:N (belady:N, "
+                    + "the true experts of the next --horizon layers prefetched)")
     List<String> policies = List.of("predictive");
 
     @Option(names = "--horizon", paramLabel = "H", description = "Prefetch lookahead in layers (default ${DEFAULT-VALUE}).")
@@ -64,7 +66,10 @@ final class OffloadOptions {
         if (horizon < 1) throw new UsageError("--horizon is " + horizon + " but must be >= 1");
         if (prefetchK != null && prefetchK < 1) throw new UsageError("--prefetch-k is " + prefetchK + " but must be >= 1");
         for (String p : policies) {
-            if (!Policies.NAMES.contains(p)) throw new UsageError("--policy is " + p + " but must be one of " + String.join(", ", Policies.NAMES));
+            if (!Policies.known(p)) {
+                throw new UsageError("--policy is " + p + " but must be one of " + String.join(", ", Policies.NAMES)
+                        + " (N: steps of foresight, a whole number >= 0)");
+            }
         }
         if (!tier.equals("link") && !tier.equals("disk")) throw new UsageError("--offload is " + tier + " but must be link or disk");
         if (link == Converters.Link.MEASURED && !sweep) {
@@ -86,7 +91,7 @@ final class OffloadOptions {
     ExpertCache cache(MoeModel m, long[][] load) {
         if (policies.size() != 1) throw new UsageError("--policy takes one policy here, not " + policies);
         String policy = policies.getFirst();
-        if (policy.equals("belady") || policy.equals("oracle")) {
+        if (policy.startsWith("belady") || policy.startsWith("oracle")) {
             throw new IllegalArgumentException("--policy " + policy + " needs the future; it runs only in cache-sim");
         }
         if (policy.equals("pin") && load == null) throw new IllegalArgumentException("--policy pin needs --fit-trace TRACE for its load profile");

@@ -222,6 +222,20 @@ class CliTest {
         assertEquals(hit[0][0], hit[1][0], "LRU's hit rate does not depend on the schedule");
         assertEquals(hit[0][2], hit[1][2], 1e-9, "nor its stall: demand loads are read one after another either way");
         assertTrue(hit[1][1] > hit[0][1], "predictive with 4 readers " + hit[1][1] + " vs serial " + hit[0][1]);
+        // the foresight bounds: belady:N and oracle:N sit between blindness and the full future
+        Run bounds = run("cache-sim", "--trace", trace.toString(), "--model", TestModels.dir("tiny-mixtral-kjv").toString(),
+                "--policy", "belady:0,belady:1,belady,oracle:0,oracle", "--json", "-");
+        assertEquals(0, bounds.exit(), bounds.err());
+        JsonNode b = new ObjectMapper().readTree(bounds.out());
+        double b0 = b.get(0).get("hit_rate").asDouble(), b1 = b.get(1).get("hit_rate").asDouble(), all = b.get(2).get("hit_rate").asDouble();
+        assertTrue(b0 < b1 && b1 < all, "belady:0 " + b0 + " < belady:1 " + b1 + " < belady " + all);
+        assertEquals("oracle", b.get(3).get("prefetch_by").asText(), "oracle:N prefetches the truth");
+        assertTrue(b.get(3).get("stall_ms").asDouble() > b.get(4).get("stall_ms").asDouble(), "within-token foresight stalls more");
+        for (String wrong : new String[]{"belady:x", "belady:-1", "oracle:"}) {
+            Run w = run("cache-sim", "--trace", trace.toString(), "--policy", wrong);
+            assertEquals(2, w.exit(), wrong);
+            assertTrue(w.err().contains("--policy is " + wrong) && w.err().contains("belady:N"), w.err());
+        }
         Run bad = run("cache-sim", "--trace", trace.toString(), "--policy", "fifo");
         assertEquals(2, bad.exit(), "a bad value is a usage error");
         assertTrue(bad.err().contains("--policy is fifo") && bad.err().contains("Usage:"), bad.err());
