@@ -98,9 +98,15 @@ public final class QuantKernels {
         FloatVector acc = FloatVector.zero(F);
         for (int b = 0, nb = n / 32; b < nb; b++) {
             long p = off + 34L * b;
-            FloatVector blk = FloatVector.zero(F);
-            for (int k = 0; k < 32; k += L) {
-                blk = widen(ByteVector.fromMemorySegment(B, w, p + 2 + k, LE)).fma(FloatVector.fromArray(F, x, 32 * b + k), blk);
+            FloatVector blk;
+            if (L == 16) { // the block's two chunks written out (the loop's operations, same bits): C2 kept the two-trip loop
+                blk = widen(ByteVector.fromMemorySegment(B, w, p + 18, LE)).fma(FloatVector.fromArray(F, x, 32 * b + 16),
+                        widen(ByteVector.fromMemorySegment(B, w, p + 2, LE)).fma(FloatVector.fromArray(F, x, 32 * b), FloatVector.zero(F)));
+            } else {
+                blk = FloatVector.zero(F);
+                for (int k = 0; k < 32; k += L) {
+                    blk = widen(ByteVector.fromMemorySegment(B, w, p + 2 + k, LE)).fma(FloatVector.fromArray(F, x, 32 * b + k), blk);
+                }
             }
             acc = blk.fma(FloatVector.broadcast(F, half(w, p)), acc);
         }
@@ -140,11 +146,19 @@ public final class QuantKernels {
             for (int c = 0; c < 4; c++) {
                 long qs = p + 16 + 32 * c;
                 int xb = 256 * b + 64 * c;
-                FloatVector lo = FloatVector.zero(F), hi = lo;
-                for (int k = 0; k < 32; k += L) {
-                    ByteVector v = ByteVector.fromMemorySegment(B, w, qs + k, LE);
-                    lo = widen(v.and((byte) 15)).fma(FloatVector.fromArray(F, x, xb + k), lo);
-                    hi = widen(hiNibble(v)).fma(FloatVector.fromArray(F, x, xb + 32 + k), hi);
+                FloatVector lo, hi;
+                if (L == 16) { // written out, as in dotQ8_0
+                    ByteVector v0 = ByteVector.fromMemorySegment(B, w, qs, LE), v1 = ByteVector.fromMemorySegment(B, w, qs + 16, LE);
+                    lo = widen(v1.and((byte) 15)).fma(FloatVector.fromArray(F, x, xb + 16), widen(v0.and((byte) 15)).fma(FloatVector.fromArray(F, x, xb), FloatVector.zero(F)));
+                    hi = widen(hiNibble(v1)).fma(FloatVector.fromArray(F, x, xb + 48), widen(hiNibble(v0)).fma(FloatVector.fromArray(F, x, xb + 32), FloatVector.zero(F)));
+                } else {
+                    lo = FloatVector.zero(F);
+                    hi = lo;
+                    for (int k = 0; k < 32; k += L) {
+                        ByteVector v = ByteVector.fromMemorySegment(B, w, qs + k, LE);
+                        lo = widen(v.and((byte) 15)).fma(FloatVector.fromArray(F, x, xb + k), lo);
+                        hi = widen(hiNibble(v)).fma(FloatVector.fromArray(F, x, xb + 32 + k), hi);
+                    }
                 }
                 acc = hi.fma(FloatVector.broadcast(F, d * (int) ((sc >>> (16 * c + 8)) & 0xFF)),
                         lo.fma(FloatVector.broadcast(F, d * (int) ((sc >>> (16 * c)) & 0xFF)), acc));
