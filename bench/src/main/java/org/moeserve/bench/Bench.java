@@ -289,7 +289,7 @@ public final class Bench implements Runnable {
                     if (!org.moeserve.cache.policy.Policies.known(p)) throw new IllegalArgumentException("POLICIES names " + p);
                 }
             }
-            return harness(ReplayScale::main, tokens == null ? (policies == null ? null : 100_000) : positive(tokens, "TOKENS"), policies);
+            return harness(ReplayScale::main, tokens == null ? 100_000 : positive(tokens, "TOKENS"), policies);
         }
     }
 

@@ -47,6 +47,27 @@ class BenchCommandTest {
         assertTrue(((String) unknown[2]).contains("'nosuch'"), (String) unknown[2]);
     }
 
+    /** The production-shape replay runs any policy cache-sim knows, the foresight bounds included, a row each. */
+    @Test
+    void replayRunsEveryNamedPolicyAtProductionShape() {
+        java.io.PrintStream old = System.out;
+        java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+        try {
+            System.setOut(new java.io.PrintStream(out, true));
+            Object[] r = run("replay", "300", "lru,belady:1,oracle:0,belady");
+            assertEquals(0, r[0], (String) r[2]);
+        } finally {
+            System.setOut(old);
+        }
+        String text = out.toString();
+        for (String p : new String[]{"lru", "belady:1", "oracle:0", "belady"}) {
+            assertTrue(text.contains("| " + p + " | " + 300 * 26 * 6 + " |"), p + ": " + text);
+        }
+        Object[] bad = run("replay", "300", "lru,belady:x");
+        assertEquals(2, bad[0], (String) bad[2]);
+        assertTrue(((String) bad[2]).contains("belady:x"), (String) bad[2]);
+    }
+
     /** The disk benchmark reads a real file directly and prints a row per read size and depth. */
     @Test
     void diskMeasuresDirectReadsOfARealFile() throws Exception {
