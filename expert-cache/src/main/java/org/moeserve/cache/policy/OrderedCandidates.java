@@ -42,6 +42,9 @@ final class OrderedCandidates {
     /** The lowest, or null. */
     ExpertKey first() { return order.isEmpty() ? null : order.first().key; }
 
+    /** The primary score of the lowest ({@link #first}); only when not empty. */
+    long firstPrimary() { return order.first().primary; }
+
     /** The highest, or null. */
     ExpertKey last() { return order.isEmpty() ? null : order.last().key; }
 

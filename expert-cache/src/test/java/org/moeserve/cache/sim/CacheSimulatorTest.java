@@ -103,4 +103,21 @@ class CacheSimulatorTest {
         assertTrue(across > 0.99, "oracle:1 on a fast link " + across);
         assertTrue(within < 0.95, "oracle:0 cannot prefetch the next token's first layers: " + within);
     }
+
+    /**
+     * The predictive policy's estimate learns which of recency and frequency a routing rewards: on paths that repeat
+     * 30% of their predecessor's experts (where a pure frequency lost to LRU by 0.05) and on paths that repeat none
+     * (where popularity is all there is), its demand-loading hit rate beats LRU's.
+     */
+    @Test
+    void predictiveEvictionBeatsLruWithAndWithoutReuse() {
+        int layers = 8, experts = 64, topK = 6, slots = layers * experts / 4;
+        CacheSimulator.Options o = new CacheSimulator.Options(slots * 1000L, 1000, new LinkModel(1e9, 0), 10_000, 2, topK, true);
+        for (double reuse : new double[]{0.3, 0.0}) {
+            List<TokenSample> t = SyntheticPaths.generate(1500, layers, experts, topK, reuse, 0.4, 7);
+            double lru = CacheSimulator.run(t, layers, new LruPolicy(), null, false, o).stats().hitRate();
+            double predictive = CacheSimulator.run(t, layers, new PredictivePolicy(layers), null, false, o).stats().hitRate();
+            assertTrue(predictive > lru + 0.02, "reuse " + reuse + ": predictive " + predictive + " vs LRU " + lru);
+        }
+    }
 }
