@@ -78,7 +78,7 @@ public final class ExpertCache implements AutoCloseable {
         Link.Transfer transfer;   // null once loaded
         final java.util.concurrent.atomic.AtomicInteger copy = new java.util.concurrent.atomic.AtomicInteger(COPIED);
         int pins;
-        boolean prefetched, used, fixed, evictable;
+        boolean prefetched, used, fixed, evictable, reserved;
 
         Entry(ExpertKey key, int slot) {
             this.key = key;
@@ -162,6 +162,9 @@ public final class ExpertCache implements AutoCloseable {
             settle(now);
             e = entries.get(k);
             accesses++;
+            // the policy hears of the access before it picks a victim for it: a new layer's first miss is then
+            // judged from that layer (its distances and groups), not from the layer before
+            policy.onAccess(k, tick++);
             if (e == null) {
                 misses++;
                 e = load(k, 0, now, false);
@@ -173,9 +176,9 @@ public final class ExpertCache implements AutoCloseable {
             }
             if (e.prefetched && !e.used) used++;
             e.used = true;
-            e.pins++;
+            if (e.reserved) e.reserved = false; // the reservation's pin becomes this use's
+            else e.pins++;
             refresh(e);
-            policy.onAccess(k, tick++);
             readyAt = e.transfer == null ? now : e.transfer.readyAt();
         }
         copyNow(e); // needed now: copy here rather than wait for the copier thread to get to it
@@ -187,6 +190,33 @@ public final class ExpertCache implements AutoCloseable {
         }
         stallNanos.addAndGet(clock.nanoTime() - t0);
         return memory == null ? null : slice(e.slot);
+    }
+
+    private final List<Entry> reservations = new ArrayList<>();
+
+    /**
+     * The running layer's router has chosen these experts: those resident now stay until {@link #acquire}d. A layer
+     * acquires its experts one at a time, and without this a miss early in the layer could evict an expert the same
+     * layer is about to use (to every policy it looks like the one used longest ago, or next needed a whole cycle
+     * away). Each reservation is consumed by the key's next acquire; any left over when the next layer reserves (a
+     * layer that failed midway) are dropped then.
+     */
+    public synchronized void reserve(java.util.Collection<ExpertKey> keys) {
+        for (Entry e : reservations) {
+            if (!e.reserved) continue;
+            e.reserved = false;
+            e.pins--;
+            refresh(e);
+        }
+        reservations.clear();
+        for (ExpertKey k : keys) {
+            Entry e = entries.get(k);
+            if (e == null || e.reserved) continue;
+            e.reserved = true;
+            e.pins++;
+            reservations.add(e);
+            refresh(e);
+        }
     }
 
     /** A queued copy: ordered by priority (layers ahead), then by arrival. */

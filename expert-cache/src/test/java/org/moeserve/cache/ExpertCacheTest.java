@@ -140,6 +140,30 @@ class ExpertCacheTest {
         assertTrue(e.getMessage().contains("pins 3"), e.getMessage());
     }
 
+    /**
+     * A layer acquires its experts one at a time. Those its router chose and that are resident stay (reserve) while a
+     * miss earlier in the same layer loads: under LRU the oldest, which is the one about to be used, would leave.
+     */
+    @Test
+    void reservedExpertsOfTheRunningLayerSurviveItsOwnMisses() {
+        for (boolean reserve : new boolean[]{false, true}) {
+            try (ExpertCache c = cache(3, new LruPolicy(), new Clock.Virtual())) {
+                for (int e = 0; e < 3; e++) { // resident, oldest first: 0, 1, 2
+                    c.acquire(k(0, e));
+                    c.release(k(0, e));
+                }
+                if (reserve) c.reserve(List.of(k(0, 3), k(0, 0)));
+                c.acquire(k(0, 3)); // a miss: LRU's victim would be expert 0, which this layer uses next
+                c.acquire(k(0, 0));
+                c.release(k(0, 3));
+                c.release(k(0, 0));
+                assertEquals(reserve ? 1 : 0, c.stats().hits(), "reserve " + reserve);
+                assertEquals(reserve ? 4 : 5, c.stats().misses(), "reserve " + reserve);
+                assertFalse(c.isResident(k(0, 1)), "expert 1, the oldest not reserved, left");
+            }
+        }
+    }
+
     @Test
     void beladyIsNeverBeatenByLruOrLfuOnDemand() {
         SplittableRandom r = new SplittableRandom(11);

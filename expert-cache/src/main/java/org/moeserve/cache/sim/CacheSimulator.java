@@ -171,6 +171,7 @@ public final class CacheSimulator {
                 for (int l = 0; l < layers; l++) {
                     clock.advance(half);
                     List<ExpertKey> now = union(step, l);
+                    cache.reserve(now);
                     for (ExpertKey k : now) cache.acquire(k);
                     clock.advance(o.layerNanos() - half);
                     computeNanos += o.layerNanos();

@@ -56,4 +56,11 @@ public final class CachedExpertStore implements ExpertStore {
 
     @Override
     public void release(int moeLayer, int expert) { cache.release(new ExpertKey(moeLayer, expert)); }
+
+    @Override
+    public void reserve(int moeLayer, int[] experts) {
+        java.util.List<ExpertKey> keys = new java.util.ArrayList<>(experts.length);
+        for (int e : experts) keys.add(new ExpertKey(moeLayer, e));
+        cache.reserve(keys);
+    }
 }

@@ -405,6 +405,9 @@ public final class Engine {
             Parallel pool = work < (1 << 18) ? Parallel.SERIAL : par;
             boolean acrossExperts = groups.size() >= pool.threads();
             Parallel inner = acrossExperts ? Parallel.SERIAL : pool;
+            int[] chosen = new int[groups.size()];
+            for (int a = 0; a < chosen.length; a++) chosen[a] = groups.get(a).expert();
+            experts.reserve(m, chosen);
             Parallel.Body runExpert = a -> {
                 ExpertGroups.Group g = groups.get(a);
                 float[][] y = new float[g.size()][c.hiddenSize()];

@@ -13,4 +13,7 @@ public interface ExpertStore {
     ExpertWeights acquire(int moeLayer, int expert);
 
     default void release(int moeLayer, int expert) {}
+
+    /** The experts a layer's step is about to acquire, all known before the first (a cache keeps them resident). */
+    default void reserve(int moeLayer, int[] experts) {}
 }

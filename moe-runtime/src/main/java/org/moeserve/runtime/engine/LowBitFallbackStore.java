@@ -54,6 +54,9 @@ public final class LowBitFallbackStore implements ExpertStore {
     }
 
     @Override
+    public void reserve(int moeLayer, int[] experts) { full.reserve(moeLayer, experts); }
+
+    @Override
     public void release(int moeLayer, int expert) {
         ExpertKey k = new ExpertKey(moeLayer, expert);
         boolean[] wasLow = {false};
