@@ -23,17 +23,26 @@ final class OrderedCandidates {
     });
     private final Map<ExpertKey, Node> nodes = new HashMap<>();
 
+    private long changes;
+
     void put(ExpertKey k, long primary, long secondary) {
         remove(k);
         Node n = new Node(primary, secondary, k);
         nodes.put(k, n);
         order.add(n);
+        changes++;
     }
 
     void remove(ExpertKey k) {
         Node n = nodes.remove(k);
-        if (n != null) order.remove(n);
+        if (n != null) {
+            order.remove(n);
+            changes++;
+        }
     }
+
+    /** Counts every change: a score derived from the lowest stays valid while this does not move. */
+    long changes() { return changes; }
 
     boolean contains(ExpertKey k) { return nodes.containsKey(k); }
 

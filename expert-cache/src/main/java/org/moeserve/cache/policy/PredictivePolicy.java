@@ -51,11 +51,21 @@ public final class PredictivePolicy extends LfuPolicy {
     private final Map<ExpertKey, OrderedCandidates> bucketOf = new HashMap<>();
     private final OrderedCandidates[] other, recentB, named; // per layer: by f (two groups) / by predicted p, lowest first
     private int currentLayer = -1;
+    private final long[] version;                        // [layer]: bumped whenever that layer's estimate changes
+    private final long[] cachedChanges, cachedVersion;   // [3 layer + kind]: what headTail's cache was computed from
+    private final double[] cachedTail;
+    private final ExpertKey[] cachedHead;
 
     @SuppressWarnings("unchecked")
     public PredictivePolicy(int layers) {
         this.layers = layers;
         visits = new long[layers];
+        version = new long[layers];
+        cachedChanges = new long[3 * layers];
+        cachedVersion = new long[3 * layers];
+        java.util.Arrays.fill(cachedChanges, -1);
+        cachedTail = new double[3 * layers];
+        cachedHead = new ExpertKey[3 * layers];
         sumF = new double[layers];
         uses = new double[layers][];
         mass = new double[layers][];
@@ -89,6 +99,7 @@ public final class PredictivePolicy extends LfuPolicy {
         }
         int l = k.layer();
         if (!now[l].add(k)) return; // once per visit
+        version[l]++;
         uses[l][recent[l].contains(k) ? 1 : 0]++;
         Freq f = freq.computeIfAbsent(k, x -> new Freq());
         double pred = predictionNow(f, l), kept = (1 - ALPHA) * pred, updated = kept + ALPHA;
@@ -100,6 +111,7 @@ public final class PredictivePolicy extends LfuPolicy {
     /** A visit of layer l begins: the groups' predicted mass is counted and every f decays by one visit. */
     private void startVisit(int l) {
         visits[l]++;
+        version[l]++;
         double m1 = 0;
         for (ExpertKey r : recent[l]) {
             Freq f = freq.get(r);
@@ -210,26 +222,41 @@ public final class PredictivePolicy extends LfuPolicy {
         return wait(k.layer(), p != null ? p : frequency(k) * calibration(k.layer(), isRecent(k)));
     }
 
-    /** {@link #expectedWait} of a bucket's head from the score it was filed with: no lookups (victim runs per miss). */
-    private double headWait(OrderedCandidates b, int layer, int kind) {
+    /**
+     * L (1/p - 1) of a bucket's head, from the score it was filed with: the part of {@link #expectedWait} that does not
+     * depend on the current layer. Cached per bucket until the bucket or its layer's estimate changes (victim runs per
+     * miss; most buckets do not change between misses).
+     */
+    private double headTail(int layer, int kind) {
+        OrderedCandidates b = kind == 0 ? other[layer] : kind == 1 ? recentB[layer] : named[layer];
+        int i = 3 * layer + kind;
+        long changes = b.changes();
+        if (cachedChanges[i] == changes && cachedVersion[i] == version[layer]) return cachedTail[i];
         long s = b.firstPrimary();
         double p = kind == 2 ? Double.longBitsToDouble(s)
                 : Math.exp(unsortable(s) + visits[layer] * LOG_KEEP) * calibration(layer, kind == 1);
-        return wait(layer, p);
+        double q = Math.max(FLOOR, Math.min(1, p));
+        cachedTail[i] = layers * (1 / q - 1);
+        cachedHead[i] = b.first();
+        cachedChanges[i] = changes;
+        cachedVersion[i] = version[layer];
+        return cachedTail[i];
     }
 
     @Override
     public ExpertKey victim(ExpertKey incoming, boolean forPrefetch, long tick) {
         ExpertKey best = null;
         double far = Double.NEGATIVE_INFINITY;
+        int cur = Math.max(currentLayer, 0);
         for (int l = 0; l < layers; l++) {
+            int d = Math.floorMod(l - cur - 1, layers) + 1;
             for (int kind = 0; kind < 3; kind++) {
                 OrderedCandidates b = kind == 0 ? other[l] : kind == 1 ? recentB[l] : named[l];
                 if (b.isEmpty()) continue;
-                double w = headWait(b, l, kind);
+                double w = d + headTail(l, kind);
                 if (w > far) {
                     far = w;
-                    best = b.first();
+                    best = cachedHead[3 * l + kind];
                 }
             }
         }
