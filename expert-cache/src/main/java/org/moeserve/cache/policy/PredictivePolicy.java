@@ -88,7 +88,6 @@ public final class PredictivePolicy extends LfuPolicy {
     @Override
     public String name() { return "predictive"; }
 
-
     @Override
     public void onAccess(ExpertKey k, long tick) {
         super.onAccess(k, tick);
@@ -211,15 +210,16 @@ public final class PredictivePolicy extends LfuPolicy {
     /** The double {@link #sortable} was given. */
     private static double unsortable(long s) { return Double.longBitsToDouble(s >= 0 ? s : s ^ Long.MAX_VALUE); }
 
-    private double wait(int layer, double p) {
-        double q = Math.max(FLOOR, Math.min(1, p));
-        return Math.floorMod(layer - Math.max(currentLayer, 0) - 1, layers) + 1 + layers * (1 / q - 1);
-    }
+    /** Layers until {@code layer} next runs (1..L; the current layer, having run, is L away). */
+    private int distance(int layer) { return Math.floorMod(layer - Math.max(currentLayer, 0) - 1, layers) + 1; }
+
+    /** The wait beyond the distance when used with probability p at each visit: L (1/p - 1). */
+    private double tail(double p) { return layers * (1 / Math.max(FLOOR, Math.min(1, p)) - 1); }
 
     /** Expected layers until k is next used. */
     double expectedWait(ExpertKey k) {
         Double p = predicted.get(k);
-        return wait(k.layer(), p != null ? p : frequency(k) * calibration(k.layer(), isRecent(k)));
+        return distance(k.layer()) + tail(p != null ? p : frequency(k) * calibration(k.layer(), isRecent(k)));
     }
 
     /**
@@ -235,8 +235,7 @@ public final class PredictivePolicy extends LfuPolicy {
         long s = b.firstPrimary();
         double p = kind == 2 ? Double.longBitsToDouble(s)
                 : Math.exp(unsortable(s) + visits[layer] * LOG_KEEP) * calibration(layer, kind == 1);
-        double q = Math.max(FLOOR, Math.min(1, p));
-        cachedTail[i] = layers * (1 / q - 1);
+        cachedTail[i] = tail(p);
         cachedHead[i] = b.first();
         cachedChanges[i] = changes;
         cachedVersion[i] = version[layer];
@@ -247,9 +246,8 @@ public final class PredictivePolicy extends LfuPolicy {
     public ExpertKey victim(ExpertKey incoming, boolean forPrefetch, long tick) {
         ExpertKey best = null;
         double far = Double.NEGATIVE_INFINITY;
-        int cur = Math.max(currentLayer, 0);
         for (int l = 0; l < layers; l++) {
-            int d = Math.floorMod(l - cur - 1, layers) + 1;
+            int d = distance(l);
             for (int kind = 0; kind < 3; kind++) {
                 OrderedCandidates b = kind == 0 ? other[l] : kind == 1 ? recentB[l] : named[l];
                 if (b.isEmpty()) continue;

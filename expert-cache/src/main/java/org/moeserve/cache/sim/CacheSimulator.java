@@ -128,19 +128,18 @@ public final class CacheSimulator {
     /** The step of each access of {@link #accesses(List, int)}, in the same order (what belady:N counts in). */
     public static int[] stepOfAccess(List<TokenSample> tokens, int batch) {
         List<List<TokenSample>> steps = steps(tokens, batch);
+        int[] out = new int[64];
         int n = 0;
-        for (List<TokenSample> step : steps) for (int l = 0; l < step.getFirst().path().length; l++) n += union(step, l).size();
-        int[] out = new int[n];
-        int i = 0;
         for (int s = 0; s < steps.size(); s++) {
             List<TokenSample> step = steps.get(s);
             for (int l = 0; l < step.getFirst().path().length; l++) {
                 int u = union(step, l).size();
-                java.util.Arrays.fill(out, i, i + u, s);
-                i += u;
+                if (n + u > out.length) out = java.util.Arrays.copyOf(out, Math.max(2 * out.length, n + u));
+                java.util.Arrays.fill(out, n, n + u, s);
+                n += u;
             }
         }
-        return out;
+        return java.util.Arrays.copyOf(out, n);
     }
 
     /**
