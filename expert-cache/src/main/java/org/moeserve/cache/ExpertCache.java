@@ -94,6 +94,7 @@ public final class ExpertCache implements AutoCloseable {
     private final int slots;
     private final Arena arena;
     private final MemorySegment memory;
+    private final Slots external; // slots outside this JVM's memory (a GPU's), or null
     private final ExecutorService copier;
     private final boolean real; // a real slow tier: arrival is the copy, not the modelled time
     private final Map<ExpertKey, Entry> entries = new HashMap<>();
@@ -104,8 +105,24 @@ public final class ExpertCache implements AutoCloseable {
     private long accesses, hits, late, misses, demandBytes, prefetchBytes, issued, used, wasted, cancelled, wastedBytes, skipped;
     private final AtomicLong stallNanos = new AtomicLong();
 
+    /**
+     * Where slots live when they are not host memory (a GPU's memory): the cache keeps the books (which expert is in
+     * which slot, what is pinned, what the policy evicts) and asks the slots to fill one. {@link #acquire} then
+     * returns null; {@link #acquireSlot} gives the slot index the caller maps to its own memory.
+     */
+    public interface Slots {
+        /** Puts expert k's bytes into slot {@code slot}; returns when they are there. Any thread may call it. */
+        void fill(ExpertKey k, int slot);
+    }
+
     public ExpertCache(Config config, ExpertSource source, EvictionPolicy policy, Clock clock) {
+        this(config, source, policy, clock, null);
+    }
+
+    /** A cache whose slots are {@code external} (null: host memory, allocated here when the config copies bytes). */
+    public ExpertCache(Config config, ExpertSource source, EvictionPolicy policy, Clock clock, Slots external) {
         this.config = config;
+        this.external = external;
         this.source = source;
         this.policy = policy;
         this.clock = clock;
@@ -119,9 +136,10 @@ public final class ExpertCache implements AutoCloseable {
         }
         for (int i = 0; i < slots; i++) free.add(i);
         if (config.copyBytes()) {
-            if (source == null) throw new IllegalArgumentException("a copying cache needs an expert source");
-            arena = Arena.ofShared();
-            memory = arena.allocate(slots * config.expertBytes(), 4096); // page-aligned: aligned direct reads land in a slot with no copy
+            if (source == null && external == null) throw new IllegalArgumentException("a copying cache needs an expert source");
+            arena = external == null ? Arena.ofShared() : null;
+            // page-aligned: aligned direct reads land in a slot with no copy
+            memory = external == null ? arena.allocate(slots * config.expertBytes(), 4096) : null;
             // readers take the most urgent copy first (priority = layers ahead; 0 = demand), then the oldest
             int n = Math.max(1, config.readers());
             copier = new java.util.concurrent.ThreadPoolExecutor(n, n, 0, java.util.concurrent.TimeUnit.SECONDS,
@@ -136,7 +154,7 @@ public final class ExpertCache implements AutoCloseable {
         for (ExpertKey k : policy.pinned()) {
             Entry e = new Entry(k, free.poll());
             e.fixed = true;
-            if (memory != null) source.copyTo(k, slice(e.slot));
+            if (config.copyBytes()) fill(k, e.slot);
             entries.put(k, e);
         }
     }
@@ -149,11 +167,22 @@ public final class ExpertCache implements AutoCloseable {
 
     private MemorySegment slice(int slot) { return memory.asSlice(slot * config.expertBytes(), config.expertBytes()); }
 
+    private void fill(ExpertKey k, int slot) {
+        if (external != null) external.fill(k, slot);
+        else source.copyTo(k, slice(slot));
+    }
+
     /**
-     * Pins expert k in fast memory and returns its bytes (null when not copying), waiting for its transfer if it
-     * is not loaded yet. Pair with {@link #release}.
+     * Pins expert k in fast memory and returns its bytes (null when not copying, or when the slots are not host
+     * memory), waiting for its transfer if it is not loaded yet. Pair with {@link #release}.
      */
     public MemorySegment acquire(ExpertKey k) {
+        int slot = acquireSlot(k);
+        return memory == null ? null : slice(slot);
+    }
+
+    /** As {@link #acquire}, returning the slot index (for {@link Slots} outside host memory). Pair with {@link #release}. */
+    public int acquireSlot(ExpertKey k) {
         Entry e;
         long readyAt;
         long t0 = clock.nanoTime();
@@ -189,7 +218,7 @@ public final class ExpertCache implements AutoCloseable {
             while (e.copy.get() != COPIED) Thread.onSpinWait(); // the copier is mid-copy: microseconds
         }
         stallNanos.addAndGet(clock.nanoTime() - t0);
-        return memory == null ? null : slice(e.slot);
+        return e.slot;
     }
 
     private final List<Entry> reservations = new ArrayList<>();
@@ -246,7 +275,7 @@ public final class ExpertCache implements AutoCloseable {
     private void copyNow(Entry e) {
         if (e.copy.compareAndSet(PENDING, COPYING)) {
             try {
-                source.copyTo(e.key, slice(e.slot));
+                fill(e.key, e.slot);
             } finally {
                 e.copy.set(COPIED);
             }
@@ -316,7 +345,7 @@ public final class ExpertCache implements AutoCloseable {
                 if (stale) link.cancel(e.transfer, now);
             } else {
                 stale = e.pins == 0 && e.transfer != null && !link.started(e.transfer, now)
-                        && (e.copy.get() == COPIED && memory == null || e.copy.compareAndSet(PENDING, CANCELLED))
+                        && (e.copy.get() == COPIED && !config.copyBytes() || e.copy.compareAndSet(PENDING, CANCELLED))
                         && link.cancel(e.transfer, now);
             }
             if (stale) {
@@ -394,7 +423,7 @@ public final class ExpertCache implements AutoCloseable {
         Entry e = new Entry(k, slot);
         e.transfer = link.submit(config.expertBytes(), priority, now);
         inFlight.add(e);
-        if (memory != null) {
+        if (config.copyBytes()) {
             e.copy.set(PENDING);
             copier.execute(new Copy(e, priority, copies++));
         }

@@ -298,4 +298,40 @@ class ExpertCacheTest {
             assertThrows(IllegalStateException.class, () -> cache(1, new LruPolicy(), new Clock.Virtual()).release(k(0, 0)));
         }
     }
+
+    /**
+     * Slots outside host memory (a GPU's): the cache keeps the books and asks the slots to fill; an expert's slot
+     * holds it from its fill until it is evicted, and a pinned expert's slot is never refilled under it.
+     */
+    @Test
+    void externalSlotsAreFilledAndNamedByTheCache() throws Exception {
+        ExpertKey[] held = new ExpertKey[3];              // what each slot holds, as the "device" sees it
+        java.util.concurrent.atomic.AtomicInteger fills = new java.util.concurrent.atomic.AtomicInteger();
+        ExpertCache.Slots device = (key, slot) -> {
+            synchronized (held) { held[slot] = key; }
+            fills.incrementAndGet();
+        };
+        try (ExpertCache c = new ExpertCache(new ExpertCache.Config(3 * EXPERT, EXPERT, new LinkModel(100e9, 0), true, 2),
+                null, new LruPolicy(), Clock.SYSTEM, device)) {
+            int pinned = c.acquireSlot(k(0, 7));           // stays pinned throughout
+            for (int round = 0; round < 2; round++) {
+                for (int e = 0; e < 5; e++) {
+                    int slot = c.acquireSlot(k(1, e));
+                    assertTrue(slot != pinned, "a pinned expert's slot was given to another");
+                    synchronized (held) {
+                        assertEquals(k(1, e), held[slot]);
+                        assertEquals(k(0, 7), held[pinned]);
+                    }
+                    assertEquals(null, c.acquire(k(1, e)), "slots outside host memory have no host view");
+                    c.release(k(1, e));
+                    c.release(k(1, e));
+                }
+            }
+            assertEquals(1 + 10, fills.get(), "two slots cycle five experts: every access a miss, one fill each");
+            assertEquals(11, c.stats().misses());
+            c.release(k(0, 7));
+        }
+        assertThrows(IllegalArgumentException.class, () -> new ExpertCache(new ExpertCache.Config(3 * EXPERT, EXPERT,
+                LINK, true), null, new LruPolicy(), Clock.SYSTEM, null), "host slots need a source");
+    }
 }

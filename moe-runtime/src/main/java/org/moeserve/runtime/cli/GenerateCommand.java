@@ -81,8 +81,16 @@ final class GenerateCommand implements Callable<Integer> {
             int[] ids = tok.encode(prompt);
             Engine engine;
             ExpertCache cache = null;
-            if (offload.offloading()) {
-                TraceStatistics st = predictorOptions.stats(null);
+            TraceStatistics st = offload.offloading() ? predictorOptions.stats(null) : null;
+            org.moeserve.runtime.gpu.GpuTier gpu = offload.gpu(m, st == null ? null : st.loads());
+            if (gpu != null) {
+                engine = new Engine(m, par);
+                engine.setExecutor(gpu.executor());
+                if (offload.offloading()) {
+                    cache = gpu.cache();
+                    offload.attachPrefetcher(engine, cache, m, predictor == null ? LookaheadGates.of(m) : predictorFor(m));
+                }
+            } else if (offload.offloading()) {
                 cache = offload.cache(m, st == null ? null : st.loads());
                 engine = new Engine(m, offload.store(m, cache), par);
                 offload.attachPrefetcher(engine, cache, m, predictor == null ? LookaheadGates.of(m) : predictorFor(m));
@@ -99,6 +107,7 @@ final class GenerateCommand implements Callable<Integer> {
                 new Generator(engine).generate(new Generator.Request(ids, Math.min(8, budget),
                         SamplingParams.GREEDY, false), t -> { });
                 if (cache != null) cache.resetStats();
+                if (gpu != null) gpu.resetStats();
                 if (offload.fallback() != null) offload.fallback().resetStats();
             }
             PredictorTap tap = null;
@@ -124,6 +133,11 @@ final class GenerateCommand implements Callable<Integer> {
                 out.println("  " + cache.stats().summary() + " (after warm-up)");
                 if (offload.fallback() != null) out.println("  " + offload.fallback().summary() + " (after warm-up)");
                 cache.close();
+            }
+            if (gpu != null) {
+                out.println("gpu: routed experts on " + gpu.describe());
+                out.println("  " + gpu.copySummary() + " (after warm-up)");
+                gpu.close();
             }
             if (tap != null) {
                 StringBuilder sb = new StringBuilder("predictor " + tap.name() + " (online, prompt and output):");

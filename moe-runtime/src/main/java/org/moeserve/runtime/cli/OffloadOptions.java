@@ -61,6 +61,12 @@ final class OffloadOptions {
 
     private org.moeserve.runtime.engine.LowBitFallbackStore fallback;
 
+    @Option(names = "--device", paramLabel = "DEV", description = "Where routed experts run: cpu (default) or gpu (CUDA "
+            + "through FFM: expert slots in GPU memory, all experts or --expert-budget of them, filled over PCIe from "
+            + "pinned host memory; the expert cache's policy and prefetcher decide what stays). Without a usable GPU, "
+            + "one INFO line says why and the CPU runs.")
+    String device = "cpu";
+
     /** Checks what picocli cannot (exit 2 through the caller). */
     void validate(boolean sweep) {
         if (horizon < 1) throw new UsageError("--horizon is " + horizon + " but must be >= 1");
@@ -77,6 +83,11 @@ final class OffloadOptions {
         }
         if (tier.equals("disk") && budgets == null && !sweep) throw new UsageError("--offload disk needs --expert-budget (e.g. 25% or 4GB): the experts kept in memory");
         if (!sweep && budgets != null && budgets.size() != 1) throw new UsageError("--expert-budget takes one budget here, not " + budgets);
+        if (!device.equals("cpu") && !device.equals("gpu")) throw new UsageError("--device is " + device + " but must be cpu or gpu");
+        if (device.equals("gpu") && (sweep || tier.equals("disk") || lowBit != null)) {
+            throw new UsageError("--device gpu runs live from pinned host memory; it does not combine with "
+                    + (sweep ? "cache-sim" : tier.equals("disk") ? "--offload disk" : "--low-bit") + " yet");
+        }
         if (lowBit != null && (sweep || budgets == null)) {
             throw new UsageError(sweep ? "--low-bit runs live (generate, serve, eval), not in cache-sim"
                     : "--low-bit serves misses of the expert cache: give --expert-budget too");
@@ -94,10 +105,8 @@ final class OffloadOptions {
         if (policy.startsWith("belady") || policy.startsWith("oracle")) {
             throw new IllegalArgumentException("--policy " + policy + " needs the future; it runs only in cache-sim");
         }
-        if (policy.equals("pin") && load == null) throw new IllegalArgumentException("--policy pin needs --fit-trace TRACE for its load profile");
         long budget = budget().bytes(totalExperts(m), m.expertBytes());
-        int slots = (int) (budget / m.expertBytes());
-        var evictionPolicy = Policies.create(policy, m.config().moeLayers(), slots, m.config().topK(), load, null);
+        var evictionPolicy = evictionPolicy(m, load, policy, budget);
         if (tier.equals("disk")) {
             DiskExpertSource disk = new DiskExpertSource(m, true);
             LinkModel measured = disk.measure(Math.min(8, (int) totalExperts(m)), 3);
@@ -108,6 +117,37 @@ final class OffloadOptions {
         linkLine = "link " + link + " [modelled link]";
         return new ExpertCache(new ExpertCache.Config(budget, m.expertBytes(), link, true), CachedExpertStore.source(m),
                 evictionPolicy, Clock.SYSTEM);
+    }
+
+    private static org.moeserve.cache.policy.EvictionPolicy evictionPolicy(MoeModel m, long[][] load, String policy, long budget) {
+        if (policy.equals("pin") && load == null) throw new IllegalArgumentException("--policy pin needs --fit-trace TRACE for its load profile");
+        int slots = (int) (budget / m.expertBytes());
+        return Policies.create(policy, m.config().moeLayers(), slots, m.config().topK(), load, null);
+    }
+
+    /**
+     * --device gpu: the GPU tier over m (every expert resident, or --expert-budget of them under --policy), or null
+     * for the CPU: --device cpu, or no usable GPU, which one INFO line on stderr explains.
+     */
+    org.moeserve.runtime.gpu.GpuTier gpu(MoeModel m, long[][] load) {
+        if (!device.equals("gpu")) return null;
+        String why = org.moeserve.runtime.gpu.GpuTier.unsupported(m);
+        org.moeserve.runtime.gpu.Cuda.Probe probe = why == null ? org.moeserve.runtime.gpu.Cuda.open() : null;
+        if (probe != null && probe.cuda() == null) why = probe.reason();
+        if (why != null) {
+            System.err.println("INFO moe: --device gpu: " + why + "; routed experts run on the CPU");
+            return null;
+        }
+        long total = totalExperts(m) * m.expertBytes();
+        String policy = offloading() ? policies.getFirst() : "lru";
+        if (offloading() && policies.size() != 1) throw new UsageError("--policy takes one policy here, not " + policies);
+        if (policy.startsWith("belady") || policy.startsWith("oracle")) {
+            throw new IllegalArgumentException("--policy " + policy + " needs the future; it runs only in cache-sim");
+        }
+        long budget = offloading() ? budget().bytes(totalExperts(m), m.expertBytes()) : total;
+        var tier = new org.moeserve.runtime.gpu.GpuTier(probe.cuda(), m, budget, evictionPolicy(m, load, policy, budget));
+        linkLine = tier.describe();
+        return tier;
     }
 
     /** The engine's expert store over the cache: the cache itself, or (--low-bit) the cache with a low-bit copy serving misses. */

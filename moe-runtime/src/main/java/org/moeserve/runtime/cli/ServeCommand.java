@@ -157,7 +157,16 @@ final class ServeCommand implements Callable<Integer> {
         Parallel par = new Parallel(model.threads);
         Engine engine;
         ExpertCache cache = null;
-        if (offload.offloading()) {
+        org.moeserve.runtime.gpu.GpuTier gpu = offload.gpu(m, null);
+        if (gpu != null) {
+            engine = new Engine(m, par);
+            engine.setExecutor(gpu.executor());
+            if (offload.offloading()) {
+                cache = gpu.cache();
+                cache.bindTo(registry);
+                offload.attachPrefetcher(engine, cache, m, LookaheadGates.of(m));
+            }
+        } else if (offload.offloading()) {
             cache = offload.cache(m, null);
             cache.bindTo(registry);
             engine = new Engine(m, offload.store(m, cache), par);
@@ -180,7 +189,10 @@ final class ServeCommand implements Callable<Integer> {
         Vertx vertx;
         ClusterMember member = null;
         if (cluster != null) {
-            if (offload.offloading()) throw new IllegalArgumentException("--cluster and --expert-budget cannot be combined yet; choose one");
+            if (offload.offloading() || gpu != null) {
+                throw new IllegalArgumentException("--cluster and " + (gpu != null ? "--device gpu" : "--expert-budget")
+                        + " cannot be combined yet; choose one");
+            }
             java.util.List<String> peers = clusterMembers != null ? java.util.List.of(clusterMembers.split(","))
                     : ClusterMember.Options.ports(clusterHost, clusterPort);
             member = ClusterMember.join(ClusterExecutor.host(m), new ClusterMember.Options(cluster, clusterHost, clusterPort, peers, 4,
@@ -205,7 +217,8 @@ final class ServeCommand implements Callable<Integer> {
             throw new UsageError(e.getMessage());
         }
         System.out.printf("moe serve: %s on http://%s:%d/v1 (OpenAI-compatible; WebSocket /v1/stream; /health, /metrics)%s%n",
-                m.name(), host, bound, cache == null ? "" : "; " + cache.slots() + " experts resident, " + offload.slowTier());
+                m.name(), host, bound, cache == null ? gpu == null ? "" : "; routed experts on " + gpu.describe()
+                        : "; " + cache.slots() + " experts resident, " + offload.slowTier());
         CountDownLatch stop = new CountDownLatch(1);
         ExpertCache c = cache;
         ClusterMember clusterMember = member;
