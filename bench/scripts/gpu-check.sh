@@ -3,7 +3,8 @@
 #  1. the demo model: greedy text and decode tokens/s on the CPU, on the GPU with every expert resident, and with 25%
 #     of the experts in GPU memory under LRU and under the predictive policy (two interleaved rounds);
 #  2. a real-shape checkpoint (moe synth: OLMoE-1B-7B's layers, the first 4) the same way;
-#  3. the PCIe copy bandwidth each run achieved against the peak it measured at start-up.
+#  3. the PCIe copy bandwidth each run achieved against the peak it measured at start-up;
+#  4. the demo model's logits on the GPU against the CPU's (moe eval --reference), all resident and at 25%.
 # Writes every run's output and summary.txt into OUT (default bench/target/gpu). Uses ./moe, or where .gpu/ is
 # present (bench/scripts/gpu-pack.sh) the JDK and jars packed there. bench/analysis.md ("The GPU tier") has the figures.
 set -uo pipefail
@@ -49,6 +50,12 @@ round() { # tag model-args...
 }
 for r in 1 2; do round demo --model models/tiny-mixtral-kjv --max-tokens 128; done
 grep -h "^gpu:" "$OUT/demo-gpu-1.txt" >> "$S"
+echo "# logits on the GPU against the CPU's, teacher-forced (8 windows of 128 tokens of README.md)" >> "$S"
+for b in "" "--expert-budget 25% --policy lru"; do
+  # shellcheck disable=SC2086
+  "${MOE[@]}" eval --model models/tiny-mixtral-kjv --text README.md --window 128 --max-windows 8 \
+    --reference models/tiny-mixtral-kjv --device gpu $b --json 2>> "$OUT/eval.err" | tail -1 >> "$S"
+done
 [ -n "${GPU_CHECK_QUICK:-}" ] && { cat "$S"; exit 0; } # the demo model only
 SYN=/tmp/moe-olmoe4
 [ -f $SYN/config.json ] || "${MOE[@]}" synth --config models/configs/allenai--OLMoE-1B-7B-0924.config.json --layers 4 --out $SYN > "$OUT/synth.log" 2>&1

@@ -76,9 +76,9 @@ final class EvalCommand implements Callable<Integer> {
                 throw new UsageError("--reference has a vocabulary of " + ref.config().vocabSize() + ", the model " + m.config().vocabSize());
             }
             List<Window> windows = windows(tok, Math.min(window, m.config().maxPositions()));
-            org.moeserve.cache.ExpertCache cache = offload.offloading() ? offload.cache(m, null) : null;
-            Engine e = cache == null ? new Engine(m, par) : new Engine(m, offload.store(m, cache), par);
-            if (cache != null) offload.attachPrefetcher(e, cache, m, org.moeserve.runtime.engine.LookaheadGates.of(m));
+            OffloadOptions.Built built = offload.engine(m, par, null, () -> org.moeserve.runtime.engine.LookaheadGates.of(m));
+            Engine e = built.engine();
+            org.moeserve.cache.ExpertCache cache = built.cache();
             Engine re = ref == null ? null : new Engine(ref, par);
             if (greedy != null) {
                 if (greedy < 1 || promptTokens < 1) throw new UsageError("--greedy and --prompt-tokens must be >= 1");
@@ -125,6 +125,10 @@ final class EvalCommand implements Callable<Integer> {
                 System.err.println("offload: " + cache.stats().summary());
                 if (offload.fallback() != null) System.err.println("offload: " + offload.fallback().summary());
                 cache.close();
+            }
+            if (built.gpu() != null) {
+                System.err.println("gpu: routed experts on " + built.gpu().describe() + "; " + built.gpu().copySummary());
+                built.gpu().close();
             }
             double bits = 0, bytes = 0;
             for (double[] a : byDomain.values()) {

@@ -79,24 +79,17 @@ final class GenerateCommand implements Callable<Integer> {
              Tokenizer tok = Tokenizer.load(m.dir(), m.config());
              Parallel par = new Parallel(model.threads)) {
             int[] ids = tok.encode(prompt);
-            Engine engine;
-            ExpertCache cache = null;
             TraceStatistics st = offload.offloading() ? predictorOptions.stats(null) : null;
-            org.moeserve.runtime.gpu.GpuTier gpu = offload.gpu(m, st == null ? null : st.loads());
-            if (gpu != null) {
-                engine = new Engine(m, par);
-                engine.setExecutor(gpu.executor());
-                if (offload.offloading()) {
-                    cache = gpu.cache();
-                    offload.attachPrefetcher(engine, cache, m, predictor == null ? LookaheadGates.of(m) : predictorFor(m));
+            OffloadOptions.Built built = offload.engine(m, par, st == null ? null : st.loads(), () -> {
+                try {
+                    return predictor == null ? LookaheadGates.of(m) : predictorFor(m);
+                } catch (IOException e) {
+                    throw new java.io.UncheckedIOException(e);
                 }
-            } else if (offload.offloading()) {
-                cache = offload.cache(m, st == null ? null : st.loads());
-                engine = new Engine(m, offload.store(m, cache), par);
-                offload.attachPrefetcher(engine, cache, m, predictor == null ? LookaheadGates.of(m) : predictorFor(m));
-            } else {
-                engine = new Engine(m, par);
-            }
+            });
+            Engine engine = built.engine();
+            ExpertCache cache = built.cache();
+            org.moeserve.runtime.gpu.GpuTier gpu = built.gpu();
             replay.apply(engine);
             int budget = Math.min(maxTokens, engine.room(ids.length));
             if (budget < maxTokens) {

@@ -150,6 +150,29 @@ final class OffloadOptions {
         return tier;
     }
 
+    /** An engine as the flags ask: {@code gpu} and {@code cache} null where not used. */
+    record Built(Engine engine, ExpertCache cache, org.moeserve.runtime.gpu.GpuTier gpu) {}
+
+    /**
+     * The engine the flags ask for: routed experts on the GPU tier (--device gpu), from the expert cache
+     * (--expert-budget), or all resident; with the predictive policy, prefetching what {@code predictor} expects.
+     */
+    Built engine(MoeModel m, org.moeserve.runtime.kernel.Parallel par, long[][] load,
+                 java.util.function.Supplier<ExpertPredictor> predictor) {
+        org.moeserve.runtime.gpu.GpuTier gpu = gpu(m, load);
+        if (gpu != null) {
+            Engine e = new Engine(m, par);
+            e.setExecutor(gpu.executor());
+            if (offloading()) attachPrefetcher(e, gpu.cache(), m, predictor.get());
+            return new Built(e, offloading() ? gpu.cache() : null, gpu);
+        }
+        if (!offloading()) return new Built(new Engine(m, par), null, null);
+        ExpertCache cache = cache(m, load);
+        Engine e = new Engine(m, store(m, cache), par);
+        attachPrefetcher(e, cache, m, predictor.get());
+        return new Built(e, cache, null);
+    }
+
     /** The engine's expert store over the cache: the cache itself, or (--low-bit) the cache with a low-bit copy serving misses. */
     org.moeserve.runtime.engine.ExpertStore store(MoeModel m, ExpertCache cache) {
         if (lowBit == null) return new CachedExpertStore(m, cache);

@@ -155,25 +155,11 @@ final class ServeCommand implements Callable<Integer> {
         MoeModel m = MoeModel.load(model.modelDir());
         Tokenizer tok = Tokenizer.load(m.dir(), m.config());
         Parallel par = new Parallel(model.threads);
-        Engine engine;
-        ExpertCache cache = null;
-        org.moeserve.runtime.gpu.GpuTier gpu = offload.gpu(m, null);
-        if (gpu != null) {
-            engine = new Engine(m, par);
-            engine.setExecutor(gpu.executor());
-            if (offload.offloading()) {
-                cache = gpu.cache();
-                cache.bindTo(registry);
-                offload.attachPrefetcher(engine, cache, m, LookaheadGates.of(m));
-            }
-        } else if (offload.offloading()) {
-            cache = offload.cache(m, null);
-            cache.bindTo(registry);
-            engine = new Engine(m, offload.store(m, cache), par);
-            offload.attachPrefetcher(engine, cache, m, LookaheadGates.of(m));
-        } else {
-            engine = new Engine(m, par);
-        }
+        OffloadOptions.Built built = offload.engine(m, par, null, () -> LookaheadGates.of(m));
+        Engine engine = built.engine();
+        ExpertCache cache = built.cache();
+        org.moeserve.runtime.gpu.GpuTier gpu = built.gpu();
+        if (cache != null) cache.bindTo(registry);
         if (maxContext != null) {
             try {
                 engine.limitContext(maxContext);

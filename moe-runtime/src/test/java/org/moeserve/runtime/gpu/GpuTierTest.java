@@ -84,6 +84,26 @@ class GpuTierTest {
     }
 
     @Test
+    void gpuLogitsAreTheCpusToRounding() throws Exception {
+        String dir = TestModels.dir("tiny-mixtral-kjv").toString();
+        java.nio.file.Path text = tmp.resolve("text.txt"); // the golden prompts and continuations, teacher-forced
+        JsonNode g = new ObjectMapper().readTree(TestModels.dir("tiny-mixtral-kjv").resolve("golden.json").toFile()).get("prompts");
+        StringBuilder sb = new StringBuilder();
+        for (JsonNode p : g) sb.append(p.get("text").asText()).append(p.get("greedy_text").asText()).append('\n');
+        java.nio.file.Files.writeString(text, sb.toString());
+        Run r = run("eval", "--model", dir, "--text", text.toString(), "--window", "64", "--max-windows", "3",
+                "--reference", dir, "--device", "gpu", "--json");
+        assertEquals(0, r.exit(), r.err());
+        JsonNode j = new ObjectMapper().readTree(r.out().lines().filter(l -> l.startsWith("{")).reduce((a, b) -> b).orElseThrow());
+        if (Cuda.open().cuda() == null) { // the fallback is the CPU itself
+            assertEquals(0.0, j.get("max_rel_logit_error").asDouble(), r.out());
+        } else { // fp32 on both, summed in other orders
+            assertTrue(j.get("max_rel_logit_error").asDouble() < 1e-3, r.out());
+        }
+        assertTrue(j.get("argmax_agreement").asDouble() > 0.99, r.out());
+    }
+
+    @Test
     void badDeviceChoicesAreUsageErrors() {
         String dir = TestModels.dir("tiny-mixtral-kjv").toString();
         Run r = run("generate", "--model", dir, "--prompt", "x", "--device", "tpu");
