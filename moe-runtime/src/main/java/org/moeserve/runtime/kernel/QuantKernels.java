@@ -191,14 +191,34 @@ public final class QuantKernels {
     }
 
     /**
-     * Q6_K in two steps per super-block, each small enough for C2 to keep its vectors in registers (one method doing
-     * both was compiled into boxed vectors: 1-2.6 Gw/s): {@link #unpackQ6} rebuilds the 256 signed 6-bit values as
-     * bytes in {@code s.q}, then each group of 16 is widened, multiplied into a group accumulator, and scaled by its
-     * scale times d.
+     * Q6_K in two steps per super-block: {@link #unpackQ6} rebuilds the 256 signed 6-bit values as bytes in
+     * {@code s.q} (a separate method: building them and widening them in one, with no store between, was compiled
+     * into boxed vectors, 1-2.6 Gw/s, and again on 2026-12-01 at 0.8-1.5), then each chunk is widened and multiplied by
+     * d times its group's scale exactly as {@link #decodeQ6_K} makes the row, and multiplied into the sum at once in
+     * the row's order: the bits of the decoded row's dot (what batches take), without storing the row (4.1 -> 5.7
+     * Gw/s on one thread, 8.0 -> 11.5 on two; bench/analysis.md).
      */
     static float dotQ6_K(MemorySegment w, long off, float[] x, int n, Scratch s) {
-        return Kernels.dot(decodeQ6_K(w, off, n, s), 0, x, 0, n);
+        float[] sc = s.f;
+        byte[] q = s.q;
+        FloatVector acc = FloatVector.zero(F);
+        for (int b = 0, nb = n / 256; b < nb; b++) {
+            long p = off + 210L * b;
+            float d = half(w, p + 208);
+            for (int g = 0; g < 16; g++) sc[g] = d * w.get(ValueLayout.JAVA_BYTE, p + 192 + g);
+            unpackQ6(w, p, q);
+            int xb = 256 * b;
+            // decodeQ6_K's values in its order, each multiplied into the sum at once rather than stored as a row
+            for (int g = 0; g < 16; g++) {
+                FloatVector scale = FloatVector.broadcast(F, sc[g]);
+                for (int k = 0; k < 16; k += L) {
+                    acc = widen(ByteVector.fromArray(B, q, 16 * g + k)).mul(scale).fma(FloatVector.fromArray(F, x, xb + 16 * g + k), acc);
+                }
+            }
+        }
+        return Kernels.treeSum(acc);
     }
+
 
     /**
      * The Q6_K row at off as fp32 in {@code s.row} (returned): per super-block the 256 values rebuilt as bytes
