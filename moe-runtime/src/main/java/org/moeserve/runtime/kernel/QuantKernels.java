@@ -203,10 +203,7 @@ public final class QuantKernels {
         byte[] q = s.q;
         FloatVector acc = FloatVector.zero(F);
         for (int b = 0, nb = n / 256; b < nb; b++) {
-            long p = off + 210L * b;
-            float d = half(w, p + 208);
-            for (int g = 0; g < 16; g++) sc[g] = d * w.get(ValueLayout.JAVA_BYTE, p + 192 + g);
-            unpackQ6(w, p, q);
+            q6Block(w, off + 210L * b, s);
             int xb = 256 * b;
             // decodeQ6_K's values in its order, each multiplied into the sum at once rather than stored as a row
             for (int g = 0; g < 16; g++) {
@@ -219,6 +216,12 @@ public final class QuantKernels {
         return Kernels.treeSum(acc);
     }
 
+    /** Super-block p of a Q6_K row: d times each group's scale into {@code s.f}, the values minus 32 into {@code s.q}. */
+    private static void q6Block(MemorySegment w, long p, Scratch s) {
+        float d = half(w, p + 208);
+        for (int g = 0; g < 16; g++) s.f[g] = d * w.get(ValueLayout.JAVA_BYTE, p + 192 + g);
+        unpackQ6(w, p, s.q);
+    }
 
     /**
      * The Q6_K row at off as fp32 in {@code s.row} (returned): per super-block the 256 values rebuilt as bytes
@@ -230,10 +233,7 @@ public final class QuantKernels {
         float[] sc = s.f, row = s.row(n);
         byte[] q = s.q;
         for (int b = 0, nb = n / 256; b < nb; b++) {
-            long p = off + 210L * b;
-            float d = half(w, p + 208);
-            for (int g = 0; g < 16; g++) sc[g] = d * w.get(ValueLayout.JAVA_BYTE, p + 192 + g);
-            unpackQ6(w, p, q);
+            q6Block(w, off + 210L * b, s);
             int xb = 256 * b;
             for (int g = 0; g < 16; g++) {
                 FloatVector scale = FloatVector.broadcast(F, sc[g]);
