@@ -30,4 +30,35 @@ class ParallelTest {
         }
         assertThrows(IllegalArgumentException.class, () -> new Parallel(0));
     }
+
+    /**
+     * Workers help with the latest fork only: two callers forking on one pool at once each still get every index of
+     * their own job run exactly once (a replaced job loses help, not work), with spinning workers and with parking ones.
+     */
+    @Test
+    void concurrentForksEachRunEveryIndexOnce() throws Exception {
+        try (Parallel p = new Parallel(3)) {
+            int rounds = 2_000, n = 64;
+            AtomicIntegerArray[] hits = {new AtomicIntegerArray(rounds * n), new AtomicIntegerArray(rounds * n)};
+            Thread[] callers = new Thread[2];
+            java.util.concurrent.atomic.AtomicReference<Throwable> failed = new java.util.concurrent.atomic.AtomicReference<>();
+            for (int c = 0; c < 2; c++) {
+                AtomicIntegerArray mine = hits[c];
+                callers[c] = Thread.ofPlatform().start(() -> {
+                    try {
+                        for (int r = 0; r < rounds; r++) {
+                            int base = r * n;
+                            p.forEach(n, i -> mine.incrementAndGet(base + i));
+                            if (r % 500 == 0) Thread.sleep(5); // long enough for idle workers to park (spin 2 ms)
+                        }
+                    } catch (Throwable t) {
+                        failed.compareAndSet(null, t);
+                    }
+                });
+            }
+            for (Thread t : callers) t.join(60_000);
+            if (failed.get() != null) throw new AssertionError(failed.get());
+            for (AtomicIntegerArray h : hits) for (int i = 0; i < rounds * n; i++) assertEquals(1, h.get(i), "index " + i);
+        }
+    }
 }
