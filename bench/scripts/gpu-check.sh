@@ -48,7 +48,14 @@ round() { # tag model-args...
   gen "$tag-gpu-lru-$r" "$@" --device gpu --expert-budget 25% --policy lru
   gen "$tag-gpu-pred-$r" "$@" --device gpu --expert-budget 25% --policy predictive
 }
+compare() { # tag: each run's greedy text against the first CPU run's
+  echo "# $1: greedy text against the CPU's (same = identical)" >> "$S"
+  for f in "$OUT/$1"-*.text; do
+    cmp -s "$f" "$OUT/$1-cpu-1.text" && echo "same $(basename "$f" .text)" >> "$S" || echo "DIFFERS $(basename "$f" .text)" >> "$S"
+  done
+}
 for r in 1 2; do round demo --model models/tiny-mixtral-kjv --max-tokens 128; done
+compare demo
 grep -h "^gpu:" "$OUT/demo-gpu-1.txt" >> "$S"
 echo "# logits on the GPU against the CPU's, teacher-forced (8 windows of 128 tokens of README.md)" >> "$S"
 for b in "" "--expert-budget 25% --policy lru"; do
@@ -62,8 +69,5 @@ SYN=/tmp/moe-olmoe4
 tail -1 "$OUT/synth.log" >> "$S"
 for r in 1 2; do round olmoe4 --model $SYN --max-tokens 32 --threads "$(nproc)"; done
 grep -h "^gpu:" "$OUT/olmoe4-gpu-1.txt" >> "$S"
-echo "# greedy text against the CPU's (same = identical)" >> "$S"
-for t in demo olmoe4; do for f in "$OUT/$t"-*.text; do
-  cmp -s "$f" "$OUT/$t-cpu-1.text" && echo "same $(basename "$f" .text)" >> "$S" || echo "DIFFERS $(basename "$f" .text)" >> "$S"
-done; done
+compare olmoe4
 cat "$S"
