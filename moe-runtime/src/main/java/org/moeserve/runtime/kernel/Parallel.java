@@ -1,7 +1,8 @@
 package org.moeserve.runtime.kernel;
 
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicIntegerArray;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
 
@@ -18,18 +19,9 @@ public final class Parallel implements AutoCloseable {
     /** Runs everything on the caller. */
     public static final Parallel SERIAL = new Parallel(1);
 
-    /**
-     * How long an idle worker (and a caller waiting for its fork to finish) spins before it parks. Waking a parked
-     * thread costs tens of microseconds here, and decode forks every few hundred microseconds (53 forks a token on
-     * V2-Lite's shape: about 2.5 ms a token in wake-ups when every worker parked); a spin that outlasts the gap
-     * between forks keeps the workers awake through a token. 0 parks at once. {@code -Dmoe.spin.us=N}.
-     */
-    static final long SPIN_NANOS = Long.getLong("moe.spin.us", 2000) * 1000;
-
     private final int threads;
     private final Thread[] workers;
-    private final AtomicIntegerArray parked;     // 1 while worker i is (about to be) parked
-    private volatile Job current;                // the latest fork; workers help with each job once
+    private final BlockingQueue<Job> queue;
 
     private static final class Job {
         final Body body;
@@ -40,8 +32,6 @@ public final class Parallel implements AutoCloseable {
         final Thread owner = Thread.currentThread();
 
         Job(Body body, int n) { this.body = body; this.n = n; }
-
-        boolean finished() { return done.get() >= n; }
 
         void work() {
             int i;
@@ -61,35 +51,23 @@ public final class Parallel implements AutoCloseable {
         if (threads < 1) throw new IllegalArgumentException("threads is " + threads + " but must be >= 1");
         this.threads = threads;
         this.workers = new Thread[threads - 1];
-        this.parked = new AtomicIntegerArray(Math.max(1, threads - 1));
+        this.queue = new ArrayBlockingQueue<>(Math.max(1, threads * 4));
         for (int i = 0; i < workers.length; i++) {
-            int id = i;
-            workers[i] = Thread.ofPlatform().daemon().name("moe-kernel-" + (i + 1)).start(() -> loop(id));
+            workers[i] = Thread.ofPlatform().daemon().name("moe-kernel-" + (i + 1)).start(this::loop);
         }
     }
 
     public int threads() { return threads; }
 
-    /** A worker: helps with each new job once; between jobs it spins for {@link #SPIN_NANOS}, then parks. */
-    private void loop(int id) {
-        Job seen = null;
-        while (true) {
-            Job j = current;
-            long spinUntil = System.nanoTime() + SPIN_NANOS;
-            while (j == seen) {
-                if (System.nanoTime() < spinUntil) {
-                    Thread.onSpinWait();
-                } else { // announce the park, then look again: a fork either sees the flag or is seen here
-                    parked.set(id, 1);
-                    if ((j = current) == seen) LockSupport.park(this);
-                    parked.set(id, 0);
-                    spinUntil = System.nanoTime() + SPIN_NANOS;
-                }
-                j = current;
+    private void loop() {
+        try {
+            while (true) {
+                Job j = queue.take();
+                if (j.body == null) return;
+                j.work();
             }
-            seen = j;
-            if (j.body == null) return;
-            j.work();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
     }
 
@@ -101,13 +79,9 @@ public final class Parallel implements AutoCloseable {
             return;
         }
         Job job = new Job(body, n);
-        publish(job);
+        for (int w = 0; w < Math.min(workers.length, n - 1); w++) queue.offer(job);
         job.work();
-        long spinUntil = System.nanoTime() + SPIN_NANOS;
-        while (!job.finished()) {
-            if (System.nanoTime() < spinUntil) Thread.onSpinWait();
-            else LockSupport.park(this);
-        }
+        while (job.done.get() < n) LockSupport.park(this);
         Throwable t = job.error.get();
         if (t instanceof RuntimeException re) throw re;
         if (t instanceof Error er) throw er;
@@ -134,18 +108,9 @@ public final class Parallel implements AutoCloseable {
     @FunctionalInterface
     public interface RangeBody { void run(int lo, int hi); }
 
-    /**
-     * Makes job the one workers help with, waking the parked ones. A second caller forking at the same time replaces
-     * it: the first job loses help, not work (its caller runs every index nobody else took).
-     */
-    private void publish(Job job) {
-        current = job;
-        for (int i = 0; i < workers.length; i++) if (parked.get(i) == 1) LockSupport.unpark(workers[i]);
-    }
-
     @Override
     public void close() {
         if (this == SERIAL) return;
-        publish(new Job(null, 0));
+        for (Thread ignored : workers) queue.offer(new Job(null, 0));
     }
 }

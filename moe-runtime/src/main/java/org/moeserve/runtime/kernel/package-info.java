@@ -3,8 +3,7 @@
  * {@link org.moeserve.runtime.kernel.Kernels}; llama.cpp's block formats Q8_0, Q4_0, Q5_0, Q4_K, Q6_K in
  * {@link org.moeserve.runtime.kernel.QuantKernels}, whose scalar twin is the reference decoder
  * {@link org.moeserve.runtime.model.Blocks}) and fp32 activations; and {@link org.moeserve.runtime.kernel.Parallel},
- * the fixed worker pool that splits products by output row (its idle workers spin 2 ms before they park: decode forks
- * more often than a parked thread wakes). Kernels are deterministic to the bit (see
+ * the fixed worker pool that splits products by output row. Kernels are deterministic to the bit (see
  * {@link org.moeserve.runtime.kernel.Kernels}): every output has one summation order, whether the single-row decode
  * kernel or a register tile (prefill, batches, expert groups) computes it. Speed is measured by
  * {@code moe bench bandwidth} (triad, matvec, FMA peak, the tile's GFLOP/s), {@code moe bench quant} (each block

@@ -32,8 +32,8 @@ class ParallelTest {
     }
 
     /**
-     * Workers help with the latest fork only: two callers forking on one pool at once each still get every index of
-     * their own job run exactly once (a replaced job loses help, not work), with spinning workers and with parking ones.
+     * Two callers forking on one pool at once (a server's scheduler beside another engine) each get every index of
+     * their own job run exactly once, with workers busy and with workers idle between bursts.
      */
     @Test
     void concurrentForksEachRunEveryIndexOnce() throws Exception {
@@ -49,7 +49,7 @@ class ParallelTest {
                         for (int r = 0; r < rounds; r++) {
                             int base = r * n;
                             p.forEach(n, i -> mine.incrementAndGet(base + i));
-                            if (r % 500 == 0) Thread.sleep(5); // long enough for idle workers to park (spin 2 ms)
+                            if (r % 500 == 0) Thread.sleep(5); // idle workers between bursts
                         }
                     } catch (Throwable t) {
                         failed.compareAndSet(null, t);
