@@ -124,7 +124,7 @@ final class EvalCommand implements Callable<Integer> {
             if (cache != null) {
                 System.err.println("offload: " + cache.stats().summary());
                 if (offload.fallback() != null) System.err.println("offload: " + offload.fallback().summary());
-                cache.close();
+                if (built.gpu() == null) cache.close(); // the GPU tier closes its own cache below
             }
             if (built.gpu() != null) {
                 System.err.println("gpu: routed experts on " + built.gpu().describe() + "; " + built.gpu().copySummary());

@@ -125,7 +125,7 @@ final class GenerateCommand implements Callable<Integer> {
                         + OffloadOptions.totalExperts(m) + " experts resident (" + offload.budget() + "), " + offload.slowTier());
                 out.println("  " + cache.stats().summary() + " (after warm-up)");
                 if (offload.fallback() != null) out.println("  " + offload.fallback().summary() + " (after warm-up)");
-                cache.close();
+                if (gpu == null) cache.close(); // the GPU tier closes its own cache below
             }
             if (gpu != null) {
                 out.println("gpu: routed experts on " + gpu.describe());

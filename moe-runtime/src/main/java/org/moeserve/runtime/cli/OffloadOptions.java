@@ -100,11 +100,7 @@ final class OffloadOptions {
 
     /** The expert cache over m's checkpoint (one policy); load profile for the pin policy. */
     ExpertCache cache(MoeModel m, long[][] load) {
-        if (policies.size() != 1) throw new UsageError("--policy takes one policy here, not " + policies);
-        String policy = policies.getFirst();
-        if (policy.startsWith("belady") || policy.startsWith("oracle")) {
-            throw new IllegalArgumentException("--policy " + policy + " needs the future; it runs only in cache-sim");
-        }
+        String policy = livePolicy();
         long budget = budget().bytes(totalExperts(m), m.expertBytes());
         var evictionPolicy = evictionPolicy(m, load, policy, budget);
         if (tier.equals("disk")) {
@@ -117,6 +113,16 @@ final class OffloadOptions {
         linkLine = "link " + link + " [modelled link]";
         return new ExpertCache(new ExpertCache.Config(budget, m.expertBytes(), link, true), CachedExpertStore.source(m),
                 evictionPolicy, Clock.SYSTEM);
+    }
+
+    /** The one policy a live run takes (cache-sim's foresight policies need the future). */
+    private String livePolicy() {
+        if (policies.size() != 1) throw new UsageError("--policy takes one policy here, not " + policies);
+        String policy = policies.getFirst();
+        if (policy.startsWith("belady") || policy.startsWith("oracle")) {
+            throw new IllegalArgumentException("--policy " + policy + " needs the future; it runs only in cache-sim");
+        }
+        return policy;
     }
 
     private static org.moeserve.cache.policy.EvictionPolicy evictionPolicy(MoeModel m, long[][] load, String policy, long budget) {
@@ -139,11 +145,7 @@ final class OffloadOptions {
             return null;
         }
         long total = totalExperts(m) * m.expertBytes();
-        String policy = offloading() ? policies.getFirst() : "lru";
-        if (offloading() && policies.size() != 1) throw new UsageError("--policy takes one policy here, not " + policies);
-        if (policy.startsWith("belady") || policy.startsWith("oracle")) {
-            throw new IllegalArgumentException("--policy " + policy + " needs the future; it runs only in cache-sim");
-        }
+        String policy = offloading() ? livePolicy() : "lru";
         long budget = offloading() ? budget().bytes(totalExperts(m), m.expertBytes()) : total;
         var tier = new org.moeserve.runtime.gpu.GpuTier(probe.cuda(), m, budget, evictionPolicy(m, load, policy, budget));
         linkLine = tier.describe();

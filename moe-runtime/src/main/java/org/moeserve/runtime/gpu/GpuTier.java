@@ -137,27 +137,26 @@ public final class GpuTier implements AutoCloseable {
 
     /** The cache's fill: one asynchronous PCIe copy on this thread's stream, waited for, timed by events. */
     private void fill(ExpertKey k, int slot) {
-        long[] s = fillStream.get();
-        cuda.record(s[1], s[0]);
-        cuda.copy(slotsBase + slot * eb, mirrorAddress(k), eb, Cuda.H2D, s[0]);
-        cuda.record(s[2], s[0]);
-        cuda.sync(s[0]);
+        float ms = copyMs(slotsBase + slot * eb, mirrorAddress(k), eb);
         fills.incrementAndGet();
         fillBytes.addAndGet(eb);
-        fillNanos.addAndGet((long) (cuda.elapsedMs(s[1], s[2]) * 1e6));
+        fillNanos.addAndGet((long) (ms * 1e6));
+    }
+
+    /** One host-to-device copy on this thread's stream, waited for; its time by the stream's events, in ms. */
+    private float copyMs(long dst, long src, long bytes) {
+        long[] s = fillStream.get();
+        cuda.record(s[1], s[0]);
+        cuda.copy(dst, src, bytes, Cuda.H2D, s[0]);
+        cuda.record(s[2], s[0]);
+        return cuda.elapsedMs(s[1], s[2]); // waits for the end event, so for the copy
     }
 
     private double measurePeak(long bytes) {
         long dev = cuda.malloc(bytes);
         try {
-            long[] s = fillStream.get();
             float best = Float.MAX_VALUE;
-            for (int i = 0; i < 3; i++) {
-                cuda.record(s[1], s[0]);
-                cuda.copy(dev, mirror.address(), bytes, Cuda.H2D, s[0]);
-                cuda.record(s[2], s[0]);
-                best = Math.min(best, cuda.elapsedMs(s[1], s[2]));
-            }
+            for (int i = 0; i < 3; i++) best = Math.min(best, copyMs(dev, mirror.address(), bytes));
             return bytes / (best / 1e3);
         } finally {
             cuda.free(dev);
@@ -166,17 +165,10 @@ public final class GpuTier implements AutoCloseable {
 
     /** One expert's copy and a 4 KiB copy (the latency), fastest of a few, as the link model. */
     private LinkModel measureExpertCopy() {
-        long[] s = fillStream.get();
         float expert = Float.MAX_VALUE, small = Float.MAX_VALUE;
         for (int i = 0; i < 5; i++) {
-            cuda.record(s[1], s[0]);
-            cuda.copy(slotsBase, mirror.address(), eb, Cuda.H2D, s[0]);
-            cuda.record(s[2], s[0]);
-            expert = Math.min(expert, cuda.elapsedMs(s[1], s[2]));
-            cuda.record(s[1], s[0]);
-            cuda.copy(slotsBase, mirror.address(), Math.min(4096, eb), Cuda.H2D, s[0]);
-            cuda.record(s[2], s[0]);
-            small = Math.min(small, cuda.elapsedMs(s[1], s[2]));
+            expert = Math.min(expert, copyMs(slotsBase, mirror.address(), eb));
+            small = Math.min(small, copyMs(slotsBase, mirror.address(), Math.min(4096, eb)));
         }
         long latency = (long) (small * 1e6);
         double seconds = Math.max(1e-9, expert / 1e3 - latency / 1e9);
@@ -197,6 +189,8 @@ public final class GpuTier implements AutoCloseable {
         private final boolean bf16 = model.expert(0, 0).gate().dtype() == DType.BF16;
         private final boolean gemv = bf16 && h % 8 == 0 && inter % 8 == 0;
         private final long gateBytes = model.expert(0, 0).gate().data().byteSize(), upBytes = model.expert(0, 0).up().data().byteSize();
+        // experts a layer may hold at once: every slot but the policy's fixed ones, less one for the next miss
+        private final int cap = Math.max(1, cache.slots() - cache.policy().pinned().size() - 1);
         private final long compute = cuda.stream();
         private final long blas = cuda.blas(compute);
         private final long[] kernels;
@@ -232,7 +226,6 @@ public final class GpuTier implements AutoCloseable {
                 }
             }
             cuda.copy(dX, hX.address(), (long) total * h * 4, Cuda.H2D, compute);
-            int cap = Math.max(1, cache.slots() - cache.policy().pinned().size() - 1);
             if (groups.size() <= cap) {
                 List<ExpertKey> keys = new ArrayList<>(groups.size());
                 for (ExpertGroups.Group g : groups) keys.add(new ExpertKey(m, g.expert()));
