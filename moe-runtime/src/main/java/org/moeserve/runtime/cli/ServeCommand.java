@@ -144,6 +144,9 @@ final class ServeCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         model.validate();
         offload.validate(false);
+        if (cluster != null && offload.device.equals("gpu")) { // refused on every machine, with a GPU or without
+            throw new UsageError("--cluster and --device gpu cannot be combined yet; choose one");
+        }
         ApiServer.Options opts;
         try {
             opts = new ApiServer.Options(host, port, key(), maxBody, allowOrigins, allowHosts, privateMetrics,
@@ -175,10 +178,7 @@ final class ServeCommand implements Callable<Integer> {
         Vertx vertx;
         ClusterMember member = null;
         if (cluster != null) {
-            if (offload.offloading() || gpu != null) {
-                throw new IllegalArgumentException("--cluster and " + (gpu != null ? "--device gpu" : "--expert-budget")
-                        + " cannot be combined yet; choose one");
-            }
+            if (offload.offloading()) throw new IllegalArgumentException("--cluster and --expert-budget cannot be combined yet; choose one");
             java.util.List<String> peers = clusterMembers != null ? java.util.List.of(clusterMembers.split(","))
                     : ClusterMember.Options.ports(clusterHost, clusterPort);
             member = ClusterMember.join(ClusterExecutor.host(m), new ClusterMember.Options(cluster, clusterHost, clusterPort, peers, 4,

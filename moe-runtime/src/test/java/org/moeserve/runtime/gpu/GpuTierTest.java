@@ -112,6 +112,9 @@ class GpuTierTest {
         r = run("generate", "--model", dir, "--prompt", "x", "--device", "gpu", "--offload", "disk", "--expert-budget", "25%");
         assertEquals(2, r.exit());
         assertTrue(r.err().contains("--device gpu") && r.err().contains("--offload disk"), r.err());
+        r = run("serve", "--model", dir, "--device", "gpu", "--cluster", "c", "--port", "0");
+        assertEquals(2, r.exit());
+        assertTrue(r.err().contains("--cluster and --device gpu cannot be combined yet"), r.err());
     }
 
     @org.junit.jupiter.api.io.TempDir
