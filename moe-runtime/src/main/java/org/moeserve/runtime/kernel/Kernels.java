@@ -50,7 +50,8 @@ public final class Kernels {
     }
 
     /**
-     * x ready for rows of w: split into even/odd halves for BF16 and F16, as it is for F32; for a block format, the
+     * x ready for rows of w: split into even/odd halves for BF16 and F16, as it is for F32; for a block format, x in
+     * the order its kernel takes values ({@link QuantKernels#kernelInput}: reordered for Q4_K and Q6_K) and the
      * per-32 sums Q4_K's minimums need ({@code xe}).
      */
     private record Operand(float[] x, float[] xe, float[] xo, byte[] q) {
@@ -63,8 +64,9 @@ public final class Kernels {
                     QuantKernels.quantizeQ8(x, n, q, d);
                     yield new Operand(x, d, null, q);
                 }
-                case F32, Q4_0, Q5_0, Q6_K -> new Operand(x, null, null, null);
-                case Q4_K -> new Operand(x, QuantKernels.sums32(x, n), null, null);
+                case F32, Q4_0, Q5_0 -> new Operand(x, null, null, null);
+                case Q6_K -> new Operand(QuantKernels.kernelInput(DType.Q6_K, x, n), null, null, null);
+                case Q4_K -> new Operand(QuantKernels.kernelInput(DType.Q4_K, x, n), QuantKernels.sums32(x, n), null, null);
                 case BF16, F16 -> {
                     float[] xe = new float[n / 2], xo = new float[n / 2];
                     deinterleave(x, n, xe, xo);

@@ -6,6 +6,7 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 import org.moeserve.runtime.model.Blocks;
 import org.moeserve.runtime.model.DType;
@@ -29,8 +30,14 @@ import java.nio.ByteOrder;
  * <p>Summation order, fixed by the vector length alone (so decode and batches agree to the bit, as in
  * {@link Kernels}): blocks in order; within a block, vector chunks in order into a fresh block accumulator; the
  * block accumulator times its scale added into the row accumulator; lanes summed in lane order at the end. Q4_K's
- * group minimums contribute {@code dmin m sum(x over the group)}, accumulated separately in group order from
- * per-32 sums of x computed once per input ({@link #sums32}) and subtracted at the end.
+ * group minimums contribute {@code dmin m sum(x over the group)}, accumulated separately lane by lane (lane g: group
+ * g) from per-32 sums of x computed once per input ({@link #sums32}) and subtracted at the end.
+ *
+ * <p>The K formats are read as words: Q4_K and Q6_K load 4L bytes as int lanes and take the same byte (nibble) of
+ * every lane together, a shift, a mask and a convert per L values instead of widening bytes to floats; their values
+ * then come out in an order of their own within each 256-value super-block, and x is reordered to match once per
+ * input ({@link #kernelInput}). Sums are over the reordered elements, so bits differ from an element-order kernel;
+ * decode and batches still agree to the bit.
  *
  * <p>Q5_0 (only used where a row is not 256 wide, so never in a large model) decodes each block with the scalar
  * reference and then multiplies it as fp32. So does every format when the vector length is below 8 floats.
@@ -50,6 +57,9 @@ public final class QuantKernels {
     public static final class Scratch {
         final float[] f = new float[Math.max(L, 16)];
         final byte[] q = new byte[256];
+        /** Q4_K's eight scales (bytes 0-7) and eight minimums (8-15), unpacked for a vector load. */
+        final byte[] k = new byte[16];
+
         private float[] row = new float[0];
 
         float[] row(int n) {
@@ -129,42 +139,82 @@ public final class QuantKernels {
     }
 
     /**
-     * Q4_K: per super-block, the eight 6-bit group scales and minimums unpacked from their 12 bytes by SWAR
-     * ({@link #q4kScales}, {@link #q4kMins}); the minimums' share {@code dmin sum_g m_g sum(x over group g)} added to
-     * {@code mins}; then the 128 bytes of nibbles, each 32-byte chunk giving two groups, each group's accumulator
-     * scaled by d times its scale.
+     * Q4_K on words: per super-block, the eight 6-bit group scales and minimums unpacked by SWAR ({@link #q4kScales},
+     * {@link #q4kMins}) and widened to floats in registers ({@link #groupBytes}: a scalar loop over them cost a fifth of
+     * the kernel); the minimums' share {@code dmin m_g sum(x over group g)} accumulated lane by lane (group g in lane g)
+     * and summed at the end; the 128 bytes of nibbles read as int lanes, 4L bytes at a time ({@link #SPAN} values), and
+     * each of the eight nibbles of an int lane shifted down, masked and converted: the values come out in the order
+     * {@link #kernelInput} puts x in. Lane i of a load belongs to the group pair of its 32-byte chunk, so each lane's
+     * sum is scaled by that chunk's pair of scales (a rearrangement of the scale vector). Against widening bytes to
+     * floats: 9.7 -> 11.6 billion weights/s on one thread (bench/analysis.md).
      */
-    static float dotQ4_K(MemorySegment w, long off, float[] x, float[] sums, int n, Scratch s) {
-        FloatVector acc = FloatVector.zero(F);
-        float mins = 0;
+    static float dotQ4_K(MemorySegment w, long off, float[] xp, float[] sums, int n, Scratch s) {
+        FloatVector acc = FloatVector.zero(F), macc = FloatVector.zero(F8);
         for (int b = 0, nb = n / 256; b < nb; b++) {
-            long p = off + 144L * b, s0 = w.get(I64, p + 4);
-            int s8 = w.get(I32, p + 12);
-            float d = half(w, p);
-            long sc = q4kScales(s0, s8);
-            mins += half(w, p + 2) * minDot(q4kMins(s0, s8), sums, 8 * b);
-            for (int c = 0; c < 4; c++) {
-                long qs = p + 16 + 32 * c;
-                int xb = 256 * b + 64 * c;
-                FloatVector lo, hi;
-                if (L == 16) { // written out, as in dotQ8_0
-                    ByteVector v0 = ByteVector.fromMemorySegment(B, w, qs, LE), v1 = ByteVector.fromMemorySegment(B, w, qs + 16, LE);
-                    lo = widen(v1.and((byte) 15)).fma(FloatVector.fromArray(F, x, xb + 16), widen(v0.and((byte) 15)).fma(FloatVector.fromArray(F, x, xb), FloatVector.zero(F)));
-                    hi = widen(hiNibble(v1)).fma(FloatVector.fromArray(F, x, xb + 48), widen(hiNibble(v0)).fma(FloatVector.fromArray(F, x, xb + 32), FloatVector.zero(F)));
-                } else {
-                    lo = FloatVector.zero(F);
-                    hi = lo;
-                    for (int k = 0; k < 32; k += L) {
-                        ByteVector v = ByteVector.fromMemorySegment(B, w, qs + k, LE);
-                        lo = widen(v.and((byte) 15)).fma(FloatVector.fromArray(F, x, xb + k), lo);
-                        hi = widen(hiNibble(v)).fma(FloatVector.fromArray(F, x, xb + 32 + k), hi);
-                    }
+            long p = off + 144L * b;
+            FloatVector sv = q4kGroups(w, p, s.k);
+            macc = groupBytes(s.k, 8, F8).mul(FloatVector.fromArray(F8, sums, 8 * b)).fma(FloatVector.broadcast(F8, half(w, p + 2)), macc);
+            for (int sp = 0; sp < 256 / SPAN; sp++) {
+                IntVector v = IntVector.fromMemorySegment(I, w, p + 16 + 4L * L * sp, LE);
+                int xb = 256 * b + SPAN * sp;
+                FloatVector lo = FloatVector.zero(F), hi = lo;
+                for (int t = 0; t < 4; t++) {
+                    lo = nibble(v, 8 * t).fma(FloatVector.fromArray(F, xp, xb + 2 * L * t), lo);
+                    hi = nibble(v, 8 * t + 4).fma(FloatVector.fromArray(F, xp, xb + 2 * L * t + L), hi);
                 }
-                acc = hi.fma(FloatVector.broadcast(F, d * (int) ((sc >>> (16 * c + 8)) & 0xFF)),
-                        lo.fma(FloatVector.broadcast(F, d * (int) ((sc >>> (16 * c)) & 0xFF)), acc));
+                acc = hi.fma(sv.rearrange(Q4K_HI[sp]), lo.fma(sv.rearrange(Q4K_LO[sp]), acc));
             }
         }
-        return laneSum(acc, s.f) - mins;
+        return laneSum(acc, s.f) - laneSum8(macc, s.f);
+    }
+
+    /** Values a Q4_K or Q6_K kernel takes from one int load (4L bytes, four values per int lane and nibble half). */
+    static final int SPAN = 8 * L;
+    private static final VectorSpecies<Float> F8 = FloatVector.SPECIES_256;
+    private static final VectorSpecies<Byte> B8 = ByteVector.SPECIES_64;
+    private static final java.lang.invoke.VarHandle LONGS = java.lang.invoke.MethodHandles.byteArrayViewVarHandle(long[].class, LE);
+    /** Per span of a Q4_K super-block, the scale of each lane's group: the even (low nibble) and odd group of its chunk. */
+    private static final VectorShuffle<Float>[] Q4K_LO = q4kShuffles(0), Q4K_HI = q4kShuffles(1);
+
+    @SuppressWarnings("unchecked")
+    private static VectorShuffle<Float>[] q4kShuffles(int odd) {
+        if (!VECTOR) return null;
+        VectorShuffle<Float>[] r = new VectorShuffle[256 / SPAN];
+        for (int sp = 0; sp < r.length; sp++) {
+            int span = sp;
+            r[sp] = VectorShuffle.fromOp(F, i -> 2 * ((4 * L * span + 4 * i) / 32) + odd);
+        }
+        return r;
+    }
+
+    /** The nibble at bit {@code shift} of each int lane, as floats. */
+    private static FloatVector nibble(IntVector v, int shift) {
+        return (FloatVector) v.lanewise(VectorOperators.LSHR, shift).and(15).convert(VectorOperators.I2F, 0);
+    }
+
+    /**
+     * Super-block p's eight group scales times d as floats in lanes 0-7; its eight minimums left as bytes in
+     * {@code k[8..15]} for {@link #groupBytes}.
+     */
+    private static FloatVector q4kGroups(MemorySegment w, long p, byte[] k) {
+        long s0 = w.get(I64, p + 4);
+        int s8 = w.get(I32, p + 12);
+        LONGS.set(k, 0, q4kScales(s0, s8));
+        LONGS.set(k, 8, q4kMins(s0, s8));
+        return groupBytes(k, 0, F).mul(half(w, p));
+    }
+
+    /** Eight unsigned bytes of k from o as floats in the first eight lanes of species sp (the rest zero). */
+    private static FloatVector groupBytes(byte[] k, int o, VectorSpecies<Float> sp) {
+        return (FloatVector) ByteVector.fromArray(B8, k, o).convertShape(VectorOperators.B2F, sp, 0);
+    }
+
+    /** The eight lanes of v added in lane order. */
+    private static float laneSum8(FloatVector v, float[] lanes) {
+        v.intoArray(lanes, 0);
+        float r = 0;
+        for (int i = 0; i < 8; i++) r += lanes[i];
+        return r;
     }
 
     /**
@@ -183,61 +233,114 @@ public final class QuantKernels {
         return lo | hi << 32;
     }
 
-    /** sum over the 8 groups of min_g * sums[o + g], in group order. */
-    private static float minDot(long mins, float[] sums, int o) {
-        float m = 0;
-        for (int g = 0; g < 8; g++) m += (int) ((mins >>> (8 * g)) & 0xFF) * sums[o + g];
-        return m;
-    }
 
     /**
-     * Q6_K in two steps per super-block: {@link #unpackQ6} rebuilds the 256 signed 6-bit values as bytes in
-     * {@code s.q} (a separate method: building them and widening them in one, with no store between, was compiled
-     * into boxed vectors, 1-2.6 Gw/s, and again on 2026-12-01 at 0.8-1.5), then each chunk is widened and multiplied by
-     * d times its group's scale exactly as {@link #decodeQ6_K} makes the row, and multiplied into the sum at once in
-     * the row's order: the bits of the decoded row's dot (what batches take), without storing the row (4.1 -> 5.7
-     * Gw/s on one thread, 8.0 -> 11.5 on two; bench/analysis.md).
+     * Q6_K on words, one pass: per super-block the sixteen group scales times d widened in registers (a scalar loop over
+     * them cost a third of the kernel); per span the low bits read as int lanes (4L bytes) and the matching high bits
+     * (the 32 bytes of qh, duplicated and shifted where one load covers both 32-byte halves of ql); the four low-nibble
+     * and four high-nibble 6-bit values of each int lane combined in two words ({@link #q6Low}, {@link #q6High}), then one shift and
+     * mask per value, converted and scaled as {@code s q - 32 s} (one rounding: the bits of {@code (q - 32) s}). Each
+     * value is multiplied into the sum at once, in the order {@link #kernelInput} puts x in, which is the order of the
+     * row {@link #decodeQ6_K} writes, so a batch (the decoded row's dot with each input) has decode's bits. Against
+     * rebuilding the values as bytes and widening them: 5.5 -> 9 billion weights/s on one thread (bench/analysis.md).
      */
-    static float dotQ6_K(MemorySegment w, long off, float[] x, int n, Scratch s) {
-        float[] sc = s.f;
-        byte[] q = s.q;
+    static float dotQ6_K(MemorySegment w, long off, float[] xp, int n, Scratch s) {
         FloatVector acc = FloatVector.zero(F);
         for (int b = 0, nb = n / 256; b < nb; b++) {
-            q6Block(w, off + 210L * b, s);
-            int xb = 256 * b;
-            // decodeQ6_K's values in its order, each multiplied into the sum at once rather than stored as a row
-            for (int g = 0; g < 16; g++) {
-                FloatVector scale = FloatVector.broadcast(F, sc[g]);
-                for (int k = 0; k < 16; k += L) {
-                    acc = widen(ByteVector.fromArray(B, q, 16 * g + k)).mul(scale).fma(FloatVector.fromArray(F, x, xb + 16 * g + k), acc);
+            long p = off + 210L * b;
+            FloatVector d = FloatVector.broadcast(F, half(w, p + 208));
+            FloatVector sv0 = widen(ByteVector.fromMemorySegment(B, w, p + 192, LE)).mul(d);
+            FloatVector sv1 = L == 16 ? sv0 : widen(ByteVector.fromMemorySegment(B, w, p + 192 + L, LE)).mul(d);
+            for (int sp = 0; sp < 256 / SPAN; sp++) {
+                IntVector a = qlWord(w, p, sp), hh = qhWord(w, p, sp), clo = q6Low(a, hh), chi = q6High(a, hh);
+                FloatVector sv = sp * SPAN < 128 ? sv0 : sv1;
+                FloatVector s0 = sv.rearrange(Q6K_LO[sp]), s1 = sv.rearrange(Q6K_HI[sp]), m0 = s0.mul(-32f), m1 = s1.mul(-32f);
+                int xb = 256 * b + SPAN * sp;
+                for (int t = 0; t < 4; t++) {
+                    acc = six(clo, 8 * t).fma(s0, m0).fma(FloatVector.fromArray(F, xp, xb + 2 * L * t), acc);
+                    acc = six(chi, 8 * t).fma(s1, m1).fma(FloatVector.fromArray(F, xp, xb + 2 * L * t + L), acc);
                 }
             }
         }
         return Kernels.treeSum(acc);
     }
 
-    /** Super-block p of a Q6_K row: d times each group's scale into {@code s.f}, the values minus 32 into {@code s.q}. */
-    private static void q6Block(MemorySegment w, long p, Scratch s) {
-        float d = half(w, p + 208);
-        for (int g = 0; g < 16; g++) s.f[g] = d * w.get(ValueLayout.JAVA_BYTE, p + 192 + g);
-        unpackQ6(w, p, s.q);
+    private static final VectorShuffle<Float>[] Q6K_LO = q6kShuffles(0), Q6K_HI = q6kShuffles(1);
+    private static final VectorShuffle<Integer> QH_LOW = VECTOR ? VectorShuffle.fromOp(Kernels.I, i -> i % 8) : null;
+    private static final VectorShuffle<Integer> QH_HIGH = VECTOR ? VectorShuffle.fromOp(Kernels.I, i -> 8 + i % 8) : null;
+    /** Lanes 8-15 of a 16-lane qh word serve ql's second 32 bytes: their bits 2-3 and 6-7. */
+    private static final IntVector QH_SHIFT = VECTOR ? IntVector.fromArray(Kernels.I, java.util.stream.IntStream.range(0, L).map(i -> i < 8 ? 0 : 2).toArray(), 0) : null;
+
+    /**
+     * Per span, the scale vector's lane for each value lane: lane i of span sp holds elements of group
+     * {@code 8h + 4 nib + (k L + i) / 4} (h the 128-value half, k the span within it); the vector holds all 16 groups
+     * (16 lanes) or the half's 8 (8 lanes).
+     */
+    @SuppressWarnings("unchecked")
+    private static VectorShuffle<Float>[] q6kShuffles(int nib) {
+        if (!VECTOR) return null;
+        VectorShuffle<Float>[] r = new VectorShuffle[256 / SPAN];
+        int perHalf = 128 / SPAN;
+        for (int sp = 0; sp < r.length; sp++) {
+            int h = sp / perHalf, k = sp % perHalf;
+            r[sp] = VectorShuffle.fromOp(F, i -> (L == 16 ? 8 * h : 0) + 4 * nib + (k * L + i) / 4);
+        }
+        return r;
+    }
+
+    /** Span sp's low bits of the Q6_K super-block at p: 4L bytes of ql. */
+    private static IntVector qlWord(MemorySegment w, long p, int sp) {
+        int h = sp * SPAN / 128, k = sp * SPAN % 128 / SPAN;
+        return IntVector.fromMemorySegment(I, w, p + 64L * h + 4L * L * k, LE);
     }
 
     /**
-     * The Q6_K row at off as fp32 in {@code s.row} (returned): per super-block the 256 values rebuilt as bytes
-     * ({@link #unpackQ6}), each group of 16 widened and multiplied by d times its scale. Decode then takes one fp32
-     * dot with the input; prefill and batches decode the row once and take that same dot with every input, so each
-     * output has the same bits either way and the decoding is paid once per row, not once per input.
+     * Span sp's high bits, lane for lane with {@link #qlWord}: qh's 32 bytes of the half serve both 32-byte halves of
+     * ql (bits 0-1 and 4-5 for the first, 2-3 and 6-7 for the second), so they are shifted down by 2 for the second.
+     */
+    private static IntVector qhWord(MemorySegment w, long p, int sp) {
+        int h = sp * SPAN / 128, k = sp * SPAN % 128 / SPAN;
+        return L == 16
+                ? IntVector.fromMemorySegment(I, w, p + 128, LE).rearrange(h == 0 ? QH_LOW : QH_HIGH).lanewise(VectorOperators.LSHR, QH_SHIFT)
+                : IntVector.fromMemorySegment(I, w, p + 128 + 32L * h, LE).lanewise(VectorOperators.LSHR, 2 * k);
+    }
+
+    /** Byte t of each lane: the 6-bit value of ql's low nibble t with its two qh bits above it. */
+    private static IntVector q6Low(IntVector ql, IntVector qh) {
+        return ql.and(0x0F0F0F0F).or(qh.lanewise(VectorOperators.LSHL, 4).and(0x30303030));
+    }
+
+    /** Byte t of each lane: the 6-bit value of ql's high nibble t. */
+    private static IntVector q6High(IntVector ql, IntVector qh) {
+        return ql.lanewise(VectorOperators.LSHR, 4).and(0x0F0F0F0F).or(qh.and(0x30303030));
+    }
+
+    /** The 6 bits at {@code shift} of each int lane, as floats. */
+    private static FloatVector six(IntVector v, int shift) {
+        return (FloatVector) v.lanewise(VectorOperators.LSHR, shift).and(0x3F).convert(VectorOperators.I2F, 0);
+    }
+
+    /**
+     * The Q6_K row at off as fp32 in {@code s.row} (returned), in {@link #kernelInput}'s order: exactly the values
+     * {@link #dotQ6_K} multiplies, so prefill and batches decode the row once and take the plain fp32 dot with each
+     * (permuted) input, and each output has decode's bits.
      */
     static float[] decodeQ6_K(MemorySegment w, long off, int n, Scratch s) {
-        float[] sc = s.f, row = s.row(n);
-        byte[] q = s.q;
+        float[] row = s.row(n);
         for (int b = 0, nb = n / 256; b < nb; b++) {
-            q6Block(w, off + 210L * b, s);
-            int xb = 256 * b;
-            for (int g = 0; g < 16; g++) {
-                FloatVector scale = FloatVector.broadcast(F, sc[g]);
-                for (int k = 0; k < 16; k += L) widen(ByteVector.fromArray(B, q, 16 * g + k)).mul(scale).intoArray(row, xb + 16 * g + k);
+            long p = off + 210L * b;
+            FloatVector d = FloatVector.broadcast(F, half(w, p + 208));
+            FloatVector sv0 = widen(ByteVector.fromMemorySegment(B, w, p + 192, LE)).mul(d);
+            FloatVector sv1 = L == 16 ? sv0 : widen(ByteVector.fromMemorySegment(B, w, p + 192 + L, LE)).mul(d);
+            for (int sp = 0; sp < 256 / SPAN; sp++) {
+                IntVector a = qlWord(w, p, sp), hh = qhWord(w, p, sp), clo = q6Low(a, hh), chi = q6High(a, hh);
+                FloatVector sv = sp * SPAN < 128 ? sv0 : sv1;
+                FloatVector s0 = sv.rearrange(Q6K_LO[sp]), s1 = sv.rearrange(Q6K_HI[sp]), m0 = s0.mul(-32f), m1 = s1.mul(-32f);
+                int xb = 256 * b + SPAN * sp;
+                for (int t = 0; t < 4; t++) {
+                    six(clo, 8 * t).fma(s0, m0).intoArray(row, xb + 2 * L * t);
+                    six(chi, 8 * t).fma(s1, m1).intoArray(row, xb + 2 * L * t + L);
+                }
             }
         }
         return row;
@@ -252,23 +355,6 @@ public final class QuantKernels {
         return decodeQ6_K(w, off, n, s);
     }
 
-    /** The 256 values of the Q6_K super-block at p, minus 32, as bytes in q (element order). */
-    private static void unpackQ6(MemorySegment w, long p, byte[] q) {
-        for (int h = 0; h < 2; h++) {
-            for (int l = 0; l < 32; l += L) {
-                long ql = p + 64 * h + l;
-                int o = 128 * h + l;
-                ByteVector a = ByteVector.fromMemorySegment(B, w, ql, LE);
-                ByteVector c = ByteVector.fromMemorySegment(B, w, ql + 32, LE);
-                ByteVector hb = ByteVector.fromMemorySegment(B, w, p + 128 + 32 * h + l, LE);
-                a.and((byte) 15).or(shl(hb, 4).and((byte) 0x30)).sub((byte) 32).intoArray(q, o);
-                c.and((byte) 15).or(shl(hb, 2).and((byte) 0x30)).sub((byte) 32).intoArray(q, o + 32);
-                a.lanewise(VectorOperators.LSHR, 4).or(hb.and((byte) 0x30)).sub((byte) 32).intoArray(q, o + 64);
-                c.lanewise(VectorOperators.LSHR, 4).or(hb.lanewise(VectorOperators.LSHR, 2).and((byte) 0x30)).sub((byte) 32).intoArray(q, o + 96);
-            }
-        }
-    }
-
     /**
      * One weight row against four inputs (prefill, batches): each chunk of weights is loaded and widened once for the
      * four. Per input the operations and their order are those of the one-input kernel, so each output has the bits
@@ -277,7 +363,6 @@ public final class QuantKernels {
     public static void dot4(DType t, MemorySegment w, long off, float[][] x, float[][] sums, int r, int n, Scratch s, float[][] out, int j) {
         switch (t) {
             case Q4_0 -> dotQ4_0x4(w, off, x[r], x[r + 1], x[r + 2], x[r + 3], n, s, out, r, j);
-            case Q4_K -> dotQ4_Kx4(w, off, x[r], x[r + 1], x[r + 2], x[r + 3], sums[r], sums[r + 1], sums[r + 2], sums[r + 3], n, s, out, r, j);
             default -> {
                 for (int i = 0; i < 4; i++) out[r + i][j] = dot(t, w, off, x[r + i], sums == null ? null : sums[r + i], null, n, s);
             }
@@ -287,8 +372,10 @@ public final class QuantKernels {
     /** Whether {@link #dot4} has a four-input kernel for t (and these settings). */
     public static boolean hasDot4(DType t) {
         // Q8_0 measured no faster with four inputs (15 against 17 G products/s: its single-input loop is already bound by
-        // loads and FMAs); a four-input Q6_K was compiled into boxed vectors
-        return VECTOR && (t == DType.Q4_0 || t == DType.Q4_K);
+        // loads and FMAs); a four-input Q6_K was compiled into boxed vectors; Q4_K's word kernel one input at a time
+        // (14.3-14.8 G products/s, 32 inputs of 2048 on one thread) beat its four-input form (9-10) and the byte-widening
+        // four-input kernel before it (10.6-14)
+        return VECTOR && t == DType.Q4_0;
     }
 
     private static void store4(FloatVector a0, FloatVector a1, FloatVector a2, FloatVector a3, float sub0, float sub1, float sub2,
@@ -322,47 +409,39 @@ public final class QuantKernels {
         store4(a0, a1, a2, a3, 0, 0, 0, 0, s, out, r, j);
     }
 
-    static void dotQ4_Kx4(MemorySegment w, long off, float[] x0, float[] x1, float[] x2, float[] x3, float[] s0, float[] s1,
-                          float[] s2, float[] s3, int n, Scratch s, float[][] out, int r, int j) {
-        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
-        float m0 = 0, m1 = 0, m2 = 0, m3 = 0;
-        for (int b = 0, nb = n / 256; b < nb; b++) {
-            long p = off + 144L * b, w0 = w.get(I64, p + 4);
-            int w8 = w.get(I32, p + 12);
-            float d = half(w, p);
-            long sc = q4kScales(w0, w8);
-            long mn = q4kMins(w0, w8);
-            float dmin = half(w, p + 2);
-            m0 += dmin * minDot(mn, s0, 8 * b);
-            m1 += dmin * minDot(mn, s1, 8 * b);
-            m2 += dmin * minDot(mn, s2, 8 * b);
-            m3 += dmin * minDot(mn, s3, 8 * b);
-            for (int c = 0; c < 4; c++) {
-                long qs = p + 16 + 32 * c;
-                int xb = 256 * b + 64 * c;
-                FloatVector l0 = FloatVector.zero(F), l1 = l0, l2 = l0, l3 = l0, h0 = l0, h1 = l0, h2 = l0, h3 = l0;
-                for (int k = 0; k < 32; k += L) {
-                    ByteVector v = ByteVector.fromMemorySegment(B, w, qs + k, LE);
-                    FloatVector lo = widen(v.and((byte) 15)), hi = widen(hiNibble(v));
-                    int xl = xb + k, xh = xb + 32 + k;
-                    l0 = lo.fma(FloatVector.fromArray(F, x0, xl), l0);
-                    h0 = hi.fma(FloatVector.fromArray(F, x0, xh), h0);
-                    l1 = lo.fma(FloatVector.fromArray(F, x1, xl), l1);
-                    h1 = hi.fma(FloatVector.fromArray(F, x1, xh), h1);
-                    l2 = lo.fma(FloatVector.fromArray(F, x2, xl), l2);
-                    h2 = hi.fma(FloatVector.fromArray(F, x2, xh), h2);
-                    l3 = lo.fma(FloatVector.fromArray(F, x3, xl), l3);
-                    h3 = hi.fma(FloatVector.fromArray(F, x3, xh), h3);
-                }
-                FloatVector dl = FloatVector.broadcast(F, d * (int) ((sc >>> (16 * c)) & 0xFF));
-                FloatVector dh = FloatVector.broadcast(F, d * (int) ((sc >>> (16 * c + 8)) & 0xFF));
-                a0 = h0.fma(dh, l0.fma(dl, a0));
-                a1 = h1.fma(dh, l1.fma(dl, a1));
-                a2 = h2.fma(dh, l2.fma(dl, a2));
-                a3 = h3.fma(dh, l3.fma(dl, a3));
-            }
+    /**
+     * x in the order a row of t's kernel takes its values: a copy, reordered per super-block, for Q4_K and Q6_K (their
+     * kernels read 4L bytes as int lanes and take byte t of every lane together), x itself for the other formats.
+     * Computed once per input and matrix, like {@link #sums32}.
+     */
+    public static float[] kernelInput(DType t, float[] x, int n) {
+        if (!VECTOR || (t != DType.Q4_K && t != DType.Q6_K)) return x;
+        float[] y = new float[n];
+        for (int b = 0; b < n / 256; b++) {
+            for (int j = 0; j < 256; j++) y[256 * b + j] = x[256 * b + (t == DType.Q4_K ? q4kElement(j) : q6kElement(j))];
         }
-        store4(a0, a1, a2, a3, m0, m1, m2, m3, s, out, r, j);
+        return y;
+    }
+
+    /**
+     * The element of a Q4_K super-block that its kernel takes j-th: span sp (4L bytes of nibbles, {@link #SPAN} values),
+     * then byte t of each int lane, low nibble (lanes in order) then high; byte {@code by} of the nibbles holds element
+     * {@code 64 (by / 32) + by % 32} in its low nibble and 32 more in its high.
+     */
+    static int q4kElement(int j) {
+        int sp = j / SPAN, t = j % SPAN / (2 * L), nib = j % (2 * L) / L, i = j % L, by = 4 * L * sp + 4 * i + t;
+        return 64 * (by / 32) + 32 * nib + by % 32;
+    }
+
+    /**
+     * The element of a Q6_K super-block that its kernel takes j-th: span sp, byte t of each int lane, low nibble then
+     * high. ql byte l of half h holds element {@code 128h + l} (low nibble, l < 32) or {@code 128h + 32 + (l - 32)}, and
+     * 64 more in its high nibble.
+     */
+    static int q6kElement(int j) {
+        int sp = j / SPAN, t = j % SPAN / (2 * L), nib = j % (2 * L) / L, i = j % L;
+        int h = sp * SPAN / 128, l = 4 * L * (sp * SPAN % 128 / SPAN) + 4 * i + t; // the ql byte within the half
+        return 128 * h + 32 * (l / 32) + l % 32 + 64 * nib;
     }
 
     /**

@@ -176,4 +176,32 @@ class QuantKernelsTest {
             }
         }
     }
+
+    /**
+     * The word kernels take a super-block's values in an order of their own and x is reordered to match: a one-hot x
+     * at any element must give exactly that element's decoded value, in both formats and at this vector length.
+     */
+    @ParameterizedTest(name = "{0}")
+    @EnumSource(value = DType.class, names = {"Q4_K", "Q6_K"})
+    void reorderedInputsPickEachElementOnce(DType t) {
+        int n = 512;
+        float[] w = gaussian(11, n);
+        MemorySegment seg = bytes((int) t.byteSize(n));
+        Blocks.quantize(t, w, 0, n, seg, 0);
+        Tensor wt = new Tensor("w", t, new int[]{1, n}, seg);
+        float[] want = decode(t, seg, n), x = new float[n];
+        for (int e = 0; e < n; e++) {
+            x[e] = 1;
+            assertEquals(want[e], Kernels.dot(wt, 0, x, n), 1e-6f * Math.max(1, Math.abs(want[e])) + 1e-7f, t + " element " + e);
+            x[e] = 0;
+        }
+        float[] seq = new float[n];
+        for (int i = 0; i < n; i++) seq[i] = i;
+        float[] order = QuantKernels.kernelInput(t, seq, n);
+        boolean[] seen = new boolean[n];
+        for (float v : order) {
+            assertTrue(!seen[(int) v], t + ": element " + (int) v + " taken twice");
+            seen[(int) v] = true;
+        }
+    }
 }
