@@ -565,11 +565,31 @@ public final class Kernels {
                 xs[r] = ops[r].x();
                 sums[r] = ops[r].xe();
             }
-            boolean four = QuantKernels.hasDot4(w.dtype()), decoded = QuantKernels.decodesRows(w.dtype());
+            boolean four = QuantKernels.hasDot4(w.dtype()), decoded = QuantKernels.decodesRows(w.dtype()), tile = QuantKernels.hasTile(w.dtype());
             par.forRange(d, Math.max(1, GRAIN_MACS / (n * rows)), (lo, hi) -> {
                 QuantKernels.Scratch lanes = new QuantKernels.Scratch();
                 long rowBytes = w.rowBytes();
-                for (int j = lo; j < hi; j++) {
+                int j = lo;
+                if (tile) { // two rows by two inputs (the bits of one row against one input), the odd input one at a time
+                    float[] o4 = new float[4];
+                    for (; j + 2 <= hi; j += 2) {
+                        long o0 = j * rowBytes, o1 = o0 + rowBytes;
+                        QuantKernels.tileRows(w.dtype(), w.data(), o0, o1, n, lanes);
+                        int r = 0;
+                        for (; r + 2 <= rows; r += 2) {
+                            QuantKernels.tile(w.dtype(), w.data(), o0, o1, xs[r], xs[r + 1], sums[r], sums[r + 1], n, lanes, o4);
+                            out[r][j] = o4[0];
+                            out[r + 1][j] = o4[1];
+                            out[r][j + 1] = o4[2];
+                            out[r + 1][j + 1] = o4[3];
+                        }
+                        for (; r < rows; r++) {
+                            out[r][j] = QuantKernels.dot(w.dtype(), w.data(), o0, xs[r], sums[r], null, n, lanes);
+                            out[r][j + 1] = QuantKernels.dot(w.dtype(), w.data(), o1, xs[r], sums[r], null, n, lanes);
+                        }
+                    }
+                }
+                for (; j < hi; j++) {
                     if (decoded) { // the row decoded once, then decode's own dot with every input
                         float[] row = QuantKernels.decodeRow(w.dtype(), w.data(), j * rowBytes, n, lanes);
                         for (int r = 0; r < rows; r++) out[r][j] = dot(row, 0, xs[r], 0, n);
