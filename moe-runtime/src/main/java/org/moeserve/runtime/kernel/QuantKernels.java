@@ -379,14 +379,18 @@ public final class QuantKernels {
         }
     }
 
-    /** Whether {@link #tile} has a two-row, two-input kernel for t. */
-    public static boolean hasTile(DType t) { return VECTOR && t == DType.Q4_K; }
+    /**
+     * Whether {@link #tile} has a two-row, two-input kernel for t: Q4_K and Q8_0 (32 inputs of 2048 on one thread: Q4_K
+     * 14.5-15 -> 20-22 billion products/s, Q8_0 14.7 -> 21.6-24, against the one-input kernels taken input by input).
+     */
+    public static boolean hasTile(DType t) { return VECTOR && (t == DType.Q4_K || (t == DType.Q8_0 && !INT8_ACTIVATIONS)); }
 
     /**
      * Prepares two weight rows (at byte offsets off0 and off1) for {@link #tile}: their group scales times d, group
      * minimums and dmin, unpacked once into the scratch for every pair of inputs that follows.
      */
     public static void tileRows(DType t, MemorySegment w, long off0, long off1, int n, Scratch s) {
+        if (t == DType.Q8_0) return; // its scales are read in the loop, one per 32 values
         if (t != DType.Q4_K) throw new IllegalArgumentException(t + " has no two-by-two kernel");
         q4kRow(w, off0, n, s.tileRow(0, n), s.k);
         q4kRow(w, off1, n, s.tileRow(1, n), s.k);
@@ -403,6 +407,15 @@ public final class QuantKernels {
                             Scratch s, float[] out) {
         float[][] g = s.tileRows;
         float[] lanes = s.tile;
+        if (t == DType.Q8_0) {
+            q8Tile(w, off0, off1, x0, x1, n, lanes);
+            for (int o = 0; o < 4; o++) {
+                float sum = 0;
+                for (int i = 0; i < L; i++) sum += lanes[o * L + i];
+                out[o] = sum;
+            }
+            return;
+        }
         // the products apart from the rest: in one method with the scales' unpacking, C2 could not inline every vector
         // call (its node budget) and boxed the vectors
         q4kTile(w, off0, off1, x0, x1, g[0], g[1], Q4K_SCALES * (n / 256), n, lanes);
@@ -449,6 +462,37 @@ public final class QuantKernels {
     /** Where a prepared row's scales start, in floats per super-block ({@link #q4kRow}). */
     private static final int Q4K_SCALES = 9;
 
+    /**
+     * Q8_0 two rows by two inputs: per block each output's chunks multiplied in order into a fresh block accumulator,
+     * scaled into the row accumulator, as {@link #dotQ8_0} does; each widened chunk serves two inputs, each x load two
+     * rows.
+     */
+    private static void q8Tile(MemorySegment w, long off0, long off1, float[] x0, float[] x1, int n, float[] lanes) {
+        FloatVector a00 = FloatVector.zero(F), a01 = a00, a10 = a00, a11 = a00;
+        for (int b = 0, nb = n / 32; b < nb; b++) {
+            long p0 = off0 + 34L * b, p1 = off1 + 34L * b;
+            FloatVector k00 = FloatVector.zero(F), k01 = k00, k10 = k00, k11 = k00;
+            for (int k = 0; k < 32; k += L) {
+                FloatVector w0 = widen(ByteVector.fromMemorySegment(B, w, p0 + 2 + k, LE));
+                FloatVector w1 = widen(ByteVector.fromMemorySegment(B, w, p1 + 2 + k, LE));
+                FloatVector y0 = FloatVector.fromArray(F, x0, 32 * b + k), y1 = FloatVector.fromArray(F, x1, 32 * b + k);
+                k00 = w0.fma(y0, k00);
+                k01 = w0.fma(y1, k01);
+                k10 = w1.fma(y0, k10);
+                k11 = w1.fma(y1, k11);
+            }
+            FloatVector d0 = FloatVector.broadcast(F, half(w, p0)), d1 = FloatVector.broadcast(F, half(w, p1));
+            a00 = k00.fma(d0, a00);
+            a01 = k01.fma(d0, a01);
+            a10 = k10.fma(d1, a10);
+            a11 = k11.fma(d1, a11);
+        }
+        a00.intoArray(lanes, 0);
+        a01.intoArray(lanes, L);
+        a10.intoArray(lanes, 2 * L);
+        a11.intoArray(lanes, 3 * L);
+    }
+
     /** {@link #tile}'s products: the four accumulators' lanes into {@code lanes} (row 0 x0, row 0 x1, row 1 x0, row 1 x1). */
     private static void q4kTile(MemorySegment w, long off0, long off1, float[] x0, float[] x1, float[] g0, float[] g1, int go, int n,
                                 float[] lanes) {
@@ -492,10 +536,9 @@ public final class QuantKernels {
 
     /** Whether {@link #dot4} has a four-input kernel for t (and these settings). */
     public static boolean hasDot4(DType t) {
-        // Q8_0 measured no faster with four inputs (15 against 17 G products/s: its single-input loop is already bound by
-        // loads and FMAs); a four-input Q6_K was compiled into boxed vectors; Q4_K's word kernel one input at a time
-        // (14.3-14.8 G products/s, 32 inputs of 2048 on one thread) beat its four-input form (9-10) and the byte-widening
-        // four-input kernel before it (10.6-14)
+        // Q8_0 measured no faster with four inputs (15 against 17 G products/s), and Q4_K's word kernel four inputs at a
+        // time ran at 9-10 against 14.3-14.8 one input at a time (32 inputs of 2048, one thread): both take two rows by
+        // two inputs instead ({@link #tile}); a four-input Q6_K was compiled into boxed vectors
         return VECTOR && t == DType.Q4_0;
     }
 
