@@ -349,6 +349,34 @@ public final class Kernels {
         return s;
     }
 
+    /**
+     * Rows a0, a1 against inputs x0, x1 (fp32, from index 0, n long): out = {a0.x0, a0.x1, a1.x0, a1.x1}, each with
+     * {@link #dot}'s operations in its order (the same bits), each load serving two products (decoded Q6_K rows).
+     */
+    static void dot2x2(float[] a0, float[] a1, float[] x0, float[] x1, int n, float[] out) {
+        FloatVector c00 = FloatVector.zero(F), c01 = c00, c10 = c00, c11 = c00;
+        int i = 0;
+        for (int up = n - n % L; i < up; i += L) {
+            FloatVector v0 = FloatVector.fromArray(F, a0, i), v1 = FloatVector.fromArray(F, a1, i);
+            FloatVector y0 = FloatVector.fromArray(F, x0, i), y1 = FloatVector.fromArray(F, x1, i);
+            c00 = v0.fma(y0, c00);
+            c01 = v0.fma(y1, c01);
+            c10 = v1.fma(y0, c10);
+            c11 = v1.fma(y1, c11);
+        }
+        float s00 = treeSum(c00), s01 = treeSum(c01), s10 = treeSum(c10), s11 = treeSum(c11);
+        for (; i < n; i++) {
+            s00 += a0[i] * x0[i];
+            s01 += a0[i] * x1[i];
+            s10 += a1[i] * x0[i];
+            s11 += a1[i] * x1[i];
+        }
+        out[0] = s00;
+        out[1] = s01;
+        out[2] = s10;
+        out[3] = s11;
+    }
+
     /** sum_i a[ao+i] * b[bo+i] over fp32 arrays (attention scores). */
     public static float dot(float[] a, int ao, float[] b, int bo, int n) {
         FloatVector acc = FloatVector.zero(F);
@@ -589,9 +617,28 @@ public final class Kernels {
                         }
                     }
                 }
+                if (decoded) { // two rows decoded once, then decode's own dot with every input, two by two
+                    float[] o4 = new float[4];
+                    for (; j + 2 <= hi; j += 2) {
+                        float[] a = QuantKernels.decodeRow(w.dtype(), w.data(), j * rowBytes, n, lanes, 0);
+                        float[] b = QuantKernels.decodeRow(w.dtype(), w.data(), (j + 1) * rowBytes, n, lanes, 1);
+                        int r = 0;
+                        for (; r + 2 <= rows; r += 2) {
+                            dot2x2(a, b, xs[r], xs[r + 1], n, o4);
+                            out[r][j] = o4[0];
+                            out[r + 1][j] = o4[1];
+                            out[r][j + 1] = o4[2];
+                            out[r + 1][j + 1] = o4[3];
+                        }
+                        for (; r < rows; r++) {
+                            out[r][j] = dot(a, 0, xs[r], 0, n);
+                            out[r][j + 1] = dot(b, 0, xs[r], 0, n);
+                        }
+                    }
+                }
                 for (; j < hi; j++) {
                     if (decoded) { // the row decoded once, then decode's own dot with every input
-                        float[] row = QuantKernels.decodeRow(w.dtype(), w.data(), j * rowBytes, n, lanes);
+                        float[] row = QuantKernels.decodeRow(w.dtype(), w.data(), j * rowBytes, n, lanes, 0);
                         for (int r = 0; r < rows; r++) out[r][j] = dot(row, 0, xs[r], 0, n);
                         continue;
                     }

@@ -70,11 +70,12 @@ public final class QuantKernels {
             return tileRows[i];
         }
 
-        private float[] row = new float[0];
+        private final float[][] rows = {new float[0], new float[0]};
 
-        float[] row(int n) {
-            if (row.length < n) row = new float[n];
-            return row;
+        /** Decoded-row buffer i (of two). */
+        float[] row(int i, int n) {
+            if (rows[i].length < n) rows[i] = new float[n];
+            return rows[i];
         }
     }
 
@@ -335,8 +336,7 @@ public final class QuantKernels {
      * {@link #dotQ6_K} multiplies, so prefill and batches decode the row once and take the plain fp32 dot with each
      * (permuted) input, and each output has decode's bits.
      */
-    static float[] decodeQ6_K(MemorySegment w, long off, int n, Scratch s) {
-        float[] row = s.row(n);
+    static float[] decodeQ6_K(MemorySegment w, long off, int n, float[] row) {
         for (int b = 0, nb = n / 256; b < nb; b++) {
             long p = off + 210L * b;
             FloatVector d = FloatVector.broadcast(F, half(w, p + 208));
@@ -359,10 +359,10 @@ public final class QuantKernels {
     /** Whether rows of t are decoded to fp32 once and then multiplied ({@link #decodeQ6_K}): batches reuse the decoded row. */
     public static boolean decodesRows(DType t) { return VECTOR && t == DType.Q6_K; }
 
-    /** Row at off decoded to fp32 (see {@link #decodesRows}), in the scratch's row buffer. */
-    public static float[] decodeRow(DType t, MemorySegment w, long off, int n, Scratch s) {
+    /** Row at off decoded to fp32 (see {@link #decodesRows}), in the scratch's row buffer {@code buffer} (0 or 1). */
+    public static float[] decodeRow(DType t, MemorySegment w, long off, int n, Scratch s, int buffer) {
         if (t != DType.Q6_K) throw new IllegalArgumentException(t + " is multiplied without decoding its rows");
-        return decodeQ6_K(w, off, n, s);
+        return decodeQ6_K(w, off, n, s.row(buffer, n));
     }
 
     /**
