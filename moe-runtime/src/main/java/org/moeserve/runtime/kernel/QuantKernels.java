@@ -424,24 +424,37 @@ public final class QuantKernels {
             for (int i = 0; i < L; i++) sum += lanes[o * L + i];
             out[o] = sum;
         }
-        out[0] -= q4kMinimums(g[0], s0, n, s.f);
-        out[1] -= q4kMinimums(g[0], s1, n, s.f);
-        out[2] -= q4kMinimums(g[1], s0, n, s.f);
-        out[3] -= q4kMinimums(g[1], s1, n, s.f);
+        q4kMinimums2x2(g[0], g[1], s0, s1, n, lanes);
+        for (int o = 0; o < 4; o++) out[o] -= laneSum8(lanes, 8 * o);
+    }
+
+    /** The lanes of v from o, eight of them, added in lane order (as {@link #laneSum8(FloatVector, float[])}). */
+    private static float laneSum8(float[] v, int o) {
+        float r = 0;
+        for (int i = 0; i < 8; i++) r += v[o + i];
+        return r;
     }
 
     /**
-     * dotQ4_K's minimum term from a prepared row ({@link #q4kRow}): the same operations on the same values in the same
-     * order, so the same bits.
+     * The four minimum terms of a two-by-two tile in one pass, each with dotQ4_K's operations on the minimums in
+     * their order (so its bits); their lanes into {@code lanes} at 0, 8, 16, 24.
      */
-    private static float q4kMinimums(float[] g, float[] sums, int n, float[] lanes) {
-        FloatVector macc = FloatVector.zero(F8);
+    private static void q4kMinimums2x2(float[] g0, float[] g1, float[] s0, float[] s1, int n, float[] lanes) {
+        FloatVector m00 = FloatVector.zero(F8), m01 = m00, m10 = m00, m11 = m00;
         int nb = n / 256;
         for (int b = 0; b < nb; b++) {
-            macc = FloatVector.fromArray(F8, g, 8 * b).mul(FloatVector.fromArray(F8, sums, 8 * b))
-                    .fma(FloatVector.broadcast(F8, g[8 * nb + b]), macc);
+            FloatVector r0 = FloatVector.fromArray(F8, g0, 8 * b), r1 = FloatVector.fromArray(F8, g1, 8 * b);
+            FloatVector y0 = FloatVector.fromArray(F8, s0, 8 * b), y1 = FloatVector.fromArray(F8, s1, 8 * b);
+            FloatVector d0 = FloatVector.broadcast(F8, g0[8 * nb + b]), d1 = FloatVector.broadcast(F8, g1[8 * nb + b]);
+            m00 = r0.mul(y0).fma(d0, m00);
+            m01 = r0.mul(y1).fma(d0, m01);
+            m10 = r1.mul(y0).fma(d1, m10);
+            m11 = r1.mul(y1).fma(d1, m11);
         }
-        return laneSum8(macc, lanes);
+        m00.intoArray(lanes, 0);
+        m01.intoArray(lanes, 8);
+        m10.intoArray(lanes, 16);
+        m11.intoArray(lanes, 24);
     }
 
     /**
