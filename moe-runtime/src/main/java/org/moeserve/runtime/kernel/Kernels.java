@@ -351,7 +351,7 @@ public final class Kernels {
 
     /**
      * Rows a0, a1 against inputs x0, x1 (fp32, from index 0, n long): out = {a0.x0, a0.x1, a1.x0, a1.x1}, each with
-     * {@link #dot}'s operations in its order (the same bits), each load serving two products (decoded Q6_K rows).
+     * {@link #dot}'s operations in its order (the same bits), each load serving two products (decoded Q6_K rows, {@link QuantKernels#tile}).
      */
     static void dot2x2(float[] a0, float[] a1, float[] x0, float[] x1, int n, float[] out) {
         FloatVector c00 = FloatVector.zero(F), c01 = c00, c10 = c00, c11 = c00;
@@ -587,13 +587,13 @@ public final class Kernels {
         Operand[] ops = new Operand[rows];
         for (int r = 0; r < rows; r++) ops[r] = Operand.of(w, x[r], n);
         if (w.dtype().quantized()) {
-            // four inputs per pass over a weight row (QuantKernels.dot4: each output's bits as decode gives them)
+            // two rows by two inputs (QuantKernels.tile) or four inputs per row (dot4), each output's bits as decode gives them
             float[][] xs = new float[rows][], sums = new float[rows][];
             for (int r = 0; r < rows; r++) {
                 xs[r] = ops[r].x();
                 sums[r] = ops[r].xe();
             }
-            boolean four = QuantKernels.hasDot4(w.dtype()), decoded = QuantKernels.decodesRows(w.dtype()), tile = QuantKernels.hasTile(w.dtype());
+            boolean four = QuantKernels.hasDot4(w.dtype()), tile = QuantKernels.hasTile(w.dtype());
             par.forRange(d, Math.max(1, GRAIN_MACS / (n * rows)), (lo, hi) -> {
                 QuantKernels.Scratch lanes = new QuantKernels.Scratch();
                 long rowBytes = w.rowBytes();
@@ -617,31 +617,7 @@ public final class Kernels {
                         }
                     }
                 }
-                if (decoded) { // two rows decoded once, then decode's own dot with every input, two by two
-                    float[] o4 = new float[4];
-                    for (; j + 2 <= hi; j += 2) {
-                        float[] a = QuantKernels.decodeRow(w.dtype(), w.data(), j * rowBytes, n, lanes, 0);
-                        float[] b = QuantKernels.decodeRow(w.dtype(), w.data(), (j + 1) * rowBytes, n, lanes, 1);
-                        int r = 0;
-                        for (; r + 2 <= rows; r += 2) {
-                            dot2x2(a, b, xs[r], xs[r + 1], n, o4);
-                            out[r][j] = o4[0];
-                            out[r + 1][j] = o4[1];
-                            out[r][j + 1] = o4[2];
-                            out[r + 1][j + 1] = o4[3];
-                        }
-                        for (; r < rows; r++) {
-                            out[r][j] = dot(a, 0, xs[r], 0, n);
-                            out[r][j + 1] = dot(b, 0, xs[r], 0, n);
-                        }
-                    }
-                }
                 for (; j < hi; j++) {
-                    if (decoded) { // the row decoded once, then decode's own dot with every input
-                        float[] row = QuantKernels.decodeRow(w.dtype(), w.data(), j * rowBytes, n, lanes, 0);
-                        for (int r = 0; r < rows; r++) out[r][j] = dot(row, 0, xs[r], 0, n);
-                        continue;
-                    }
                     int r = 0;
                     if (four) for (; r + 4 <= rows; r += 4) QuantKernels.dot4(w.dtype(), w.data(), j * rowBytes, xs, sums, r, n, lanes, out, j);
                     for (; r < rows; r++) out[r][j] = QuantKernels.dot(w.dtype(), w.data(), j * rowBytes, xs[r], sums[r], ops[r].q(), n, lanes);

@@ -53,10 +53,9 @@ public final class QuantKernels {
     private static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
     private static final ValueLayout.OfInt I32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE);
     private static final ValueLayout.OfLong I64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(LE);
-    /** Per-thread scratch of the dot kernels: lane sums and group scales, unpacked values. Allocate one per row range. */
+    /** Per-thread scratch of the dot kernels: lane sums, unpacked scales, prepared and decoded rows. Allocate one per row range. */
     public static final class Scratch {
         final float[] f = new float[Math.max(L, 16)];
-        final byte[] q = new byte[256];
         /** Q4_K's eight scales (bytes 0-7) and eight minimums (8-15), unpacked for a vector load. */
         final byte[] k = new byte[16];
         /** {@link #tile}'s lanes, four accumulators' worth. */
@@ -72,7 +71,7 @@ public final class QuantKernels {
 
         private final float[][] rows = {new float[0], new float[0]};
 
-        /** Decoded-row buffer i (of two). */
+        /** Decoded-row buffer i (of two; {@link #tileRows}). */
         float[] row(int i, int n) {
             if (rows[i].length < n) rows[i] = new float[n];
             return rows[i];
@@ -259,13 +258,10 @@ public final class QuantKernels {
         FloatVector acc = FloatVector.zero(F);
         for (int b = 0, nb = n / 256; b < nb; b++) {
             long p = off + 210L * b;
-            FloatVector d = FloatVector.broadcast(F, half(w, p + 208));
-            FloatVector sv0 = widen(ByteVector.fromMemorySegment(B, w, p + 192, LE)).mul(d);
-            FloatVector sv1 = L == 16 ? sv0 : widen(ByteVector.fromMemorySegment(B, w, p + 192 + L, LE)).mul(d);
             for (int sp = 0; sp < 256 / SPAN; sp++) {
                 IntVector a = qlWord(w, p, sp), hh = qhWord(w, p, sp), clo = q6Low(a, hh), chi = q6High(a, hh);
-                FloatVector sv = sp * SPAN < 128 ? sv0 : sv1;
-                FloatVector s0 = sv.rearrange(Q6K_LO[sp]), s1 = sv.rearrange(Q6K_HI[sp]), m0 = s0.mul(-32f), m1 = s1.mul(-32f);
+                FloatVector sv = q6Scales(w, p, sp), s0 = sv.rearrange(Q6K_LO[sp]), s1 = sv.rearrange(Q6K_HI[sp]);
+                FloatVector m0 = s0.mul(-32f), m1 = s1.mul(-32f);
                 int xb = 256 * b + SPAN * sp;
                 for (int t = 0; t < 4; t++) {
                     acc = six(clo, 8 * t).fma(s0, m0).fma(FloatVector.fromArray(F, xp, xb + 2 * L * t), acc);
@@ -297,6 +293,15 @@ public final class QuantKernels {
             r[sp] = VectorShuffle.fromOp(F, i -> (L == 16 ? 8 * h : 0) + 4 * nib + (k * L + i) / 4);
         }
         return r;
+    }
+
+    /**
+     * Span sp's group scales times d, widened in registers: the super-block's 16 (16 lanes) or its half's 8 (8 lanes),
+     * spread over the value lanes by {@link #q6kShuffles}.
+     */
+    private static FloatVector q6Scales(MemorySegment w, long p, int sp) {
+        long half = L == 16 || sp * SPAN < 128 ? 0 : L;
+        return widen(ByteVector.fromMemorySegment(B, w, p + 192 + half, LE)).mul(half(w, p + 208));
     }
 
     /** Span sp's low bits of the Q6_K super-block at p: 4L bytes of ql. */
@@ -332,20 +337,17 @@ public final class QuantKernels {
     }
 
     /**
-     * The Q6_K row at off as fp32 in {@code s.row} (returned), in {@link #kernelInput}'s order: exactly the values
-     * {@link #dotQ6_K} multiplies, so prefill and batches decode the row once and take the plain fp32 dot with each
-     * (permuted) input, and each output has decode's bits.
+     * The Q6_K row at off as fp32 in {@code row} (returned), in {@link #kernelInput}'s order: exactly the values
+     * {@link #dotQ6_K} multiplies, so batches ({@link #tileRows}) decode a row once and take the plain fp32 dot with
+     * each (reordered) input, and each output has decode's bits.
      */
     static float[] decodeQ6_K(MemorySegment w, long off, int n, float[] row) {
         for (int b = 0, nb = n / 256; b < nb; b++) {
             long p = off + 210L * b;
-            FloatVector d = FloatVector.broadcast(F, half(w, p + 208));
-            FloatVector sv0 = widen(ByteVector.fromMemorySegment(B, w, p + 192, LE)).mul(d);
-            FloatVector sv1 = L == 16 ? sv0 : widen(ByteVector.fromMemorySegment(B, w, p + 192 + L, LE)).mul(d);
             for (int sp = 0; sp < 256 / SPAN; sp++) {
                 IntVector a = qlWord(w, p, sp), hh = qhWord(w, p, sp), clo = q6Low(a, hh), chi = q6High(a, hh);
-                FloatVector sv = sp * SPAN < 128 ? sv0 : sv1;
-                FloatVector s0 = sv.rearrange(Q6K_LO[sp]), s1 = sv.rearrange(Q6K_HI[sp]), m0 = s0.mul(-32f), m1 = s1.mul(-32f);
+                FloatVector sv = q6Scales(w, p, sp), s0 = sv.rearrange(Q6K_LO[sp]), s1 = sv.rearrange(Q6K_HI[sp]);
+                FloatVector m0 = s0.mul(-32f), m1 = s1.mul(-32f);
                 int xb = 256 * b + SPAN * sp;
                 for (int t = 0; t < 4; t++) {
                     six(clo, 8 * t).fma(s0, m0).intoArray(row, xb + 2 * L * t);
@@ -354,15 +356,6 @@ public final class QuantKernels {
             }
         }
         return row;
-    }
-
-    /** Whether rows of t are decoded to fp32 once and then multiplied ({@link #decodeQ6_K}): batches reuse the decoded row. */
-    public static boolean decodesRows(DType t) { return VECTOR && t == DType.Q6_K; }
-
-    /** Row at off decoded to fp32 (see {@link #decodesRows}), in the scratch's row buffer {@code buffer} (0 or 1). */
-    public static float[] decodeRow(DType t, MemorySegment w, long off, int n, Scratch s, int buffer) {
-        if (t != DType.Q6_K) throw new IllegalArgumentException(t + " is multiplied without decoding its rows");
-        return decodeQ6_K(w, off, n, s.row(buffer, n));
     }
 
     /**
@@ -380,20 +373,32 @@ public final class QuantKernels {
     }
 
     /**
-     * Whether {@link #tile} has a two-row, two-input kernel for t: Q4_K and Q8_0 (32 inputs of 2048 on one thread: Q4_K
-     * 14.5-15 -> 20-22 billion products/s, Q8_0 14.7 -> 21.6-24, against the one-input kernels taken input by input).
+     * Whether {@link #tile} has a two-row, two-input kernel for t: Q4_K, Q8_0 and Q6_K (32 inputs of 2048 on one thread:
+     * Q4_K 14.5-15 -> 20-22 billion products/s, Q8_0 14.7 -> 21.6-24, Q6_K 13-15.6 -> 27.4-27.9, against one input at
+     * a time).
      */
-    public static boolean hasTile(DType t) { return VECTOR && (t == DType.Q4_K || (t == DType.Q8_0 && !INT8_ACTIVATIONS)); }
+    public static boolean hasTile(DType t) {
+        return VECTOR && (t == DType.Q4_K || t == DType.Q6_K || (t == DType.Q8_0 && !INT8_ACTIVATIONS));
+    }
 
     /**
-     * Prepares two weight rows (at byte offsets off0 and off1) for {@link #tile}: their group scales times d, group
-     * minimums and dmin, unpacked once into the scratch for every pair of inputs that follows.
+     * Prepares two weight rows (at byte offsets off0 and off1) for {@link #tile}, once for every pair of inputs that
+     * follows: Q4_K's group scales, minimums and dmins unpacked, Q6_K's rows decoded ({@link #decodeQ6_K}); nothing for
+     * Q8_0, whose scales are read in the loop.
      */
     public static void tileRows(DType t, MemorySegment w, long off0, long off1, int n, Scratch s) {
-        if (t == DType.Q8_0) return; // its scales are read in the loop, one per 32 values
-        if (t != DType.Q4_K) throw new IllegalArgumentException(t + " has no two-by-two kernel");
-        q4kRow(w, off0, n, s.tileRow(0, n), s.k);
-        q4kRow(w, off1, n, s.tileRow(1, n), s.k);
+        switch (t) {
+            case Q8_0 -> { }
+            case Q4_K -> {
+                q4kRow(w, off0, n, s.tileRow(0, n), s.k);
+                q4kRow(w, off1, n, s.tileRow(1, n), s.k);
+            }
+            case Q6_K -> {
+                decodeQ6_K(w, off0, n, s.row(0, n));
+                decodeQ6_K(w, off1, n, s.row(1, n));
+            }
+            default -> throw new IllegalArgumentException(t + " has no two-by-two kernel");
+        }
     }
 
     /**
@@ -405,6 +410,10 @@ public final class QuantKernels {
      */
     public static void tile(DType t, MemorySegment w, long off0, long off1, float[] x0, float[] x1, float[] s0, float[] s1, int n,
                             Scratch s, float[] out) {
+        if (t == DType.Q6_K) { // the decoded rows' plain fp32 dots: dotQ6_K's bits
+            Kernels.dot2x2(s.row(0, n), s.row(1, n), x0, x1, n, out);
+            return;
+        }
         float[][] g = s.tileRows;
         float[] lanes = s.tile;
         if (t == DType.Q8_0) {
@@ -670,22 +679,15 @@ public final class QuantKernels {
     private static final VectorSpecies<Byte> B2 = VECTOR ? VectorSpecies.of(byte.class, VectorShape.forBitSize(L * 16)) : null;
 
     /**
-     * Bytes shifted left as 16-bit lanes (x86 has no byte shift; C2 leaves a byte LSHL to the Java fallback, boxed).
-     * Bits that cross into the next byte are masked off by every caller.
+     * Bytes shifted right as 16-bit lanes (x86 has no byte shift; a byte LSHR is compiled as widen, shift, pack). Bits
+     * that cross from the next byte are masked off by every caller.
      */
-    private static ByteVector shl(ByteVector v, int n) {
-        return v.reinterpretAsShorts().lanewise(VectorOperators.LSHL, n).reinterpretAsBytes();
-    }
-
-    /** The same for right shifts (a byte LSHR is compiled as widen, shift, pack). */
     private static ByteVector shr(ByteVector v, int n) {
         return v.reinterpretAsShorts().lanewise(VectorOperators.LSHR, n).reinterpretAsBytes();
     }
 
     /** The high nibble of each byte: a 16-bit shift and a mask. */
     private static ByteVector hiNibble(ByteVector v) { return shr(v, 4).and((byte) 15); }
-
-    private static int scale(MemorySegment w, long sc, int i) { return w.get(ValueLayout.JAVA_BYTE, sc + i); }
 
     /** Any block format: each block decoded by the scalar reference, then multiplied as fp32 in the same order. */
     static float dotDecoded(DType t, MemorySegment w, long off, float[] x, int n) {
