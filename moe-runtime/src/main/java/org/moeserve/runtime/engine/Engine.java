@@ -8,6 +8,7 @@ import org.moeserve.runtime.model.ExpertWeights;
 import org.moeserve.runtime.model.Family;
 import org.moeserve.runtime.model.ModelConfig;
 import org.moeserve.runtime.model.MoeModel;
+import org.moeserve.runtime.model.Tensor;
 
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -187,9 +188,8 @@ public final class Engine {
             if (mla) {
                 latentAttention(l, layer, xb, rows, seqOf, pos, att);
             } else {
-                Kernels.matmul(layer.wq(), xb, rows, q, par);
-                Kernels.matmul(layer.wk(), xb, rows, k, par);
-                Kernels.matmul(layer.wv(), xb, rows, v, par);
+                Kernels.matmuls(par, rows, new Tensor[]{layer.wq(), layer.wk(), layer.wv()}, new float[][][]{xb, xb, xb},
+                        new float[][][]{q, k, v});
                 if (layer.bq() != null) {
                     for (r = 0; r < rows; r++) {
                         Kernels.axpy(1f, layer.bq(), 0, q[r], 0, c.qDim());
@@ -320,16 +320,15 @@ public final class Engine {
         int heads = c.heads(), qkHead = m.qkHead(), nope = m.qkNope(), rd = m.qkRope(), rank = m.kvLoraRank();
         int vd = m.vHead();
         float[][] q = new float[rows][c.qDim()];
-        if (w.qA() == null) {
-            Kernels.matmul(layer.wq(), xb, rows, q, par);
-        } else {
-            float[][] qa = new float[rows][m.qLoraRank()];
-            Kernels.matmul(w.qA(), xb, rows, qa, par);
+        float[][] kv = new float[rows][rank + rd];
+        // the products of x in one fork: q_proj (or q_a_proj) and kv_a_proj_with_mqa
+        float[][] qa = w.qA() == null ? q : new float[rows][m.qLoraRank()];
+        Kernels.matmuls(par, rows, new Tensor[]{w.qA() == null ? layer.wq() : w.qA(), w.kvA()}, new float[][][]{xb, xb},
+                new float[][][]{qa, kv});
+        if (w.qA() != null) {
             for (int r = 0; r < rows; r++) Kernels.rmsnorm(qa[r], qa[r], 0, w.qANorm(), m.qLoraRank(), MLA_NORM_EPS);
             Kernels.matmul(w.qB(), qa, rows, q, par);
         }
-        float[][] kv = new float[rows][rank + rd];
-        Kernels.matmul(w.kvA(), xb, rows, kv, par);
         for (int r = 0; r < rows; r++) {
             float[] cos = rope.cos[pos[r]], sin = rope.sin[pos[r]];
             for (int hd = 0; hd < heads; hd++) Kernels.ropeInterleaved(q[r], hd * qkHead + nope, rd, cos, sin);
@@ -373,14 +372,14 @@ public final class Engine {
         Router.Decision d = rp == null ? routers[m].route(xb, rows) : rp.decide(m, routing, routers[m], xb, rows);
         routing.set(m, d);
         float[][][] contrib = new float[rows][topK][];
-        run.run(m, xb, rows, d.experts(), contrib);
+        float[][] so = layer.shared() == null ? null : new float[rows][h];
+        if (so == null) run.run(m, xb, rows, d.experts(), contrib);
+        else run.run(m, xb, rows, d.experts(), contrib, layer.shared(), so, par);
         for (int r = 0; r < rows; r++) {
             java.util.Arrays.fill(out[r], 0f);
             for (int j = 0; j < topK; j++) Kernels.axpy(d.weights()[r][j], contrib[r][j], 0, out[r], 0, h);
         }
-        if (layer.shared() != null) {
-            float[][] so = new float[rows][h];
-            ExpertFfn.SWIGLU.apply(layer.shared(), xb, rows, so, par);
+        if (so != null) {
             for (int r = 0; r < rows; r++) {
                 float g = 1f;
                 if (layer.sharedGate() != null) {
@@ -398,18 +397,49 @@ public final class Engine {
 
         @Override
         public void run(int m, float[][] xb, int rows, int[][] idx, float[][][] contrib) {
+            run(m, xb, rows, idx, contrib, null, null, par);
+        }
+
+        /**
+         * The routed experts, and the shared expert where given, in one fork: many active experts -> one per thread
+         * (the shared one, the largest, first); few -> threads inside each product; too little work in all (a small
+         * model's decode step) -> this thread alone: a fork costs more than it saves (the bits are the same).
+         */
+        @Override
+        public void run(int m, float[][] xb, int rows, int[][] idx, float[][][] contrib, ExpertWeights shared,
+                        float[][] sharedOut, Parallel unused) {
             List<ExpertGroups.Group> groups = ExpertGroups.of(idx, rows, c.experts());
-            // many active experts -> one per thread; few -> threads inside each product; too little work in all
-            // (a small model's decode step) -> this thread alone: a fork costs more than it saves (the bits are the same)
             long work = 3L * rows * c.topK() * c.hiddenSize() * c.expertIntermediate();
             Parallel pool = work < (1 << 18) ? Parallel.SERIAL : par;
-            boolean acrossExperts = groups.size() >= pool.threads();
+            boolean acrossExperts = groups.size() >= pool.threads() && pool != Parallel.SERIAL;
             Parallel inner = acrossExperts ? Parallel.SERIAL : pool;
             int[] chosen = new int[groups.size()];
             for (int a = 0; a < chosen.length; a++) chosen[a] = groups.get(a).expert();
             experts.reserve(m, chosen);
-            Parallel.Body runExpert = a -> {
-                ExpertGroups.Group g = groups.get(a);
+            int first = shared == null ? 0 : 1;
+            if (rows == 1 && acrossExperts && experts.neverWaits()) {
+                // one decoded token, every expert at hand: all their products in two forks of fine chunks
+                int k = first + groups.size();
+                ExpertWeights[] ws = new ExpertWeights[k];
+                float[][] xs = new float[k][], ys = new float[k][c.hiddenSize()];
+                java.util.Arrays.fill(xs, xb[0]);
+                if (shared != null) ws[0] = shared;
+                for (int a = first; a < k; a++) ws[a] = experts.acquire(m, groups.get(a - first).expert());
+                try {
+                    ExpertFfn.SWIGLU.applyEach(ws, xs, ys, par);
+                } finally {
+                    for (int a = first; a < k; a++) experts.release(m, groups.get(a - first).expert());
+                }
+                if (shared != null) sharedOut[0] = ys[0];
+                for (int a = first; a < k; a++) groups.get(a - first).scatter(new float[][]{ys[a]}, contrib);
+                return;
+            }
+            Parallel.Body runItem = a -> {
+                if (a < first) {
+                    ExpertFfn.SWIGLU.apply(shared, xb, rows, sharedOut, inner);
+                    return;
+                }
+                ExpertGroups.Group g = groups.get(a - first);
                 float[][] y = new float[g.size()][c.hiddenSize()];
                 ExpertWeights weights = experts.acquire(m, g.expert());
                 try {
@@ -419,8 +449,12 @@ public final class Engine {
                 }
                 g.scatter(y, contrib);
             };
-            if (acrossExperts && pool != Parallel.SERIAL) pool.forEach(groups.size(), runExpert);
-            else for (int a = 0; a < groups.size(); a++) runExpert.run(a);
+            int items = first + groups.size();
+            if (acrossExperts) {
+                pool.forEach(items, runItem);
+            } else {
+                for (int a = 0; a < items; a++) runItem.run(a);
+            }
         }
     }
 }

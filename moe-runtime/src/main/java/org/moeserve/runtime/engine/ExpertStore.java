@@ -14,6 +14,9 @@ public interface ExpertStore {
 
     default void release(int moeLayer, int expert) {}
 
+    /** Whether {@link #acquire} always returns at once (every expert resident): then a step may acquire all first. */
+    default boolean neverWaits() { return false; }
+
     /** The experts a layer's step is about to acquire, all known before the first (a cache keeps them resident). */
     default void reserve(int moeLayer, int[] experts) {}
 }

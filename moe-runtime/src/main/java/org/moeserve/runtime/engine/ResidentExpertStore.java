@@ -10,5 +10,8 @@ public final class ResidentExpertStore implements ExpertStore {
     public ResidentExpertStore(MoeModel model) { this.model = model; }
 
     @Override
+    public boolean neverWaits() { return true; }
+
+    @Override
     public ExpertWeights acquire(int layer, int expert) { return model.expert(layer, expert); }
 }

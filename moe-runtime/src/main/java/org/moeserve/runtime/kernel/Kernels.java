@@ -37,6 +37,20 @@ public final class Kernels {
     /** Minimum multiply-adds per parallel chunk: below this a fork costs more than it saves. */
     static final int GRAIN_MACS = 1 << 15;
 
+    /**
+     * Decode's products below this many multiply-adds run on the calling thread: waking a parked worker and waiting
+     * for its last chunk cost 60-80 us a fork on this project's 2-vCPU VM, where one thread reads a 64x2048 BF16
+     * router in 14 us and a 576x2048 projection in 62 us (against 71 and 139 us forked).
+     */
+    /**
+     * A fork's chunks hold at most about this many multiply-adds (and there are at least 16 a thread): the caller
+     * waits for the last chunk a worker took, so a 139 MB fork (a V2-Lite token's experts) cut in 32 left it waiting
+     * a quarter of a millisecond; in chunks of 512 KB of BF16 the last one is some 20 us of reading.
+     */
+    static final long CHUNK_MACS = 1L << 18;
+
+    static final long FORK_MACS = 1L << 21;
+
     // ---------------------------------------------------------------------------------------------------------
     // Dot products: one row of a weight matrix against an fp32 vector
     // ---------------------------------------------------------------------------------------------------------
@@ -481,19 +495,73 @@ public final class Kernels {
     public static void matvec(Tensor w, float[] x, float[] out, Parallel par) {
         int d = w.rows(), n = w.cols();
         Operand op = Operand.of(w, x, n);
-        if (w.dtype() == DType.BF16) {
-            boolean pairs = par.threads() == 1; // two streams per thread help one thread, and cost two threads 4-8%
-            par.forRange(d, Math.max(1, GRAIN_MACS / n), (lo, hi) -> rowsBf16(w.data(), (long) n * 2, lo, hi, op, n, out, pairs));
+        if (par.threads() > 1 && (long) d * n >= FORK_MACS) {
+            matvecs(par, new Tensor[]{w}, new float[][]{x}, new float[][]{out});
             return;
         }
-        if (w.dtype().quantized()) {
-            par.forRange(d, Math.max(1, GRAIN_MACS / n), (lo, hi) -> rowsQuant(w, lo, hi, op, n, out));
+        rows(w, op, 0, d, out, true); // one thread: two rows at a time, half the matrix apart
+    }
+
+    /** Rows lo..hi-1 of W against one prepared input, each by the row kernel of W's dtype (decode's products). */
+    private static void rows(Tensor w, Operand op, int lo, int hi, float[] out, boolean pairs) {
+        int n = w.cols();
+        if (w.dtype() == DType.BF16) rowsBf16(w.data(), (long) n * 2, lo, hi, op, n, out, pairs);
+        else if (w.dtype().quantized()) rowsQuant(w, lo, hi, op, n, out);
+        else for (int j = lo; j < hi; j++) out[j] = op.dot(w, (long) j * n, n);
+    }
+
+    /**
+     * Several independent matrix-vector products (out[i] = W[i] x[i]) in one fork: the rows of all of them are cut
+     * into about 16 chunks per thread of equal multiply-adds, a chunk may span products, and each row is computed by
+     * the kernel {@link #matvec} uses, so every output has matvec's bits. A fork costs its wake-ups and its last
+     * chunk's wait whatever its size (tens of microseconds on this project's 2-vCPU VM), so decode forks once for
+     * products that share an input or are otherwise ready together (q, k and v; an FFN's gate and up; the experts of
+     * a token) instead of once per matrix. One thread: each product in turn, as matvec does.
+     */
+    public static void matvecs(Parallel par, Tensor[] w, float[][] x, float[][] out) {
+        int k = w.length;
+        long macs = 0;
+        for (Tensor t : w) macs += (long) t.rows() * t.cols();
+        if (par.threads() == 1 || macs < FORK_MACS) {
+            for (int i = 0; i < k; i++) matvec(w[i], x[i], out[i], par);
             return;
         }
-        par.forRange(d, Math.max(1, GRAIN_MACS / n), (lo, hi) -> {
-            for (int j = lo; j < hi; j++) out[j] = op.dot(w, (long) j * n, n);
+        Operand[] ops = new Operand[k];
+        long[] start = new long[k + 1];
+        for (int i = 0; i < k; i++) {
+            ops[i] = Operand.of(w[i], x[i], w[i].cols());
+            start[i + 1] = start[i] + (long) w[i].rows() * w[i].cols();
+        }
+        long total = start[k];
+        int chunks = (int) Math.max(1, Math.min(Math.max(par.threads() * 16L, total / CHUNK_MACS), total / GRAIN_MACS));
+        // row r of product i belongs to the chunk where its first multiply-add, start[i] + r * cols, falls
+        par.forEach(chunks, c -> {
+            long a = total * c / chunks, b = total * (c + 1) / chunks;
+            for (int i = 0; i < k; i++) {
+                if (start[i + 1] <= a || start[i] >= b) continue;
+                long cols = w[i].cols();
+                int lo = (int) Math.min(w[i].rows(), Math.max(0, ceilDiv(a - start[i], cols)));
+                int hi = (int) Math.min(w[i].rows(), Math.max(0, ceilDiv(b - start[i], cols)));
+                if (lo < hi) rows(w[i], ops[i], lo, hi, out[i], false);
+            }
         });
     }
+
+    /** out[i] = W[i] x[i] for rows inputs each: {@link #matvecs} for one row, else one {@link #matmul} per product. */
+    public static void matmuls(Parallel par, int rows, Tensor[] w, float[][][] x, float[][][] out) {
+        if (rows == 1) {
+            float[][] x1 = new float[w.length][], o1 = new float[w.length][];
+            for (int i = 0; i < w.length; i++) {
+                x1[i] = x[i][0];
+                o1[i] = out[i][0];
+            }
+            matvecs(par, w, x1, o1);
+            return;
+        }
+        for (int i = 0; i < w.length; i++) matmul(w[i], x[i], rows, out[i], par);
+    }
+
+    private static long ceilDiv(long a, long b) { return Math.floorDiv(a + b - 1, b); }
 
     /** Rows lo..hi-1 of a quantized matrix against one input (one lane scratch per range). */
     private static void rowsQuant(Tensor w, int lo, int hi, Operand op, int n, float[] out) {

@@ -47,6 +47,9 @@ public final class Parallel implements AutoCloseable {
         }
     }
 
+    /** How long a caller whose own chunks are done spins for the workers' before it parks. */
+    private static final long CALLER_SPIN_NS = 100_000;
+
     public Parallel(int threads) {
         if (threads < 1) throw new IllegalArgumentException("threads is " + threads + " but must be >= 1");
         this.threads = threads;
@@ -81,7 +84,12 @@ public final class Parallel implements AutoCloseable {
         Job job = new Job(body, n);
         for (int w = 0; w < Math.min(workers.length, n - 1); w++) queue.offer(job);
         job.work();
-        while (job.done.get() < n) LockSupport.park(this);
+        // the workers' last chunks are short (tens of microseconds): spin for them before parking, since a parked
+        // caller's wake-up costs as much again on a VM
+        for (long until = System.nanoTime() + CALLER_SPIN_NS; job.done.get() < n; ) {
+            if (System.nanoTime() < until) Thread.onSpinWait();
+            else LockSupport.park(this);
+        }
         Throwable t = job.error.get();
         if (t instanceof RuntimeException re) throw re;
         if (t instanceof Error er) throw er;

@@ -76,6 +76,44 @@ class EngineConsistencyTest {
     }
 
     /**
+     * At widths past the fork thresholds (DeepSeek-V2's layout widened: hidden 1024, 8 experts of 1024, top-3, two
+     * shared experts, a dense first layer), a decode step computes all of a token's experts and the shared expert in
+     * two forks cut across their products, and prefill runs the shared expert in the routed experts' fork: one, two
+     * and three threads, and a store that may wait (the path the offload tiers take), give the same bits at every step.
+     */
+    @Test
+    void decodeAtRealWidthsForksAcrossExpertsAndKeepsOneThreadsBits(@org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp)
+            throws java.io.IOException {
+        java.nio.file.Path src = TestModels.dir("tiny-deepseekv2-random");
+        com.fasterxml.jackson.databind.node.ObjectNode raw = (com.fasterxml.jackson.databind.node.ObjectNode)
+                new com.fasterxml.jackson.databind.ObjectMapper().readTree(src.resolve("config.json").toFile());
+        raw.put("hidden_size", 1024).put("moe_intermediate_size", 1024).put("intermediate_size", 2048)
+                .put("num_hidden_layers", 2).put("n_routed_experts", 8).put("num_experts_per_tok", 3);
+        org.moeserve.runtime.model.ModelConfig c = org.moeserve.runtime.model.ModelConfig.fromJson(raw, src.resolve("config.json"));
+        org.moeserve.runtime.model.Synth.write(raw, c, org.moeserve.runtime.model.DType.BF16, 3, Long.MAX_VALUE, tmp, TestModels.dir("tiny-mixtral-kjv"));
+        try (MoeModel m = MoeModel.load(tmp); Parallel two = new Parallel(2); Parallel three = new Parallel(3)) {
+            ExpertStore waits = (layer, expert) -> m.expert(layer, expert); // neverWaits() false: one expert at a time
+            List<Engine> engines = List.of(new Engine(m, Parallel.SERIAL), new Engine(m, two), new Engine(m, three), new Engine(m, waits, two));
+            List<List<float[]>> steps = new ArrayList<>();
+            for (Engine e : engines) {
+                List<float[]> got = new ArrayList<>();
+                Sequence s = e.newSequence();
+                float[] l = e.forward(List.of(new Engine.Step(s, Arrays.copyOf(PROMPT, 6)))).logits()[0];
+                got.add(l);
+                for (int t = 0; t < 5; t++) {
+                    l = e.forward(List.of(new Engine.Step(s, new int[]{org.moeserve.runtime.engine.Sampler.argmax(l)}))).logits()[0];
+                    got.add(l);
+                }
+                steps.add(got);
+            }
+            assertTrue(Float.isFinite(steps.get(0).get(5)[0]));
+            for (int e = 1; e < engines.size(); e++) {
+                for (int t = 0; t < steps.get(0).size(); t++) assertArrayEquals(steps.get(0).get(t), steps.get(e).get(t), "engine " + e + ", step " + t);
+            }
+        }
+    }
+
+    /**
      * The first (partly interpreted) run and a run after the JIT has compiled the kernels give the same bits:
      * guards against Vector API operations whose interpreter fallback rounds differently from the intrinsic.
      */

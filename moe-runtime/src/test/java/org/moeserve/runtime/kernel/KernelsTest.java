@@ -100,6 +100,42 @@ class KernelsTest {
     }
 
     /**
+     * Several products in one fork ({@link Kernels#matvecs}): its chunks cut across products of every dtype (a BF16
+     * matrix past the fork threshold, block formats, F32, F16, odd widths), and each output has the bits the product
+     * gets alone on one thread; so does a big matrix alone on two and three threads (fine chunks).
+     */
+    @Test
+    void productsInOneForkGiveEachTheBitsItGetsAlone() {
+        try (Parallel two = new Parallel(2); Parallel three = new Parallel(3); java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
+            Tensor big = random(DType.BF16, 1100, 2048, 1);
+            Tensor[] w = {random(DType.F32, 33, 70, 2), big, quantized(DType.Q4_K, 64, 512, arena), random(DType.F16, 17, 130, 3),
+                    quantized(DType.Q8_0, 40, 256, arena), random(DType.BF16, 5, 7, 4)};
+            float[][] x = new float[w.length][], want = new float[w.length][];
+            for (int i = 0; i < w.length; i++) {
+                x[i] = vec(w[i].cols(), 10 + i);
+                want[i] = new float[w[i].rows()];
+                Kernels.matvec(w[i], x[i], want[i], Parallel.SERIAL);
+            }
+            for (Parallel p : new Parallel[]{Parallel.SERIAL, two, three}) {
+                float[][] got = new float[w.length][];
+                for (int i = 0; i < w.length; i++) got[i] = new float[w[i].rows()];
+                Kernels.matvecs(p, w, x, got);
+                for (int i = 0; i < w.length; i++) assertArrayEquals(want[i], got[i], w[i].dtype() + " product " + i + ", " + p.threads() + " threads");
+                float[] alone = new float[big.rows()];
+                Kernels.matvec(big, x[1], alone, p);
+                assertArrayEquals(want[1], alone, "a big matrix alone, " + p.threads() + " threads");
+            }
+        }
+    }
+
+    private static Tensor quantized(DType t, int rows, int cols, java.lang.foreign.Arena arena) {
+        float[] v = vec(rows * cols, rows * 31L + cols);
+        MemorySegment seg = arena.allocate(t.byteSize((long) rows * cols), 64);
+        org.moeserve.runtime.model.Blocks.quantize(t, v, 0, rows * cols, seg, 0);
+        return new Tensor("q", t, new int[]{rows, cols}, seg);
+    }
+
+    /**
      * The vector F16 widening is exact for every finite half (normal, subnormal, signed zero): each of the 63,488
      * finite bit patterns, picked out by a one-hot input, comes back as Float.float16ToFloat gives it; and an infinite
      * or NaN weight still makes the product non-finite (a damaged checkpoint must show).
