@@ -124,9 +124,21 @@ public final class Engine {
      * steps' tokens: admission checks that ({@link #checkFits}); here it is an invariant.
      */
     public Forward forward(List<Step> steps, boolean allPositions, boolean keepHidden) {
-        // ---- rows: (sequence, position, token) ----
         int rows = 0;
         for (Step s : steps) rows += s.tokens().length;
+        if (rows != 1 || par.threads() == 1) return forward(steps, rows, allPositions, keepHidden);
+        // one decoded token on several threads: its time tunes how the threads read the weights (ReadPattern)
+        long t0 = System.nanoTime();
+        par.reads().beginStep();
+        try {
+            return forward(steps, rows, allPositions, keepHidden);
+        } finally {
+            par.reads().endStep(System.nanoTime() - t0);
+        }
+    }
+
+    private Forward forward(List<Step> steps, int rows, boolean allPositions, boolean keepHidden) {
+        // ---- rows: (sequence, position, token) ----
         Sequence[] seqOf = new Sequence[rows];
         int[] pos = new int[rows];
         int[] tok = new int[rows];

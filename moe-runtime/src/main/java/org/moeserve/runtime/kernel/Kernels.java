@@ -535,6 +535,7 @@ public final class Kernels {
         long total = start[k];
         int chunks = (int) Math.max(1, Math.min(Math.max(par.threads() * 16L, total / CHUNK_MACS), total / GRAIN_MACS));
         // row r of product i belongs to the chunk where its first multiply-add, start[i] + r * cols, falls
+        boolean pairs = par.reads().pairs();
         par.forEach(chunks, c -> {
             long a = total * c / chunks, b = total * (c + 1) / chunks;
             for (int i = 0; i < k; i++) {
@@ -542,7 +543,7 @@ public final class Kernels {
                 long cols = w[i].cols();
                 int lo = (int) Math.min(w[i].rows(), Math.max(0, ceilDiv(a - start[i], cols)));
                 int hi = (int) Math.min(w[i].rows(), Math.max(0, ceilDiv(b - start[i], cols)));
-                if (lo < hi) rows(w[i], ops[i], lo, hi, out[i], false);
+                if (lo < hi) rows(w[i], ops[i], lo, hi, out[i], pairs);
             }
         });
     }

@@ -62,6 +62,11 @@ public final class Parallel implements AutoCloseable {
 
     public int threads() { return threads; }
 
+    private final ReadPattern reads = new ReadPattern();
+
+    /** How this pool's threads read decode's weight rows (tuned by decode steps' times). */
+    public ReadPattern reads() { return reads; }
+
     private void loop() {
         try {
             while (true) {

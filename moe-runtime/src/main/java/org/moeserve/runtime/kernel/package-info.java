@@ -8,7 +8,12 @@
  * kernel or a register tile (prefill, batches, expert groups) computes it. Q4_K and Q6_K rows are read as int lanes and
  * their values come out in an order of their own within each 256-value super-block, so x is reordered to match once
  * per input ({@link org.moeserve.runtime.kernel.QuantKernels#kernelInput}); batches of Q4_K, Q8_0 and Q6_K rows run two
- * rows by two inputs, with each output's operations those of its one-input kernel. Speed is measured by
+ * rows by two inputs, with each output's operations those of its one-input kernel. Decode forks few times a token: a fork
+ * costs tens of microseconds on a VM (waking a parked worker), so products that are ready together share one
+ * ({@link org.moeserve.runtime.kernel.Kernels#matvecs}: q/k/v, an FFN's gate and up, a token's experts), products under
+ * 2M multiply-adds stay on the caller, and a fork is cut in chunks of at most 512 KB of BF16; whether each thread reads
+ * one row or two at a time is chosen from decode steps' own times ({@link org.moeserve.runtime.kernel.ReadPattern}),
+ * since the faster one moves with the host. Speed is measured by
  * {@code moe bench bandwidth} (triad, matvec, FMA peak, the tile's GFLOP/s), {@code moe bench quant} (each block
  * format) and {@code moe bench shape} (a real-shaped checkpoint), never in tests.
  */
