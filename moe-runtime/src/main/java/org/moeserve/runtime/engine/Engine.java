@@ -130,9 +130,11 @@ public final class Engine {
         // one decoded token on several threads: its time tunes how the threads read the weights (ReadPattern)
         long t0 = System.nanoTime();
         par.reads().beginStep();
+        par.wake();
         try {
             return forward(steps, rows, allPositions, keepHidden);
         } finally {
+            par.sleep();
             par.reads().endStep(System.nanoTime() - t0);
         }
     }
