@@ -127,7 +127,8 @@ public final class Engine {
         int rows = 0;
         for (Step s : steps) rows += s.tokens().length;
         if (rows != 1 || par.threads() == 1) return forward(steps, rows, allPositions, keepHidden);
-        // one decoded token on several threads: its time tunes how the threads read the weights (ReadPattern)
+        // one decoded token on several threads: the workers spin between its forks instead of parking, and its time
+        // tunes how the threads read the weights (ReadPattern)
         long t0 = System.nanoTime();
         par.reads().beginStep();
         par.wake();
@@ -415,9 +416,11 @@ public final class Engine {
         }
 
         /**
-         * The routed experts, and the shared expert where given, in one fork: many active experts -> one per thread
-         * (the shared one, the largest, first); few -> threads inside each product; too little work in all (a small
-         * model's decode step) -> this thread alone: a fork costs more than it saves (the bits are the same).
+         * The routed experts, and the shared expert where given. One decoded token with every expert resident: all
+         * their products in two forks ({@link ExpertFfn#applyEach}). Otherwise one fork: many active experts -> one
+         * per thread (the shared one, the largest, first); few -> threads inside each product; too little work in all
+         * (a small model's decode step) -> this thread alone: a fork costs more than it saves. The bits are the same
+         * on every path.
          */
         @Override
         public void run(int m, float[][] xb, int rows, int[][] idx, float[][][] contrib, ExpertWeights shared,
@@ -432,7 +435,7 @@ public final class Engine {
             experts.reserve(m, chosen);
             int first = shared == null ? 0 : 1;
             if (rows == 1 && acrossExperts && experts.neverWaits()) {
-                // one decoded token, every expert at hand: all their products in two forks of fine chunks
+                // one decoded token, every expert at hand: all gate and up products in one fork, all down products in another
                 int k = first + groups.size();
                 ExpertWeights[] ws = new ExpertWeights[k];
                 float[][] xs = new float[k][], ys = new float[k][c.hiddenSize()];
