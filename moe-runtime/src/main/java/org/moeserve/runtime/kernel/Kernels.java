@@ -498,12 +498,11 @@ public final class Kernels {
      */
     public static void matvec(Tensor w, float[] x, float[] out, Parallel par) {
         int d = w.rows(), n = w.cols();
-        Operand op = Operand.of(w, x, n);
         if (par.threads() > 1 && (long) d * n >= FORK_MACS) {
             matvecs(par, new Tensor[]{w}, new float[][]{x}, new float[][]{out});
             return;
         }
-        rows(w, op, 0, d, out, true); // one thread: two rows at a time, half the matrix apart
+        rows(w, Operand.of(w, x, n), 0, d, out, true); // one thread: two rows at a time, half the matrix apart
     }
 
     /** Rows lo..hi-1 of W against one prepared input, each by the row kernel of W's dtype (decode's products). */
@@ -533,7 +532,9 @@ public final class Kernels {
         Operand[] ops = new Operand[k];
         long[] start = new long[k + 1];
         for (int i = 0; i < k; i++) {
-            ops[i] = Operand.of(w[i], x[i], w[i].cols());
+            // products of one input and one layout (an FFN's gate and up, a token's experts) share its preparation
+            boolean same = i > 0 && x[i] == x[i - 1] && w[i].dtype() == w[i - 1].dtype() && w[i].cols() == w[i - 1].cols();
+            ops[i] = same ? ops[i - 1] : Operand.of(w[i], x[i], w[i].cols());
             start[i + 1] = start[i] + (long) w[i].rows() * w[i].cols();
         }
         long total = start[k];
