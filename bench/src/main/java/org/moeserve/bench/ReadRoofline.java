@@ -14,8 +14,9 @@ import java.util.List;
 
 /**
  * The bandwidth roofline of a given set of bytes: bare vector reads of exactly those segments (an integer add per
- * vector, nothing else), split over a pool's threads in contiguous pieces, once as one stream per piece and once as
- * two streams half a piece apart; the faster pass is the roofline. Decode reads the same bytes, in the same process
+ * vector, nothing else), split over a pool's threads in contiguous pieces, as one stream per piece, two streams half
+ * a piece apart and four a quarter apart (the patterns decode's kernels read with, {@code ReadPattern}); the fastest
+ * pass is the roofline. Decode reads the same bytes, in the same process
  * and the same minute, so decode GB/s over this says how close the kernels come to what the memory gives those
  * bytes, whatever the page size they are mapped with and whatever the host's neighbours take that minute (this
  * project's reference VM moved its triad 20-50% between runs, so a roofline from another run says little).
@@ -46,16 +47,17 @@ final class ReadRoofline {
      * milliseconds: a roofline from one moment catches bursts the host gives for a moment and the work never sees).
      */
     final class Samples {
-        private final List<Double> one = new ArrayList<>(), two = new ArrayList<>();
+        private final List<Double> one = new ArrayList<>(), two = new ArrayList<>(), four = new ArrayList<>();
 
         void take(Parallel par) {
-            one.add(pass(par, false));
-            two.add(pass(par, true));
+            one.add(pass(par, 1));
+            two.add(pass(par, 2));
+            four.add(pass(par, 4));
         }
 
-        /** GB/s of the faster pattern, each pattern's pass time the median of its samples. */
+        /** GB/s of the fastest pattern, each pattern's pass time the median of its samples. */
         double gbPerSecond() {
-            return bytes / Math.min(median(one), median(two)) / 1e9;
+            return bytes / Math.min(median(one), Math.min(median(two), median(four))) / 1e9;
         }
 
         private static double median(List<Double> xs) {
@@ -63,18 +65,23 @@ final class ReadRoofline {
         }
     }
 
-    private double pass(Parallel par, boolean pairs) {
+    private double pass(Parallel par, int streams) {
         int n = chunks.size(), pieces = Math.max(1, Math.min(n, par.threads() * 4));
         long t0 = System.nanoTime();
         par.forEach(pieces, p -> {
-            int lo = (int) ((long) n * p / pieces), hi = (int) ((long) n * (p + 1) / pieces), s = 0;
-            if (pairs) {
+            int lo = (int) ((long) n * p / pieces), hi = (int) ((long) n * (p + 1) / pieces), s = 0, i = lo;
+            if (streams == 4) {
+                int q = (hi - lo) / 4;
+                for (int k = 0; k < q; k++) {
+                    s += readFour(chunks.get(lo + k), chunks.get(lo + q + k), chunks.get(lo + 2 * q + k), chunks.get(lo + 3 * q + k));
+                }
+                i = lo + 4 * q;
+            } else if (streams == 2) {
                 int half = (hi - lo) / 2;
-                for (int i = 0; i < half; i++) s += readTwo(chunks.get(lo + i), chunks.get(lo + half + i));
-                for (int i = lo + 2 * half; i < hi; i++) s += read(chunks.get(i));
-            } else {
-                for (int i = lo; i < hi; i++) s += read(chunks.get(i));
+                for (int k = 0; k < half; k++) s += readTwo(chunks.get(lo + k), chunks.get(lo + half + k));
+                i = lo + 2 * half;
             }
+            for (; i < hi; i++) s += read(chunks.get(i));
             sink += s;
         });
         return (System.nanoTime() - t0) / 1e9;
@@ -83,6 +90,27 @@ final class ReadRoofline {
     private static int read(MemorySegment c) {
         IntVector acc = IntVector.zero(I);
         for (long o = 0, n = c.byteSize(); o < n; o += VEC) acc = acc.add(IntVector.fromMemorySegment(I, c, o, ByteOrder.LITTLE_ENDIAN));
+        return acc.lane(0);
+    }
+
+    /** Four chunks at once: four streams. */
+    private static int readFour(MemorySegment a, MemorySegment b, MemorySegment c, MemorySegment d) {
+        IntVector x = IntVector.zero(I), y = x, z = x, w = x;
+        long n = Math.min(Math.min(a.byteSize(), b.byteSize()), Math.min(c.byteSize(), d.byteSize()));
+        for (long o = 0; o < n; o += VEC) {
+            x = x.add(IntVector.fromMemorySegment(I, a, o, ByteOrder.LITTLE_ENDIAN));
+            y = y.add(IntVector.fromMemorySegment(I, b, o, ByteOrder.LITTLE_ENDIAN));
+            z = z.add(IntVector.fromMemorySegment(I, c, o, ByteOrder.LITTLE_ENDIAN));
+            w = w.add(IntVector.fromMemorySegment(I, d, o, ByteOrder.LITTLE_ENDIAN));
+        }
+        int s = x.lane(0) + y.lane(0) + z.lane(0) + w.lane(0);
+        for (MemorySegment m : new MemorySegment[]{a, b, c, d}) s += readFrom(m, n);
+        return s;
+    }
+
+    private static int readFrom(MemorySegment c, long from) {
+        IntVector acc = IntVector.zero(I);
+        for (long o = from, n = c.byteSize(); o < n; o += VEC) acc = acc.add(IntVector.fromMemorySegment(I, c, o, ByteOrder.LITTLE_ENDIAN));
         return acc.lane(0);
     }
 

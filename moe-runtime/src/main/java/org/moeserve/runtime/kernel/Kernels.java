@@ -148,10 +148,10 @@ public final class Kernels {
      *
      * <p>Decode on one thread reads two rows at once, half a range apart ({@link #rowsBf16}): two sequential streams far
      * apart raise one thread's read bandwidth 12-16% over a single row, where adjacent rows interleaved lose a third
-     * (13-18 GB/s against 19-21 on this machine's 2048- and 2816-wide rows). On two threads (four streams) the pairs
-     * measured 4-8% slower than one row per thread, so there each thread reads one row at a time. One FMA chain per
-     * 64 bytes keeps up with either: a second chain per row measured no faster, so the single chain, and with it every
-     * output's bits, stays.
+     * (13-18 GB/s against 19-21 on this machine's 2048- and 2816-wide rows). On two threads each thread reads four rows
+     * a quarter of its piece apart ({@link #dotBf16Quad}; {@link ReadPattern} has the figures and may pick one or two
+     * rows on another host). One FMA chain per 64 bytes keeps up with any of them: a second chain per row measured
+     * no faster, so the single chain, and with it every output's bits, stays.
      */
     static float dotBf16(MemorySegment w, long off, float[] xe, float[] xo, float[] x, int n) {
         return dotBf16(w, off, xe, xo, x, n, new float[L]);
@@ -181,17 +181,24 @@ public final class Kernels {
      * Rows lo..hi-1 of a BF16 matrix against one input, each row by {@link #dotBf16}: decode's kernel. One call per
      * range with one lane scratch, so the row kernel is inlined into this loop and allocates nothing per row.
      */
-    static void rowsBf16(MemorySegment w, long rowBytes, int lo, int hi, Operand op, int n, float[] out, boolean pairs) {
-        float[] lanes = new float[2 * L];
-        if (!pairs) {
-            for (int r = lo; r < hi; r++) out[r] = dotBf16(w, r * rowBytes, op.xe(), op.xo(), op.x(), n, lanes);
-            return;
+    static void rowsBf16(MemorySegment w, long rowBytes, int lo, int hi, Operand op, int n, float[] out, int streams) {
+        float[] lanes = new float[4 * L];
+        int r = lo;
+        if (streams >= 4) {
+            int q = (hi - lo) / 4;
+            for (int i = 0; i < q; i++) {
+                int a = lo + i, b = a + q, c = b + q, d = c + q;
+                dotBf16Quad(w, a * rowBytes, b * rowBytes, c * rowBytes, d * rowBytes, op.xe(), op.xo(), op.x(), n, lanes, out, a, b, c, d);
+            }
+            r = lo + 4 * q;
+        } else if (streams == 2) {
+            int half = (hi - lo) / 2;
+            for (int i = 0; i < half; i++) {
+                dotBf16Pair(w, (lo + i) * rowBytes, (lo + half + i) * rowBytes, op.xe(), op.xo(), op.x(), n, lanes, out, lo + i, lo + half + i);
+            }
+            r = lo + 2 * half;
         }
-        int half = (hi - lo) / 2;
-        for (int i = 0; i < half; i++) {
-            dotBf16Pair(w, (lo + i) * rowBytes, (lo + half + i) * rowBytes, op.xe(), op.xo(), op.x(), n, lanes, out, lo + i, lo + half + i);
-        }
-        if ((hi - lo) % 2 == 1) out[hi - 1] = dotBf16(w, (hi - 1) * rowBytes, op.xe(), op.xo(), op.x(), n, lanes);
+        for (; r < hi; r++) out[r] = dotBf16(w, r * rowBytes, op.xe(), op.xo(), op.x(), n, lanes);
     }
 
     /**
@@ -217,6 +224,40 @@ public final class Kernels {
         b.intoArray(lanes, L);
         out[ia] = finishBf16(laneSum(lanes, 0), w, offA, xe, xo, x, n);
         out[ib] = finishBf16(laneSum(lanes, L), w, offB, xe, xo, x, n);
+    }
+
+    /**
+     * Four rows a quarter of a range apart, each in {@link #dotBf16}'s order: four sequential memory streams a thread
+     * ({@link ReadPattern}).
+     */
+    private static void dotBf16Quad(MemorySegment w, long oa, long ob, long oc, long od, float[] xe, float[] xo, float[] x, int n,
+                                    float[] lanes, float[] out, int ia, int ib, int ic, int id) {
+        FloatVector a = FloatVector.zero(F), b = a, c = a, d = a;
+        int pairs = n / 2, j = 0;
+        for (int up = pairs - pairs % L; j < up; j += L) {
+            long o = (long) j * 4;
+            IntVector va = IntVector.fromMemorySegment(I, w, oa + o, LE);
+            IntVector vb = IntVector.fromMemorySegment(I, w, ob + o, LE);
+            IntVector vc = IntVector.fromMemorySegment(I, w, oc + o, LE);
+            IntVector vd = IntVector.fromMemorySegment(I, w, od + o, LE);
+            FloatVector e = FloatVector.fromArray(F, xe, j), q = FloatVector.fromArray(F, xo, j);
+            a = va.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(e, a);
+            b = vb.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(e, b);
+            c = vc.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(e, c);
+            d = vd.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(e, d);
+            a = va.and(0xFFFF0000).reinterpretAsFloats().fma(q, a);
+            b = vb.and(0xFFFF0000).reinterpretAsFloats().fma(q, b);
+            c = vc.and(0xFFFF0000).reinterpretAsFloats().fma(q, c);
+            d = vd.and(0xFFFF0000).reinterpretAsFloats().fma(q, d);
+        }
+        a.intoArray(lanes, 0);
+        b.intoArray(lanes, L);
+        c.intoArray(lanes, 2 * L);
+        d.intoArray(lanes, 3 * L);
+        out[ia] = finishBf16(laneSum(lanes, 0), w, oa, xe, xo, x, n);
+        out[ib] = finishBf16(laneSum(lanes, L), w, ob, xe, xo, x, n);
+        out[ic] = finishBf16(laneSum(lanes, 2 * L), w, oc, xe, xo, x, n);
+        out[id] = finishBf16(laneSum(lanes, 3 * L), w, od, xe, xo, x, n);
     }
 
     /**
@@ -502,13 +543,13 @@ public final class Kernels {
             matvecs(par, new Tensor[]{w}, new float[][]{x}, new float[][]{out});
             return;
         }
-        rows(w, Operand.of(w, x, n), 0, d, out, true); // one thread: two rows at a time, half the matrix apart
+        rows(w, Operand.of(w, x, n), 0, d, out, par.reads().streams());
     }
 
     /** Rows lo..hi-1 of W against one prepared input, each by the row kernel of W's dtype (decode's products). */
-    private static void rows(Tensor w, Operand op, int lo, int hi, float[] out, boolean pairs) {
+    private static void rows(Tensor w, Operand op, int lo, int hi, float[] out, int streams) {
         int n = w.cols();
-        if (w.dtype() == DType.BF16) rowsBf16(w.data(), (long) n * 2, lo, hi, op, n, out, pairs);
+        if (w.dtype() == DType.BF16) rowsBf16(w.data(), (long) n * 2, lo, hi, op, n, out, streams);
         else if (w.dtype().quantized()) rowsQuant(w, lo, hi, op, n, out);
         else for (int j = lo; j < hi; j++) out[j] = op.dot(w, (long) j * n, n);
     }
@@ -540,25 +581,25 @@ public final class Kernels {
         long total = start[k];
         int threads = par.threads();
         long least = Math.max(GRAIN_MACS, Math.min(CHUNK_MACS, total / (threads * 16L)));
-        boolean pairs = par.reads().pairs();
+        int streams = par.reads().streams();
         AtomicLong next = new AtomicLong();
         // guided self-scheduling: each thread takes half of what is left over the threads, at least `least`
         par.forEach(threads, t -> {
             for (long a; (a = next.get()) < total; ) {
                 long b = Math.min(total, a + Math.max(least, (total - a) / (2L * threads)));
-                if (next.compareAndSet(a, b)) span(w, ops, start, out, a, b, pairs);
+                if (next.compareAndSet(a, b)) span(w, ops, start, out, a, b, streams);
             }
         });
     }
 
     /** The rows of products w whose first multiply-add (start[i] + r * cols) falls in [a, b) of their concatenation. */
-    private static void span(Tensor[] w, Operand[] ops, long[] start, float[][] out, long a, long b, boolean pairs) {
+    private static void span(Tensor[] w, Operand[] ops, long[] start, float[][] out, long a, long b, int streams) {
         for (int i = 0; i < w.length; i++) {
             if (start[i + 1] <= a || start[i] >= b) continue;
             long cols = w[i].cols();
             int lo = (int) Math.min(w[i].rows(), Math.max(0, ceilDiv(a - start[i], cols)));
             int hi = (int) Math.min(w[i].rows(), Math.max(0, ceilDiv(b - start[i], cols)));
-            if (lo < hi) rows(w[i], ops[i], lo, hi, out[i], pairs);
+            if (lo < hi) rows(w[i], ops[i], lo, hi, out[i], streams);
         }
     }
 

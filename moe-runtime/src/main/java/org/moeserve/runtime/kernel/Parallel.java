@@ -53,6 +53,7 @@ public final class Parallel implements AutoCloseable {
     public Parallel(int threads) {
         if (threads < 1) throw new IllegalArgumentException("threads is " + threads + " but must be >= 1");
         this.threads = threads;
+        this.reads = new ReadPattern(threads);
         this.workers = new Thread[threads - 1];
         this.queue = new ArrayBlockingQueue<>(Math.max(1, threads * 4));
         for (int i = 0; i < workers.length; i++) {
@@ -76,7 +77,7 @@ public final class Parallel implements AutoCloseable {
     /** Ends {@link #wake}: idle workers park again. */
     public void sleep() { awake = false; }
 
-    private final ReadPattern reads = new ReadPattern();
+    private final ReadPattern reads;
 
     /** How this pool's threads read decode's weight rows (tuned by decode steps' times). */
     public ReadPattern reads() { return reads; }

@@ -13,9 +13,9 @@
  * ({@link org.moeserve.runtime.kernel.Kernels#matvecs}: q/k/v, an FFN's gate and up, a token's experts), products under
  * 2M multiply-adds stay on the caller, and a fork hands out guided pieces (half of what is left over the threads, down to
  * 512 KB of BF16: long streams first, a short wait at the end), and workers spin between the forks of a decode step
- * instead of parking ({@link org.moeserve.runtime.kernel.Parallel#wake}); whether each thread reads
- * one row or two at a time is chosen from decode steps' own times ({@link org.moeserve.runtime.kernel.ReadPattern}),
- * since the faster one moves with the host. Speed is measured by
+ * instead of parking ({@link org.moeserve.runtime.kernel.Parallel#wake}); each thread reads four rows at a time
+ * (four memory streams) unless decode steps' own times find one or two faster on the host
+ * ({@link org.moeserve.runtime.kernel.ReadPattern}). Speed is measured by
  * {@code moe bench bandwidth} (triad, matvec, FMA peak, the tile's GFLOP/s), {@code moe bench quant} (each block
  * format) and {@code moe bench shape} (a real-shaped checkpoint), never in tests.
  */

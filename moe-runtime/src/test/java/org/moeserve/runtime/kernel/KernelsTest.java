@@ -102,11 +102,13 @@ class KernelsTest {
     /**
      * Several products in one fork ({@link Kernels#matvecs}): its chunks cut across products of every dtype (a BF16
      * matrix past the fork threshold, block formats, F32, F16, odd widths), and each output has the bits the product
-     * gets alone on one thread; so does a big matrix alone on two and three threads (fine chunks).
+     * gets alone on one thread; so does a big matrix alone on two and three threads (fine chunks). Whichever read
+     * pattern the pool uses (one, two or four rows at once a thread: {@link ReadPattern}), the bits are the same.
      */
     @Test
     void productsInOneForkGiveEachTheBitsItGetsAlone() {
-        try (Parallel two = new Parallel(2); Parallel three = new Parallel(3); java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
+        try (Parallel one = new Parallel(1); Parallel two = new Parallel(2); Parallel three = new Parallel(3);
+             java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
             Tensor big = random(DType.BF16, 1100, 2048, 1);
             Tensor[] w = {random(DType.F32, 33, 70, 2), big, quantized(DType.Q4_K, 64, 512, arena), random(DType.F16, 17, 130, 3),
                     quantized(DType.Q8_0, 40, 256, arena), random(DType.BF16, 5, 7, 4)};
@@ -116,14 +118,16 @@ class KernelsTest {
                 want[i] = new float[w[i].rows()];
                 Kernels.matvec(w[i], x[i], want[i], Parallel.SERIAL);
             }
-            for (Parallel p : new Parallel[]{Parallel.SERIAL, two, three}) {
+            for (int[] run : new int[][]{{1, 1}, {1, 2}, {1, 4}, {2, 1}, {2, 2}, {2, 4}, {3, 1}, {3, 2}, {3, 4}}) {
+                Parallel p = run[0] == 1 ? one : run[0] == 2 ? two : three;
+                p.reads().pin(run[1]);
                 float[][] got = new float[w.length][];
                 for (int i = 0; i < w.length; i++) got[i] = new float[w[i].rows()];
                 Kernels.matvecs(p, w, x, got);
-                for (int i = 0; i < w.length; i++) assertArrayEquals(want[i], got[i], w[i].dtype() + " product " + i + ", " + p.threads() + " threads");
+                for (int i = 0; i < w.length; i++) assertArrayEquals(want[i], got[i], w[i].dtype() + " product " + i + ", " + p.threads() + " threads, rows at once " + run[1]);
                 float[] alone = new float[big.rows()];
                 Kernels.matvec(big, x[1], alone, p);
-                assertArrayEquals(want[1], alone, "a big matrix alone, " + p.threads() + " threads");
+                assertArrayEquals(want[1], alone, "a big matrix alone, " + p.threads() + " threads, rows at once " + run[1]);
             }
         }
     }
