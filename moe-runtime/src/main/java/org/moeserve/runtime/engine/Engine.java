@@ -357,21 +357,33 @@ public final class Engine {
         long work = 0;
         for (int r = 0; r < rows; r++) work += (long) heads * ((pos[r] + 1L) * (2L * rank + rd) + (long) rank * (nope + vd));
         Parallel p = work < (1 << 15) ? Parallel.SERIAL : par;
-        p.forEach(rows * heads, task -> {
-            int r = task / heads, hd = task % heads, n = pos[r] + 1, qo = hd * qkHead;
+        // a task is a row's group of heads, which read its latent cache together (Kernels.dotsMany, axpysMany): once
+        // a group instead of once a head; each head's outputs have the same bits whatever the grouping
+        int group = Math.max(1, (heads + p.threads() - 1) / p.threads()), groups = (heads + group - 1) / group;
+        p.forEach(rows * groups, task -> {
+            int r = task / groups, h0 = task % groups * group, g = Math.min(heads, h0 + group) - h0, n = pos[r] + 1;
             float[] kc = seqOf[r].cache.k[l], pc = seqOf[r].cache.v[l];
-            float[] qAbs = new float[rank];
-            Kernels.matvecTransposed(w.kUp()[hd], java.util.Arrays.copyOfRange(q[r], qo, qo + nope), qAbs);
-            float[] s = new float[n], pe = new float[n];
-            Kernels.dots(qAbs, 0, kc, 0, rank, rank, n, s, 0);
-            Kernels.dots(q[r], qo + nope, pc, 0, rd, rd, n, pe, 0);
-            for (int t = 0; t < n; t++) s[t] = (s[t] + pe[t]) * scale;
-            Kernels.softmax(s, 0, n);
-            float[] ctx = new float[rank];
-            Kernels.axpys(s, kc, 0, rank, rank, n, ctx, 0);
-            float[] o = new float[vd];
-            Kernels.matvec(w.vUp()[hd], ctx, o, Parallel.SERIAL);
-            System.arraycopy(o, 0, att[r], hd * vd, vd);
+            float[][] qAbs = new float[g][rank], s = new float[g][n], pe = new float[g][n], ctx = new float[g][rank];
+            int[] zero = new int[g], ropeAt = new int[g];
+            float[][] qr = new float[g][];
+            for (int i = 0; i < g; i++) {
+                int qo = (h0 + i) * qkHead;
+                Kernels.matvecTransposed(w.kUp()[h0 + i], java.util.Arrays.copyOfRange(q[r], qo, qo + nope), qAbs[i]);
+                qr[i] = q[r];
+                ropeAt[i] = qo + nope;
+            }
+            Kernels.dotsMany(qAbs, zero, kc, 0, rank, rank, n, s);
+            Kernels.dotsMany(qr, ropeAt, pc, 0, rd, rd, n, pe);
+            for (int i = 0; i < g; i++) {
+                for (int t = 0; t < n; t++) s[i][t] = (s[i][t] + pe[i][t]) * scale;
+                Kernels.softmax(s[i], 0, n);
+            }
+            Kernels.axpysMany(s, kc, 0, rank, rank, n, ctx);
+            for (int i = 0; i < g; i++) {
+                float[] o = new float[vd];
+                Kernels.matvec(w.vUp()[h0 + i], ctx[i], o, Parallel.SERIAL);
+                System.arraycopy(o, 0, att[r], (h0 + i) * vd, vd);
+            }
         });
     }
 

@@ -523,6 +523,37 @@ public final class Kernels {
         for (; t < n; t++) axpy(p[t], x, xo + t * stride, y, yo, len);
     }
 
+    /**
+     * {@link #dots} for several queries against the same cached positions: out[i][t] = dot(a[i], ao[i], b, bo +
+     * t*stride, len), each output with {@link #dots}' bits. Four positions are read once for all the queries (they
+     * stay in L1) instead of once a query: a decoded token's attention heads share one latent cache (MLA), which read
+     * per head is read 16 times a layer. Measured for 8 heads of rank 512 (scores and weighted sum, one thread): the
+     * same at 256 positions, 1.3-1.4x faster at 1,024-4,096, 3.5x at 16,384 (a cache past the last-level cache).
+     */
+    public static void dotsMany(float[][] a, int[] ao, float[] b, int bo, int stride, int len, int n, float[][] out) {
+        int t = 0;
+        for (; t + 4 <= n; t += 4) {
+            for (int i = 0; i < a.length; i++) dot4(a[i], ao[i], b, bo + t * stride, stride, len, out[i], t);
+        }
+        for (; t < n; t++) {
+            for (int i = 0; i < a.length; i++) out[i][t] = dot(a[i], ao[i], b, bo + t * stride, len);
+        }
+    }
+
+    /**
+     * {@link #axpys} for several weightings of the same cached positions: y[i] += p[i][t] * x[xo + t*stride ..] for t
+     * in order, each y[i] with {@link #axpys}' bits, four positions read once for all of them.
+     */
+    public static void axpysMany(float[][] p, float[] x, int xo, int stride, int len, int n, float[][] y) {
+        int t = 0;
+        for (; t + 4 <= n; t += 4) {
+            for (int i = 0; i < p.length; i++) axpy4(p[i], t, x, xo + t * stride, stride, y[i], 0, len);
+        }
+        for (; t < n; t++) {
+            for (int i = 0; i < p.length; i++) axpy(p[i][t], x, xo + t * stride, y[i], 0, len);
+        }
+    }
+
     public static float dotScalar(float[] a, int ao, float[] b, int bo, int n) {
         float s = 0;
         for (int i = 0; i < n; i++) s += a[ao + i] * b[bo + i];

@@ -132,6 +132,38 @@ class KernelsTest {
         }
     }
 
+    /**
+     * Several queries against one cache ({@link Kernels#dotsMany}, {@link Kernels#axpysMany}: the heads of a latent
+     * attention) give each query the bits it gets alone from {@link Kernels#dots} and {@link Kernels#axpys}, at
+     * offsets, with a tail of positions past the last four, and for one query as for five.
+     */
+    @Test
+    void queriesSharingACacheGetTheBitsEachGetsAlone() {
+        int len = 40, stride = 44, n = 23;
+        float[] cache = vec(stride * n, 5);
+        for (int g : new int[]{1, 5}) {
+            float[][] a = new float[g][], s = new float[g][n], y = new float[g][len];
+            int[] at = new int[g];
+            for (int i = 0; i < g; i++) {
+                a[i] = vec(len + 3 * i, 20 + i);
+                at[i] = 3 * i;
+                y[i] = vec(len, 40 + i); // axpys adds to what is there
+            }
+            float[][] y0 = new float[g][];
+            for (int i = 0; i < g; i++) y0[i] = y[i].clone();
+            Kernels.dotsMany(a, at, cache, 2, stride, len, n - 1, s);
+            Kernels.axpysMany(s, cache, 2, stride, len, n - 1, y);
+            for (int i = 0; i < g; i++) {
+                float[] alone = new float[n];
+                Kernels.dots(a[i], at[i], cache, 2, stride, len, n - 1, alone, 0);
+                assertArrayEquals(alone, s[i], "scores of query " + i + " of " + g);
+                Kernels.axpys(alone, cache, 2, stride, len, n - 1, y0[i], 0);
+                assertArrayEquals(y0[i], y[i], "weighted sum of query " + i + " of " + g);
+                assertEquals(0f, s[i][n - 1], "nothing past the n positions asked for");
+            }
+        }
+    }
+
     private static Tensor quantized(DType t, int rows, int cols, java.lang.foreign.Arena arena) {
         float[] v = vec(rows * cols, rows * 31L + cols);
         MemorySegment seg = arena.allocate(t.byteSize((long) rows * cols), 64);
