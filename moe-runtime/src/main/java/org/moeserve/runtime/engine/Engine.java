@@ -257,11 +257,10 @@ public final class Engine {
         float[][] logits = new float[pick.length][c.vocabSize()];
         Kernels.matmul(model.lmHead(), normed, pick.length, logits, par);
         for (float[] row : logits) {
-            for (float lv : row) {
-                if (!Float.isFinite(lv)) {
-                    throw new IllegalStateException("the model computed a non-finite logit (" + lv + "): its weights in "
-                            + model.dir().toAbsolutePath() + " hold NaN or infinite values; the checkpoint is damaged");
-                }
+            int bad = Kernels.firstNonFinite(row);
+            if (bad >= 0) {
+                throw new IllegalStateException("the model computed a non-finite logit (" + row[bad] + "): its weights in "
+                        + model.dir().toAbsolutePath() + " hold NaN or infinite values; the checkpoint is damaged");
             }
         }
         for (int s = 0; s < steps.size(); s++) {

@@ -533,7 +533,9 @@ public final class Kernels {
     public static void dotsMany(float[][] a, int[] ao, float[] b, int bo, int stride, int len, int n, float[][] out) {
         int t = 0;
         for (; t + 4 <= n; t += 4) {
-            for (int i = 0; i < a.length; i++) dot4(a[i], ao[i], b, bo + t * stride, stride, len, out[i], t);
+            int i = 0;
+            for (; i + 2 <= a.length; i += 2) dot2x4(a[i], ao[i], a[i + 1], ao[i + 1], b, bo + t * stride, stride, len, out[i], out[i + 1], t);
+            for (; i < a.length; i++) dot4(a[i], ao[i], b, bo + t * stride, stride, len, out[i], t);
         }
         for (; t < n; t++) {
             for (int i = 0; i < a.length; i++) out[i][t] = dot(a[i], ao[i], b, bo + t * stride, len);
@@ -547,11 +549,115 @@ public final class Kernels {
     public static void axpysMany(float[][] p, float[] x, int xo, int stride, int len, int n, float[][] y) {
         int t = 0;
         for (; t + 4 <= n; t += 4) {
-            for (int i = 0; i < p.length; i++) axpy4(p[i], t, x, xo + t * stride, stride, y[i], 0, len);
+            int i = 0;
+            for (; i + 2 <= p.length; i += 2) axpy2x4(p[i], p[i + 1], t, x, xo + t * stride, stride, y[i], y[i + 1], len);
+            for (; i < p.length; i++) axpy4(p[i], t, x, xo + t * stride, stride, y[i], 0, len);
         }
         for (; t < n; t++) {
             for (int i = 0; i < p.length; i++) axpy(p[i][t], x, xo + t * stride, y[i], 0, len);
         }
+    }
+
+    /**
+     * {@link #dot4} for two queries at once (eight outputs): each cached vector is loaded once for both, and every
+     * output keeps dot4's order, so the same bits.
+     */
+    private static void dot2x4(float[] a, int ao, float[] c, int co, float[] b, int bo, int bStride, int n, float[] out,
+                               float[] outC, int oo) {
+        FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0, u0 = s0, u1 = s0, u2 = s0, u3 = s0;
+        int b1 = bo + bStride, b2 = b1 + bStride, b3 = b2 + bStride, i = 0;
+        for (int up = n - n % L; i < up; i += L) {
+            FloatVector x = FloatVector.fromArray(F, a, ao + i), z = FloatVector.fromArray(F, c, co + i);
+            FloatVector v0 = FloatVector.fromArray(F, b, bo + i), v1 = FloatVector.fromArray(F, b, b1 + i);
+            FloatVector v2 = FloatVector.fromArray(F, b, b2 + i), v3 = FloatVector.fromArray(F, b, b3 + i);
+            s0 = x.fma(v0, s0);
+            s1 = x.fma(v1, s1);
+            s2 = x.fma(v2, s2);
+            s3 = x.fma(v3, s3);
+            u0 = z.fma(v0, u0);
+            u1 = z.fma(v1, u1);
+            u2 = z.fma(v2, u2);
+            u3 = z.fma(v3, u3);
+        }
+        float r0 = treeSum(s0), r1 = treeSum(s1), r2 = treeSum(s2), r3 = treeSum(s3);
+        float q0 = treeSum(u0), q1 = treeSum(u1), q2 = treeSum(u2), q3 = treeSum(u3);
+        for (int j = i; j < n; j++) {
+            float x = a[ao + j], z = c[co + j];
+            r0 += x * b[bo + j];
+            r1 += x * b[b1 + j];
+            r2 += x * b[b2 + j];
+            r3 += x * b[b3 + j];
+            q0 += z * b[bo + j];
+            q1 += z * b[b1 + j];
+            q2 += z * b[b2 + j];
+            q3 += z * b[b3 + j];
+        }
+        out[oo] = r0;
+        out[oo + 1] = r1;
+        out[oo + 2] = r2;
+        out[oo + 3] = r3;
+        outC[oo] = q0;
+        outC[oo + 1] = q1;
+        outC[oo + 2] = q2;
+        outC[oo + 3] = q3;
+    }
+
+    /**
+     * {@link #axpy4} into two outputs at once (y and z, weights p and q at po..po+3), each cached vector loaded once
+     * for both, each element's FMAs in axpy4's order: the same bits.
+     */
+    private static void axpy2x4(float[] p, float[] q, int po, float[] x, int xo, int xStride, float[] y, float[] z, int n) {
+        FloatVector p0 = FloatVector.broadcast(F, p[po]), p1 = FloatVector.broadcast(F, p[po + 1]);
+        FloatVector p2 = FloatVector.broadcast(F, p[po + 2]), p3 = FloatVector.broadcast(F, p[po + 3]);
+        FloatVector q0 = FloatVector.broadcast(F, q[po]), q1 = FloatVector.broadcast(F, q[po + 1]);
+        FloatVector q2 = FloatVector.broadcast(F, q[po + 2]), q3 = FloatVector.broadcast(F, q[po + 3]);
+        int x1 = xo + xStride, x2 = x1 + xStride, x3 = x2 + xStride, i = 0;
+        for (int up = n - n % L; i < up; i += L) {
+            FloatVector v0 = FloatVector.fromArray(F, x, xo + i), v1 = FloatVector.fromArray(F, x, x1 + i);
+            FloatVector v2 = FloatVector.fromArray(F, x, x2 + i), v3 = FloatVector.fromArray(F, x, x3 + i);
+            FloatVector acc = FloatVector.fromArray(F, y, i);
+            acc = v0.fma(p0, acc);
+            acc = v1.fma(p1, acc);
+            acc = v2.fma(p2, acc);
+            acc = v3.fma(p3, acc);
+            acc.intoArray(y, i);
+            FloatVector bcc = FloatVector.fromArray(F, z, i);
+            bcc = v0.fma(q0, bcc);
+            bcc = v1.fma(q1, bcc);
+            bcc = v2.fma(q2, bcc);
+            bcc = v3.fma(q3, bcc);
+            bcc.intoArray(z, i);
+        }
+        for (; i < n; i++) {
+            float v = y[i];
+            v += p[po] * x[xo + i];
+            v += p[po + 1] * x[x1 + i];
+            v += p[po + 2] * x[x2 + i];
+            v += p[po + 3] * x[x3 + i];
+            y[i] = v;
+            float w = z[i];
+            w += q[po] * x[xo + i];
+            w += q[po + 1] * x[x1 + i];
+            w += q[po + 2] * x[x2 + i];
+            w += q[po + 3] * x[x3 + i];
+            z[i] = w;
+        }
+    }
+
+    /**
+     * The index of the first NaN or infinity in x, or -1: a vector pass (x * 0 is 0 for a finite x and NaN otherwise,
+     * so one NaN turns the running sum NaN), then a scalar search only where it found one. Decode checks every
+     * logit of every token this way (102,400 for DeepSeek's vocabulary).
+     */
+    public static int firstNonFinite(float[] x) {
+        FloatVector acc = FloatVector.zero(F);
+        int i = 0;
+        for (int up = x.length - x.length % L; i < up; i += L) acc = acc.add(FloatVector.fromArray(F, x, i).mul(0f));
+        boolean any = acc.test(VectorOperators.IS_NAN).anyTrue();
+        for (; i < x.length; i++) any |= !Float.isFinite(x[i]);
+        if (!any) return -1;
+        for (int j = 0; j < x.length; j++) if (!Float.isFinite(x[j])) return j;
+        return -1;
     }
 
     public static float dotScalar(float[] a, int ao, float[] b, int bo, int n) {

@@ -164,6 +164,22 @@ class KernelsTest {
         }
     }
 
+    @Test
+    void firstNonFiniteFindsNaNAndInfinityAnywhereAndNothingInFiniteValues() {
+        float[] x = vec(1000 + 7, 3);
+        x[5] = Float.MAX_VALUE; // finite extremes are finite
+        x[6] = -Float.MAX_VALUE;
+        assertEquals(-1, Kernels.firstNonFinite(x));
+        for (int at : new int[]{0, 17, 999, 1003, 1006}) { // in the vector part and in the tail
+            for (float bad : new float[]{Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY}) {
+                float[] y = x.clone();
+                y[at] = bad;
+                assertEquals(at, Kernels.firstNonFinite(y), bad + " at " + at);
+            }
+        }
+        assertEquals(-1, Kernels.firstNonFinite(new float[0]));
+    }
+
     private static Tensor quantized(DType t, int rows, int cols, java.lang.foreign.Arena arena) {
         float[] v = vec(rows * cols, rows * 31L + cols);
         MemorySegment seg = arena.allocate(t.byteSize((long) rows * cols), 64);
