@@ -28,8 +28,8 @@ public final class ExpertFfn {
     /**
      * out[i] = FFN_i(x[i]) for several FFNs of one input row each (a decoded token's experts and the shared expert):
      * every gate and up product in one fork, then every down product in one, each cut into fine chunks across the
-     * threads ({@link Kernels#matvecs}), so no thread waits for another's whole expert. Each output has the bits
-     * {@link #apply} gives it.
+     * threads ({@link Kernels#matvecs}), so no thread waits for another's whole expert; an expert's swiglu runs in the
+     * first fork as soon as its gate and up are done. Each output has the bits {@link #apply} gives it.
      */
     public void applyEach(ExpertWeights[] w, float[][] x, float[][] out, Parallel par) {
         int k = w.length;
@@ -43,8 +43,13 @@ public final class ExpertFfn {
             go[2 * i + 1] = new float[w[i].up().rows()];
             down[i] = w[i].down();
         }
-        Kernels.matvecs(par, gu, gx, go);
-        for (int i = 0; i < k; i++) Kernels.swiglu(g[i], go[2 * i + 1], g[i].length);
+        java.util.concurrent.atomic.AtomicIntegerArray halves = new java.util.concurrent.atomic.AtomicIntegerArray(k);
+        // an expert's swiglu runs in the fork, on the thread that finishes the second of its gate and up products,
+        // while the other threads read on (on the caller after the fork, a token's eight swiglus cost 66 us a layer)
+        Kernels.matvecs(par, gu, gx, go, p -> {
+            int i = p / 2;
+            if (halves.incrementAndGet(i) == 2) Kernels.swiglu(g[i], go[2 * i + 1], g[i].length);
+        });
         Kernels.matvecs(par, down, g, out);
     }
 }

@@ -700,11 +700,24 @@ public final class Kernels {
      * a token) instead of once per matrix. One thread: each product in turn, as matvec does.
      */
     public static void matvecs(Parallel par, Tensor[] w, float[][] x, float[][] out) {
+        matvecs(par, w, x, out, null);
+    }
+
+    /**
+     * {@link #matvecs}, calling {@code done.accept(i)} once product i's outputs are all written, on whichever thread
+     * wrote its last rows, while the fork's other pieces go on: work that needs a whole product (an FFN's swiglu)
+     * runs inside the fork, spread over the threads, instead of on the caller after it. The last writer learns it is
+     * last from a count it adds to after its rows, so it sees every row's value.
+     */
+    public static void matvecs(Parallel par, Tensor[] w, float[][] x, float[][] out, java.util.function.IntConsumer done) {
         int k = w.length;
         long macs = 0;
         for (Tensor t : w) macs += (long) t.rows() * t.cols();
         if (par.threads() == 1 || macs < FORK_MACS) {
-            for (int i = 0; i < k; i++) matvec(w[i], x[i], out[i], par);
+            for (int i = 0; i < k; i++) {
+                matvec(w[i], x[i], out[i], par);
+                if (done != null) done.accept(i);
+            }
             return;
         }
         Operand[] ops = new Operand[k];
@@ -720,23 +733,31 @@ public final class Kernels {
         long least = Math.max(GRAIN_MACS, Math.min(CHUNK_MACS, total / (threads * 16L)));
         int streams = par.reads().streams();
         AtomicLong next = new AtomicLong();
+        java.util.concurrent.atomic.AtomicIntegerArray written = done == null ? null : new java.util.concurrent.atomic.AtomicIntegerArray(k);
         // guided self-scheduling: each thread takes half of what is left over the threads, at least `least`
         par.forEach(threads, t -> {
             for (long a; (a = next.get()) < total; ) {
                 long b = Math.min(total, a + Math.max(least, (total - a) / (2L * threads)));
-                if (next.compareAndSet(a, b)) span(w, ops, start, out, a, b, streams);
+                if (next.compareAndSet(a, b)) span(w, ops, start, out, a, b, streams, written, done);
             }
         });
     }
 
-    /** The rows of products w whose first multiply-add (start[i] + r * cols) falls in [a, b) of their concatenation. */
-    private static void span(Tensor[] w, Operand[] ops, long[] start, float[][] out, long a, long b, int streams) {
+    /**
+     * The rows of products w whose first multiply-add (start[i] + r * cols) falls in [a, b) of their concatenation;
+     * with {@code written}, counts them per product and calls {@code done} for a product whose last rows these were.
+     */
+    private static void span(Tensor[] w, Operand[] ops, long[] start, float[][] out, long a, long b, int streams,
+                             java.util.concurrent.atomic.AtomicIntegerArray written, java.util.function.IntConsumer done) {
         for (int i = 0; i < w.length; i++) {
             if (start[i + 1] <= a || start[i] >= b) continue;
             long cols = w[i].cols();
             int lo = (int) Math.min(w[i].rows(), Math.max(0, ceilDiv(a - start[i], cols)));
             int hi = (int) Math.min(w[i].rows(), Math.max(0, ceilDiv(b - start[i], cols)));
-            if (lo < hi) rows(w[i], ops[i], lo, hi, out[i], streams);
+            if (lo < hi) {
+                rows(w[i], ops[i], lo, hi, out[i], streams);
+                if (written != null && written.addAndGet(i, hi - lo) == w[i].rows()) done.accept(i);
+            }
         }
     }
 

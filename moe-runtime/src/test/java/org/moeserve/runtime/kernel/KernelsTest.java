@@ -121,10 +121,20 @@ class KernelsTest {
             for (int[] run : new int[][]{{1, 1}, {1, 2}, {1, 4}, {2, 1}, {2, 2}, {2, 4}, {3, 1}, {3, 2}, {3, 4}}) {
                 Parallel p = run[0] == 1 ? one : run[0] == 2 ? two : three;
                 p.reads().pin(run[1]);
-                float[][] got = new float[w.length][];
+                float[][] got = new float[w.length][], seen = new float[w.length][];
                 for (int i = 0; i < w.length; i++) got[i] = new float[w[i].rows()];
-                Kernels.matvecs(p, w, x, got);
-                for (int i = 0; i < w.length; i++) assertArrayEquals(want[i], got[i], w[i].dtype() + " product " + i + ", " + p.threads() + " threads, rows at once " + run[1]);
+                java.util.concurrent.atomic.AtomicIntegerArray calls = new java.util.concurrent.atomic.AtomicIntegerArray(w.length);
+                // the completion hook: once a product, with its outputs already final when it runs
+                Kernels.matvecs(p, w, x, got, i -> {
+                    calls.incrementAndGet(i);
+                    seen[i] = got[i].clone();
+                });
+                for (int i = 0; i < w.length; i++) {
+                    String what = w[i].dtype() + " product " + i + ", " + p.threads() + " threads, rows at once " + run[1];
+                    assertArrayEquals(want[i], got[i], what);
+                    assertEquals(1, calls.get(i), "done once: " + what);
+                    assertArrayEquals(want[i], seen[i], "done after the last row: " + what);
+                }
                 float[] alone = new float[big.rows()];
                 Kernels.matvec(big, x[1], alone, p);
                 assertArrayEquals(want[1], alone, "a big matrix alone, " + p.threads() + " threads, rows at once " + run[1]);
