@@ -8,7 +8,7 @@ import java.util.TreeMap;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
-/** The read pattern follows the steps' times: it explores every 16th step and keeps what is faster. */
+/** The read pattern follows the steps' times: it explores every 32nd step and keeps what is faster. */
 class ReadPatternTest {
     /**
      * Runs n steps whose time is cost[streams in use] under a host that drifts by {@code drift} from step to step;
@@ -29,13 +29,13 @@ class ReadPatternTest {
     void startsWithFourRowsExploresTheOthersInTurnAndMovesToTheFastest() {
         ReadPattern p = new ReadPattern(2);
         assertEquals(4, p.favoured(), "several threads start with four rows each");
-        Map<Integer, Integer> used = run(p, 192, Map.of(1, 1.15, 2, 1.12, 4, 1.0), 0);
-        assertEquals(Map.of(1, 6, 2, 6, 4, 180), used, "four rows fastest: every 16th step explores, one row and two in turn");
-        run(p, 320, Map.of(1, 1.0, 2, 1.06, 4, 1.12), 0.2); // one row 12% faster, the host drifting 20% a step
+        Map<Integer, Integer> used = run(p, 384, Map.of(1, 1.15, 2, 1.12, 4, 1.0), 0);
+        assertEquals(Map.of(1, 6, 2, 6, 4, 372), used, "four rows fastest: every 32nd step explores, one row and two in turn");
+        run(p, 640, Map.of(1, 1.0, 2, 1.06, 4, 1.12), 0.2); // one row 12% faster, the host drifting 20% a step
         assertEquals(1, p.favoured(), "moved to one row");
-        used = run(p, 192, Map.of(1, 1.0, 2, 1.06, 4, 1.12), 0.2);
-        assertEquals(180, used.get(1), "and keeps exploring every 16th step");
-        run(p, 320, Map.of(1, 1.1, 2, 1.0, 4, 1.1), 0.2);
+        used = run(p, 384, Map.of(1, 1.0, 2, 1.06, 4, 1.12), 0.2);
+        assertEquals(372, used.get(1), "and keeps exploring every 32nd step");
+        run(p, 640, Map.of(1, 1.1, 2, 1.0, 4, 1.1), 0.2);
         assertEquals(2, p.favoured(), "and moves again when two rows become the fastest");
     }
 
