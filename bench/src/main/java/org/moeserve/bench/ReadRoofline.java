@@ -88,9 +88,25 @@ final class ReadRoofline {
     }
 
     private static int read(MemorySegment c) {
+        return readFrom(c, 0);
+    }
+
+    /** Chunk c from byte {@code from} to its end: one stream, and the tails of the multi-stream reads. */
+    private static int readFrom(MemorySegment c, long from) {
         IntVector acc = IntVector.zero(I);
-        for (long o = 0, n = c.byteSize(); o < n; o += VEC) acc = acc.add(IntVector.fromMemorySegment(I, c, o, ByteOrder.LITTLE_ENDIAN));
+        for (long o = from, n = c.byteSize(); o < n; o += VEC) acc = acc.add(IntVector.fromMemorySegment(I, c, o, ByteOrder.LITTLE_ENDIAN));
         return acc.lane(0);
+    }
+
+    /** Two chunks at once: two streams. */
+    private static int readTwo(MemorySegment a, MemorySegment b) {
+        IntVector x = IntVector.zero(I), y = x;
+        long n = Math.min(a.byteSize(), b.byteSize());
+        for (long o = 0; o < n; o += VEC) {
+            x = x.add(IntVector.fromMemorySegment(I, a, o, ByteOrder.LITTLE_ENDIAN));
+            y = y.add(IntVector.fromMemorySegment(I, b, o, ByteOrder.LITTLE_ENDIAN));
+        }
+        return x.lane(0) + y.lane(0) + readFrom(a, n) + readFrom(b, n);
     }
 
     /** Four chunks at once: four streams. */
@@ -103,27 +119,7 @@ final class ReadRoofline {
             z = z.add(IntVector.fromMemorySegment(I, c, o, ByteOrder.LITTLE_ENDIAN));
             w = w.add(IntVector.fromMemorySegment(I, d, o, ByteOrder.LITTLE_ENDIAN));
         }
-        int s = x.lane(0) + y.lane(0) + z.lane(0) + w.lane(0);
-        for (MemorySegment m : new MemorySegment[]{a, b, c, d}) s += readFrom(m, n);
-        return s;
-    }
-
-    private static int readFrom(MemorySegment c, long from) {
-        IntVector acc = IntVector.zero(I);
-        for (long o = from, n = c.byteSize(); o < n; o += VEC) acc = acc.add(IntVector.fromMemorySegment(I, c, o, ByteOrder.LITTLE_ENDIAN));
-        return acc.lane(0);
-    }
-
-    private static int readTwo(MemorySegment a, MemorySegment b) {
-        IntVector x = IntVector.zero(I), y = x;
-        long n = Math.min(a.byteSize(), b.byteSize()), o = 0;
-        for (; o < n; o += VEC) {
-            x = x.add(IntVector.fromMemorySegment(I, a, o, ByteOrder.LITTLE_ENDIAN));
-            y = y.add(IntVector.fromMemorySegment(I, b, o, ByteOrder.LITTLE_ENDIAN));
-        }
-        for (long m = a.byteSize(); o < m; o += VEC) x = x.add(IntVector.fromMemorySegment(I, a, o, ByteOrder.LITTLE_ENDIAN));
-        for (long m = b.byteSize(), p = n; p < m; p += VEC) y = y.add(IntVector.fromMemorySegment(I, b, p, ByteOrder.LITTLE_ENDIAN));
-        return x.lane(0) + y.lane(0);
+        return x.lane(0) + y.lane(0) + z.lane(0) + w.lane(0) + readFrom(a, n) + readFrom(b, n) + readFrom(c, n) + readFrom(d, n);
     }
 
     /**

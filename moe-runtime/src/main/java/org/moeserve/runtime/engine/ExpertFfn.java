@@ -5,6 +5,8 @@ import org.moeserve.runtime.kernel.Parallel;
 import org.moeserve.runtime.model.ExpertWeights;
 import org.moeserve.runtime.model.Tensor;
 
+import java.util.concurrent.atomic.AtomicIntegerArray;
+
 /**
  * An expert's feed-forward network (and a dense layer's MLP, the same shape): down(silu(gate x) * up x), for a group
  * of rows at once, so each weight row is read once for all of them. Every executor (the engine's own, in-process
@@ -43,7 +45,7 @@ public final class ExpertFfn {
             go[2 * i + 1] = new float[w[i].up().rows()];
             down[i] = w[i].down();
         }
-        java.util.concurrent.atomic.AtomicIntegerArray halves = new java.util.concurrent.atomic.AtomicIntegerArray(k);
+        AtomicIntegerArray halves = new AtomicIntegerArray(k);
         // an expert's swiglu runs in the fork, on the thread that finishes the second of its gate and up products,
         // while the other threads read on (on the caller after the fork, a token's eight swiglus cost 66 us a layer)
         Kernels.matvecs(par, gu, gx, go, p -> {

@@ -8,9 +8,11 @@ import org.moeserve.runtime.model.DType;
 import org.moeserve.runtime.model.Tensor;
 
 import java.lang.foreign.MemorySegment;
-import java.util.concurrent.atomic.AtomicLong;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.util.concurrent.atomic.AtomicIntegerArray;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.IntConsumer;
 
 /**
  * The hot math of the forward pass, as in llama2.c's run.c: one function per kind of math, each over arrays or
@@ -39,11 +41,6 @@ public final class Kernels {
     static final int GRAIN_MACS = 1 << 15;
 
     /**
-     * Decode's products below this many multiply-adds run on the calling thread: waking a parked worker and waiting
-     * for its last chunk cost 60-80 us a fork on this project's 2-vCPU VM, where one thread reads a 64x2048 BF16
-     * router in 14 us and a 576x2048 projection in 62 us (against 71 and 139 us forked).
-     */
-    /**
      * The smallest piece decode's forks hand out ({@link #matvecs}), in multiply-adds (512 KB of BF16), unless a
      * sixteenth of a thread's share is smaller. Pieces are guided: each is half of what is left over the threads, so a
      * thread reads long runs first (a stream restarts at every piece) and short ones at the end (the caller waits for
@@ -53,6 +50,11 @@ public final class Kernels {
      */
     static final long CHUNK_MACS = 1L << 18;
 
+    /**
+     * Decode's products below this many multiply-adds run on the calling thread: waking a parked worker and waiting
+     * for its last chunk cost 60-80 us a fork on this project's 2-vCPU VM, where one thread reads a 64x2048 BF16
+     * router in 14 us and a 576x2048 projection in 62 us (against 71 and 139 us forked).
+     */
     static final long FORK_MACS = 1L << 21;
 
     // ---------------------------------------------------------------------------------------------------------
@@ -709,7 +711,7 @@ public final class Kernels {
      * runs inside the fork, spread over the threads, instead of on the caller after it. The last writer learns it is
      * last from a count it adds to after its rows, so it sees every row's value.
      */
-    public static void matvecs(Parallel par, Tensor[] w, float[][] x, float[][] out, java.util.function.IntConsumer done) {
+    public static void matvecs(Parallel par, Tensor[] w, float[][] x, float[][] out, IntConsumer done) {
         int k = w.length;
         long macs = 0;
         for (Tensor t : w) macs += (long) t.rows() * t.cols();
@@ -733,7 +735,7 @@ public final class Kernels {
         long least = Math.max(GRAIN_MACS, Math.min(CHUNK_MACS, total / (threads * 16L)));
         int streams = par.reads().streams();
         AtomicLong next = new AtomicLong();
-        java.util.concurrent.atomic.AtomicIntegerArray written = done == null ? null : new java.util.concurrent.atomic.AtomicIntegerArray(k);
+        AtomicIntegerArray written = done == null ? null : new AtomicIntegerArray(k);
         // guided self-scheduling: each thread takes half of what is left over the threads, at least `least`
         par.forEach(threads, t -> {
             for (long a; (a = next.get()) < total; ) {
@@ -748,7 +750,7 @@ public final class Kernels {
      * with {@code written}, counts them per product and calls {@code done} for a product whose last rows these were.
      */
     private static void span(Tensor[] w, Operand[] ops, long[] start, float[][] out, long a, long b, int streams,
-                             java.util.concurrent.atomic.AtomicIntegerArray written, java.util.function.IntConsumer done) {
+                             AtomicIntegerArray written, IntConsumer done) {
         for (int i = 0; i < w.length; i++) {
             if (start[i + 1] <= a || start[i] >= b) continue;
             long cols = w[i].cols();

@@ -1,5 +1,7 @@
 package org.moeserve.runtime.kernel;
 
+import java.util.Arrays;
+
 /**
  * How a pool's threads read decode's weight rows: one, two or four rows at once per thread, each a fraction of the
  * thread's piece apart (that many sequential memory streams a thread). On this project's 2-vCPU VM, V2-Lite-shaped
@@ -38,7 +40,7 @@ public final class ReadPattern {
 
     /** Holds the pattern at {@code rows} (1, 2 or 4) and stops tuning: for benchmarks that compare patterns. */
     public synchronized void pin(int rows) {
-        int i = java.util.Arrays.binarySearch(STREAMS, rows);
+        int i = Arrays.binarySearch(STREAMS, rows);
         if (i < 0) throw new IllegalArgumentException("rows at once is " + rows + " but must be 1, 2 or 4");
         pinned = best = i;
         streams = rows;
@@ -64,7 +66,7 @@ public final class ReadPattern {
             ratio[e] = samples[e] == 0 ? r : ratio[e] + ALPHA * (r - ratio[e]);
             if (++samples[e] >= MIN_SAMPLES && ratio[e] < SWITCH) {
                 best = e;
-                java.util.Arrays.fill(samples, 0);
+                Arrays.fill(samples, 0);
                 lastBest = nanos;
             }
         } else {
